@@ -1,0 +1,96 @@
+"""What every model of the suite carries, and loading a saved one.
+
+A saved ``model.keras`` says what it expects in a ``SuiteInfo`` layer placed on its
+input: the task (``sr2``, ``sr4``, ``sr8``, ``noise64`` ...), the scale, the input
+kind and the size multiple. ``SuiteInfo`` is an identity op (free at run time); it is
+a registered layer with ``get_config`` so that models load with ``safe_mode=True``.
+
+Input kinds:
+  * ``"upsampled"``: the model takes the LR image bicubic-upsampled to the output size
+    (the prototypes: SRCNN-style pre-upsampling), or the noisy image for denoising;
+  * ``"lr"``: the model takes the LR image itself and upsamples inside.
+Images enter and leave every model as float32 NHWC RGB in [0, 1].
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+
+from util.files import UserError
+
+TASKS = {
+    # task: (scale, data key of the degraded input in datasets/<source>/)
+    "sr2": (2, "x2"),
+    "sr4": (4, "x4"),
+    "sr8": (8, "x8"),
+    "noise64": (1, "noise64"),
+    "noise64blur": (1, "noise64blur"),
+    "x4noise64": (4, "x4noise64"),
+}
+
+
+def task_scale(task: str) -> int:
+    if task not in TASKS:
+        raise UserError(f"TASK={task!r} is unknown; use one of {', '.join(TASKS)}")
+    return TASKS[task][0]
+
+
+@keras.saving.register_keras_serializable(package="suite")
+class SuiteInfo(keras.layers.Layer):
+    """Identity layer whose config records what the model expects (see module doc)."""
+
+    def __init__(self, task="sr4", scale=4, input_kind="upsampled", size_multiple=1, architecture="", **kwargs):
+        super().__init__(**kwargs)
+        self.task = task
+        self.scale = int(scale)
+        self.input_kind = input_kind
+        self.size_multiple = int(size_multiple)
+        self.architecture = architecture
+
+    def call(self, inputs):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            task=self.task,
+            scale=self.scale,
+            input_kind=self.input_kind,
+            size_multiple=self.size_multiple,
+            architecture=self.architecture,
+        )
+        return config
+
+    def info(self) -> dict:
+        return {
+            "task": self.task,
+            "scale": self.scale,
+            "input_kind": self.input_kind,
+            "size_multiple": self.size_multiple,
+            "architecture": self.architecture,
+        }
+
+
+def model_info(model: keras.Model) -> dict:
+    """The SuiteInfo of a model as a dict (task, scale, input_kind, size_multiple, architecture)."""
+    for layer in model.layers:
+        if isinstance(layer, SuiteInfo):
+            return layer.info()
+    raise UserError(f"model {model.name!r} has no SuiteInfo layer; it was not built by this suite")
+
+
+def load_model(path) -> tuple[keras.Model, dict]:
+    """Load a ``.keras`` file with ``safe_mode=True``; return the model and its info."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such model file; train one first or give --model PATH")
+    try:
+        model = keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as err:  # Keras raises many types for a bad archive
+        raise UserError(f"{path}: not a loadable .keras model ({type(err).__name__}: {err})") from None
+    return model, model_info(model)
