@@ -17,8 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from util.files import UserError
+from util.resize import bicubic_upscale
 
 TASKS = {
     # task: (scale, data key of the degraded input in datasets/<source>/)
@@ -94,3 +96,20 @@ def load_model(path) -> tuple[keras.Model, dict]:
     except Exception as err:  # Keras raises many types for a bad archive
         raise UserError(f"{path}: not a loadable .keras model ({type(err).__name__}: {err})") from None
     return model, model_info(model)
+
+
+def prepare_input(degraded: np.ndarray, info: dict, batch: bool = False) -> np.ndarray:
+    """Degraded image(s) -> what the model takes: float32 in [0, 1].
+
+    ``degraded`` is HWC (or NHWC with ``batch``), uint8, uint16 or float in [0, 1]:
+    the LR image for SR tasks, the noisy image for denoising. Models whose
+    ``input_kind`` is ``"upsampled"`` get it bicubic-upsampled by the task's scale
+    first (uint8 stays uint8 and is rounded, as the stored training inputs are).
+    """
+    if info["input_kind"] == "upsampled" and info["scale"] > 1:
+        degraded = bicubic_upscale(degraded, info["scale"], batch=batch)
+    if degraded.dtype == np.uint8:
+        return degraded.astype(np.float32) / 255.0
+    if degraded.dtype == np.uint16:
+        return degraded.astype(np.float32) / 65535.0
+    return degraded.astype(np.float32)
