@@ -31,6 +31,28 @@ def run_cli(main, argv=None) -> int:
     return 0
 
 
+def import_tensorflow_quietly():
+    """Import TensorFlow with its C++ start-up lines (oneDNN, absl) kept off stderr.
+
+    They are printed before TF_CPP_MIN_LOG_LEVEL is read, so only hiding file
+    descriptor 2 during the import keeps a script's stderr to what it has to say.
+    An import error is raised as usual, with stderr restored.
+    """
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return tensorflow
+
+
 # ---- 2. Files written atomically ---------------------------------------------
 
 
@@ -43,7 +65,8 @@ def atomic_path(path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    # The temporary name ends with the real suffix, for writers that check it (Keras).
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import keras
 import numpy as np
 
-from util.files import UserError
+from util.files import UserError, import_tensorflow_quietly
 from util.resize import bicubic_upscale
+
+import_tensorflow_quietly()
+import keras  # noqa: E402  (after TensorFlow, imported quietly above)
 
 TASKS = {
     # task: (scale, data key of the degraded input in datasets/<source>/)

@@ -1,0 +1,103 @@
+"""Short real trainings of the two prototype models, and their reports."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import util
+from util.models import load_model
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--train-patches", "16", "--backprops", "32", "--batch", "8", "--epochs", "2", "--val-patches", "8"]
+
+
+@pytest.fixture(scope="module")
+def tiny_pairs(tmp_path_factory):
+    """A data set in download.py's layout: 24 train / 8 test patches of scikit-image photos."""
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("datasets") / "tiny"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for split, image, count in (("train", data.astronaut(), 24), ("test", data.coffee(), 8)):
+        corners = rng.integers(0, np.array(image.shape[:2]) - 128, size=(count, 2))
+        hr = np.stack([image[y : y + 128, x : x + 128] for y, x in corners])
+        np.save(folder / f"{split}_hr.npy", hr)
+        for factor in (2, 4, 8):
+            np.save(folder / f"{split}_x{factor}.npy", util.bicubic_downscale(hr, factor, batch=True))
+        noisy = np.clip(hr + rng.normal(0, 64, hr.shape), 0, 255).round().astype(np.uint8)
+        np.save(folder / f"{split}_noise64.npy", noisy)
+    return folder
+
+
+def check_run(run_dir: Path, task: str, n_test: int):
+    for name in ("model.keras", "results.json", "results.md", "comparison.png", "training_curve.png", "training.csv"):
+        assert (run_dir / name).is_file(), name
+    assert not (run_dir / "backup").exists(), "BackupAndRestore leaves nothing behind after a finished run"
+    results = json.loads((run_dir / "results.json").read_text())
+    for key in ("model", "dataset", "task", "train_patches", "backprops", "wall_seconds", "n_test"):
+        assert key in results
+    assert results["task"] == task and results["n_test"] == n_test and results["train_patches"] == 16
+    assert results["backprops"] == 32
+    for scores in (results["baseline"], results["model_scores"]):
+        assert np.isfinite(scores["psnr"]) and 5 < scores["psnr"] < 60
+        assert 0 < scores["ssim"] <= 1
+    model, info = load_model(run_dir / "model.keras")
+    assert info["task"] == task
+    out = np.asarray(model(np.zeros((1, 32, 48, 3), np.float32)))
+    assert out.shape == (1, 32, 48, 3) and np.isfinite(out).all()
+    return results
+
+
+def test_inception2_trains_scores_and_test_role_reproduces(tiny_pairs, tmp_path):
+    import inception2
+
+    args = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY]
+    inception2.main(args)
+    run_dir = tmp_path / "inception2-sr4-16-tiny"
+    results = check_run(run_dir, "sr4", 8)
+    # The baseline of the test pairs is bicubic, recomputed independently here.
+    lr, hr = np.load(tiny_pairs / "test_x4.npy"), np.load(tiny_pairs / "test_hr.npy")
+    bicubic = util.bicubic_upscale(lr, 4, batch=True)
+    expected = np.mean([util.psnr(b, h) for b, h in zip(bicubic, hr, strict=True)])
+    assert results["baseline"]["psnr"] == pytest.approx(expected, abs=1e-9)
+
+    inception2.main([*args, "--role", "test"])
+    again = json.loads((run_dir / "test_results.json").read_text())
+    assert again["model_scores"]["psnr"] == pytest.approx(results["model_scores"]["psnr"], abs=1e-6)
+    assert again["model_scores"]["ssim"] == pytest.approx(results["model_scores"]["ssim"], abs=1e-6)
+
+
+def test_unet_autoencoder_trains_for_denoising(tiny_pairs, tmp_path):
+    import unet_autoencoder
+
+    unet_autoencoder.main(["--dataset", str(tiny_pairs), "--out", str(tmp_path), "--task", "noise64", *TINY])
+    results = check_run(tmp_path / "unet_autoencoder-noise64-16-tiny", "noise64", 8)
+    assert results["baseline_name"] == "noisy input"
+
+
+def test_missing_dataset_is_one_line_error(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "inception2.py", "--dataset", "nowhere", "--out", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: DATASET='nowhere'") and "download.py" in lines[-1]
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_constant_is_one_line_error(tiny_pairs, tmp_path):
+    import inception2
+
+    with pytest.raises(util.UserError, match="TASK='sr3'"):
+        inception2.main(["--dataset", str(tiny_pairs), "--task", "sr3"])
+    with pytest.raises(util.UserError, match="BACKPROPS=0"):
+        inception2.main(["--dataset", str(tiny_pairs), "--backprops", "0"])

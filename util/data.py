@@ -1,0 +1,96 @@
+"""Patch pairs written by ``download.py`` -> arrays and ``tf.data`` pipelines.
+
+On disk (the data step's contract): ``datasets/<source>/{train,test}_<key>.npy``,
+uint8 NHWC RGB, where ``key`` is ``hr`` or a degradation (``x2``, ``x4``, ``x8``,
+``noise64``, ``noise64blur``, ``x4noise64``; see ``util.models.TASKS``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from util.files import UserError
+from util.models import TASKS, task_scale
+from util.resize import bicubic_upscale
+
+REPO = Path(__file__).resolve().parent.parent
+DATASETS = REPO / "datasets"
+
+
+def dataset_dir(dataset: str, root=None) -> Path:
+    """Folder of a data set: ``<root>/<dataset>`` (root defaults to ``datasets/`` of the repo).
+
+    ``dataset`` may also be a path to such a folder.
+    """
+    candidate = Path(dataset)
+    if candidate.is_dir() and (candidate / "train_hr.npy").exists():
+        return candidate
+    folder = Path(root or DATASETS) / dataset
+    if not (folder / "train_hr.npy").exists():
+        raise UserError(
+            f"DATASET={dataset!r}: no pairs in {folder}; run `python3 download.py {dataset}` first "
+            "(or `python3 download.py` for the built-in images)"
+        )
+    return folder
+
+
+def load_split(folder: Path, task: str, split: str, count: int | None = None, start: int = 0):
+    """(degraded, hr) uint8 arrays of one split, patches [start, start + count).
+
+    Uses memory mapping so that a 10000-patch file costs only what is taken.
+    """
+    task_scale(task)  # validates the task name
+    key = TASKS[task][1]
+    paths = [folder / f"{split}_{key}.npy", folder / f"{split}_hr.npy"]
+    for path in paths:
+        if not path.exists():
+            raise UserError(f"{path}: missing; run `python3 download.py` again for this data set")
+    degraded, hr = (np.load(path, mmap_mode="r") for path in paths)
+    if len(degraded) != len(hr):
+        raise UserError(f"{folder}: {paths[0].name} and {paths[1].name} hold different counts; download again")
+    stop = len(hr) if count is None else min(len(hr), start + count)
+    if start >= stop:
+        raise UserError(f"{paths[1]}: has {len(hr)} patches, none left from index {start}; lower the count")
+    return np.ascontiguousarray(degraded[start:stop]), np.ascontiguousarray(hr[start:stop])
+
+
+def baseline(degraded: np.ndarray, task: str) -> np.ndarray:
+    """What the model must beat: bicubic upsampling for SR, the noisy input for denoising (uint8 NHWC)."""
+    scale = task_scale(task)
+    return bicubic_upscale(degraded, scale, batch=True) if scale > 1 else degraded
+
+
+def make_dataset(inputs: np.ndarray, targets: np.ndarray, batch: int, seed: int, augment: bool = False):
+    """Endless shuffled ``tf.data`` of (input, target) float32 batches in [0, 1].
+
+    ``inputs`` and ``targets`` are uint8 NHWC (the model's input kind already
+    applied). ``augment`` adds a random one of the eight flips/rotations, the same
+    for input and target.
+    """
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((inputs, targets))
+    ds = ds.shuffle(min(len(inputs), 10_000), seed=seed, reshuffle_each_iteration=True).repeat()
+    if augment:
+        ds = ds.map(_dihedral, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch, drop_remainder=True).map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _to_float(x, y):
+    import tensorflow as tf
+
+    return tf.cast(x, tf.float32) / 255.0, tf.cast(y, tf.float32) / 255.0
+
+
+def _dihedral(x, y):
+    import tensorflow as tf
+
+    k = tf.random.uniform([], 0, 4, dtype=tf.int32)
+    flip = tf.random.uniform([]) < 0.5
+    x, y = tf.image.rot90(x, k), tf.image.rot90(y, k)
+    x = tf.cond(flip, lambda: tf.image.flip_left_right(x), lambda: x)
+    y = tf.cond(flip, lambda: tf.image.flip_left_right(y), lambda: y)
+    return x, y

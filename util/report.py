@@ -1,0 +1,112 @@
+"""What a run leaves for people to look at: results.md and the figures."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from util.files import atomic_path, write_text_atomic
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    _pyplot().close(fig)
+
+
+def results_markdown(results: dict, path: Path) -> str:
+    """A Markdown table of baseline vs model (mean ± std), written to ``path`` and returned."""
+    base, model = results["baseline"], results["model_scores"]
+    rows = [
+        f"# {results['model']} — {results['task']} on {results['dataset']}",
+        "",
+        f"{results['n_test']} test pairs; {results.get('protocol', '')}.",
+        f"Trained on {results.get('train_patches', '?')} pairs for {results.get('backprops', '?')} backprops "
+        f"({results.get('train_seconds', '?')} s of training, {results.get('wall_seconds', '?')} s in all).",
+        "",
+        "| | PSNR (dB) | SSIM |",
+        "|---|---|---|",
+        f"| {results.get('baseline_name', 'baseline')} | {base['psnr']:.2f} ± {base['psnr_std']:.2f} "
+        f"| {base['ssim']:.4f} ± {base['ssim_std']:.4f} |",
+        f"| {results['model']} | {model['psnr']:.2f} ± {model['psnr_std']:.2f} "
+        f"| {model['ssim']:.4f} ± {model['ssim_std']:.4f} |",
+        "",
+    ]
+    text = "\n".join(rows)
+    write_text_atomic(path, text)
+    return text
+
+
+def training_curve(csv_path: Path, png_path: Path) -> None:
+    """Training and validation PSNR (from the MSE/L1 loss logged by CSVLogger) per epoch."""
+    if not csv_path.exists():
+        return
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    plt = _pyplot()
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("loss", "training loss"), ("val_loss", "validation loss")):
+        values = [float(r[key]) for r in rows if r.get(key) not in (None, "")]
+        if len(values) == len(epochs):
+            ax.plot(epochs, values, marker="o", label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (images in [0, 1])")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    _save(fig, png_path)
+
+
+def model_diagram(model, png_path: Path) -> None:
+    """``keras.utils.plot_model``; without Graphviz, say so and go on."""
+    import keras
+
+    if shutil.which("dot") is None:
+        print("note: Graphviz is not installed, so model.png was not drawn (apt-get install graphviz)")
+        return
+    try:
+        with atomic_path(png_path) as tmp:
+            keras.utils.plot_model(model, to_file=str(tmp), show_shapes=True, dpi=60)
+    except (ImportError, OSError) as err:
+        print(f"note: model.png was not drawn ({err})")
+
+
+def comparison_figure(lr, base, outputs, hr, results: dict, png_path: Path, count: int = 4) -> None:
+    """Rows of test patches: degraded input, baseline, model, HR; each captioned with PSNR/SSIM."""
+    from util.metrics import psnr, ssim
+
+    plt = _pyplot()
+    n = min(count, len(hr))
+    # Spread the shown patches over the test set rather than taking the first few.
+    picks = np.linspace(0, len(hr) - 1, n).astype(int)
+    names = ["input", results.get("baseline_name", "baseline"), results["model"], "HR (target)"]
+    fig, axes = plt.subplots(n, 4, figsize=(12, 3.2 * n), squeeze=False)
+    for row, index in enumerate(picks):
+        for col, (name, image) in enumerate(zip(names, (lr, base, outputs, hr), strict=True)):
+            ax = axes[row][col]
+            ax.imshow(image[index], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            caption = name
+            if col in (1, 2):
+                caption += f"\n{psnr(image[index], hr[index]):.2f} dB / {ssim(image[index], hr[index]):.3f}"
+            elif col == 0:
+                caption += f" ({image[index].shape[1]}x{image[index].shape[0]})\ntest pair {index}"
+            ax.set_title(caption, fontsize=9)
+    fig.suptitle(f"{results['model']} — {results['task']} on {results['dataset']} (PSNR / SSIM against HR)")
+    _save(fig, png_path)

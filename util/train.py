@@ -1,0 +1,332 @@
+"""One experiment, shared by every model script: constants -> train -> score -> report.
+
+A model script holds its constants block, ``build_model(task)`` and a ``main`` that
+calls ``run_script``; everything else lives here, so two model scripts never repeat
+each other.
+
+Roles (``--role``):
+  * ``train`` (default): train on the first TRAIN_PATCHES training pairs for
+    BACKPROPS samples, keep the best weights on validation, then score on the test
+    pairs and write the report;
+  * ``test``: score a saved model (``--model``, default the run folder's) on the
+    test pairs and write the report again;
+  * ``predict``: write the model's outputs for a folder of images (``--input``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from util.files import UserError, write_json_atomic
+from util.models import model_info, prepare_input, task_scale
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Help for every constant a script may define; the flag is the lower-case name.
+CONSTANT_HELP = {
+    "DATASET": "data set under datasets/ written by download.py: builtin | div2k | mars | unsplash | a folder's name",
+    "TASK": "sr2 | sr4 | sr8 (bicubic x2/x4/x8) | noise64 | noise64blur | x4noise64",
+    "TRAIN_PATCHES": "train on the first N training pairs (the prototype's limit_data_size)",
+    "BACKPROPS": "training samples shown to the model in all, whatever TRAIN_PATCHES is",
+    "BATCH": "patches per gradient step",
+    "LEARNING_RATE": "Adam's learning rate",
+    "VAL_PATCHES": "validation pairs, taken from the END of the training split, for the best checkpoint",
+    "TEST_PATCHES": "test pairs to score (0 = all)",
+    "EPOCHS": "checkpoints/validations during training (BACKPROPS are split evenly among them)",
+    "OUT": "folder that receives the run folder <script>-<task>-<n>; relative to the repository",
+    "SEED": "random seed of weights, shuffling and dropout",
+    "PRECISION": "auto (bfloat16 where the CPU has native bf16, else float32) | float32 | mixed_bfloat16",
+}
+
+
+def parse_constants(constants: dict, argv, description: str) -> argparse.Namespace:
+    """Command-line flags for a script's constants block; each default is the constant."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    roles = ("train", "test", "predict")
+    parser.add_argument("--role", choices=roles, default="train", help="what to do (default train)")
+    parser.add_argument("--model", help="role test/predict: a saved .keras model (default: this run's model.keras)")
+    parser.add_argument("--input", help="role predict: an image or a folder of images")
+    parser.add_argument("--output", help="role predict: output folder (default: <run>/predictions)")
+    for name, default in constants.items():
+        kind = type(default)
+        parser.add_argument(
+            "--" + name.lower().replace("_", "-"),
+            dest=name,
+            type=kind,
+            default=default,
+            metavar=kind.__name__.upper(),
+            help=f"{CONSTANT_HELP.get(name, '')} (default {default!r})",
+        )
+    args = parser.parse_args(argv)
+    for name in ("TRAIN_PATCHES", "BACKPROPS", "BATCH", "EPOCHS"):
+        if name in constants and getattr(args, name) < 1:
+            raise UserError(f"{name}={getattr(args, name)} must be at least 1 (--{name.lower().replace('_', '-')})")
+    task_scale(args.TASK)
+    return args
+
+
+def configure_precision(precision: str) -> str:
+    """Set Keras's global dtype policy; return the one in force.
+
+    ``auto`` picks bfloat16 compute only where the CPU has native bf16 (AMX or
+    AVX512-BF16: twice the training speed measured on such a Xeon); elsewhere bf16 is
+    emulated and slower than float32. Variables and the model output stay float32.
+    """
+    import keras
+
+    if precision == "auto":
+        flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+        precision = "mixed_bfloat16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "float32"
+    if precision not in ("float32", "mixed_bfloat16"):
+        raise UserError(f"PRECISION={precision!r} is unknown; use auto, float32 or mixed_bfloat16")
+    keras.mixed_precision.set_global_policy(precision)
+    return precision
+
+
+def run_name(script: str, args) -> str:
+    name = f"{script}-{args.TASK}-{args.TRAIN_PATCHES}"
+    return name if args.DATASET == "builtin" else f"{name}-{Path(args.DATASET).name}"
+
+
+# ---- scoring -----------------------------------------------------------------
+
+
+def predict_patches(model, info: dict, degraded: np.ndarray, batch: int = 32) -> np.ndarray:
+    """Model outputs for uint8 NHWC degraded patches, as uint8 (rounded, clipped)."""
+    outputs = []
+    for start in range(0, len(degraded), batch):
+        x = prepare_input(degraded[start : start + batch], info, batch=True)
+        y = model(x, training=False)
+        outputs.append(np.clip(np.floor(np.asarray(y, dtype=np.float32) * 255.0 + 0.5), 0, 255).astype(np.uint8))
+    return np.concatenate(outputs)
+
+
+def score_pairs(outputs: np.ndarray, targets: np.ndarray) -> dict:
+    """The prototype's protocol: RGB PSNR / SSIM, data range 255, per patch, mean and std."""
+    from util.metrics import psnr, ssim
+
+    psnrs = np.array([psnr(o, t) for o, t in zip(outputs, targets, strict=True)])
+    ssims = np.array([ssim(o, t) for o, t in zip(outputs, targets, strict=True)])
+    finite = psnrs[np.isfinite(psnrs)]
+    return {
+        "psnr": float(finite.mean()),
+        "psnr_std": float(finite.std()),
+        "ssim": float(ssims.mean()),
+        "ssim_std": float(ssims.std()),
+        "per_patch_psnr": [round(float(v), 4) for v in psnrs],
+    }
+
+
+# ---- the roles -----------------------------------------------------------------
+
+
+# How a script trains; the prototypes use the defaults.
+DEFAULT_RECIPE = {"loss": "mse", "augment": False, "schedule": "constant"}
+
+
+def run_script(script: str, constants: dict, build_model, argv, description: str, recipe=None) -> Path:
+    """Parse the constants and run the chosen role; return the run folder.
+
+    ``build_model(task)`` returns an uncompiled model with a SuiteInfo layer;
+    ``recipe`` overrides DEFAULT_RECIPE (loss, augment with the 8 flips/rotations,
+    learning-rate schedule).
+    """
+    args = parse_constants(constants, argv, description)
+    run_dir = (REPO / args.OUT / run_name(script, args)).resolve()
+    if args.role == "train":
+        return train(script, args, build_model, run_dir, {**DEFAULT_RECIPE, **(recipe or {})})
+    if args.role == "test":
+        return test(script, args, run_dir)
+    return predict(args, run_dir)
+
+
+def make_optimizer(args, recipe: dict, total_steps: int):
+    """Adam at LEARNING_RATE, constant (the prototypes) or cosine-decayed to zero."""
+    import keras
+
+    rate = args.LEARNING_RATE
+    if recipe["schedule"] == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=total_steps)
+    return keras.optimizers.Adam(learning_rate=rate)
+
+
+def train(script: str, args, build_model, run_dir: Path, recipe: dict) -> Path:
+    import keras
+    import tensorflow as tf
+
+    from util import data, report
+
+    started = time.time()
+    folder = data.dataset_dir(args.DATASET)
+    precision = configure_precision(args.PRECISION)
+    keras.utils.set_random_seed(args.SEED)
+
+    model = build_model(args.TASK)
+    info = model_info(model)
+    train_lr, train_hr = data.load_split(folder, args.TASK, "train", args.TRAIN_PATCHES)
+    n_train_total = len(np.load(folder / "train_hr.npy", mmap_mode="r"))
+    val_start = max(0, n_train_total - args.VAL_PATCHES)
+    if val_start < len(train_hr):
+        print(f"note: the {args.VAL_PATCHES} validation pairs overlap the {len(train_hr)} training pairs")
+    val_lr, val_hr = data.load_split(folder, args.TASK, "train", args.VAL_PATCHES, start=val_start)
+    prepare = _stored_input(info)
+    train_x, val_x = prepare(train_lr), prepare(val_lr)
+
+    steps_total = max(1, args.BACKPROPS // args.BATCH)
+    epochs = min(args.EPOCHS, steps_total)
+    steps_per_epoch = math.ceil(steps_total / epochs)
+    train_ds = data.make_dataset(train_x, train_hr, args.BATCH, args.SEED, augment=recipe["augment"])
+    val_ds = tf.data.Dataset.from_tensor_slices((val_x, val_hr)).batch(32).map(data._to_float)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    best = run_dir / "best.weights.h5"
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.ModelCheckpoint(str(best), monitor="val_loss", save_best_only=True, save_weights_only=True),
+        keras.callbacks.CSVLogger(str(run_dir / "training.csv"), append=True),
+        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    model.compile(optimizer=make_optimizer(args, recipe, steps_per_epoch * epochs), loss=recipe["loss"])
+    print(
+        f"{script}: {info['architecture']}, {model.count_params():,} parameters, {precision}; "
+        f"{len(train_hr)} training pairs from {folder}, {epochs} epochs x {steps_per_epoch} steps x batch {args.BATCH}"
+    )
+    fit_started = time.time()
+    model.fit(
+        train_ds, epochs=epochs, steps_per_epoch=steps_per_epoch, validation_data=val_ds, callbacks=callbacks, verbose=2
+    )
+    train_seconds = time.time() - fit_started
+    if not np.isfinite(model.evaluate(val_ds, verbose=0)):
+        raise UserError(f"training diverged (loss is not finite); lower LEARNING_RATE={args.LEARNING_RATE}")
+    if best.exists():
+        model.load_weights(best)
+
+    # Save in float32 whatever the training precision, so that the model runs fast
+    # on any CPU: rebuild the same architecture under the float32 policy.
+    keras.mixed_precision.set_global_policy("float32")
+    saved = build_model(args.TASK)
+    saved.set_weights(model.get_weights())
+    from util.files import atomic_path
+
+    with atomic_path(run_dir / "model.keras") as tmp:
+        keras.saving.save_model(saved, tmp)
+    best.unlink(missing_ok=True)
+
+    meta = {
+        "model": script,
+        "architecture": info["architecture"],
+        "parameters": int(saved.count_params()),
+        "dataset": args.DATASET,
+        "task": args.TASK,
+        "train_patches": len(train_hr),
+        "backprops": steps_per_epoch * epochs * args.BATCH,
+        "batch": args.BATCH,
+        "learning_rate": args.LEARNING_RATE,
+        "recipe": recipe,
+        "seed": args.SEED,
+        "precision": precision,
+        "train_seconds": round(train_seconds, 1),
+        "train_samples_per_second": round(steps_per_epoch * epochs * args.BATCH / train_seconds, 2),
+    }
+    results = evaluate_run(saved, args, folder, run_dir, meta)
+    report.training_curve(run_dir / "training.csv", run_dir / "training_curve.png")
+    report.model_diagram(saved, run_dir / "model.png")
+    results["wall_seconds"] = round(time.time() - started, 1)
+    write_json_atomic(run_dir / "results.json", results)
+    report.results_markdown(results, run_dir / "results.md")
+    print(
+        f"{script} {args.TASK} on {args.DATASET}: {results['n_test']} test pairs, "
+        f"baseline {results['baseline']['psnr']:.2f} dB / {results['baseline']['ssim']:.4f}, "
+        f"model {results['model_scores']['psnr']:.2f} dB / {results['model_scores']['ssim']:.4f}; "
+        f"wall time {results['wall_seconds']:.0f} s; outputs in {run_dir}"
+    )
+    return run_dir
+
+
+def _stored_input(info: dict):
+    """uint8 degraded patches -> uint8 patches in the model's input kind (upsampled once, up front)."""
+    if info["input_kind"] == "upsampled" and info["scale"] > 1:
+        from util.resize import bicubic_upscale
+
+        return lambda lr: bicubic_upscale(lr, info["scale"], batch=True)
+    return lambda lr: lr
+
+
+def evaluate_run(model, args, folder: Path, run_dir: Path, meta: dict) -> dict:
+    """Score ``model`` and the baseline on the test pairs; write comparison.png; return results."""
+    from util import data, report
+
+    info = model_info(model)
+    test_lr, test_hr = data.load_split(folder, args.TASK, "test", args.TEST_PATCHES or None)
+    started = time.time()
+    outputs = predict_patches(model, info, test_lr)
+    infer_seconds = time.time() - started
+    base = data.baseline(test_lr, args.TASK)
+    results = dict(meta)
+    results.update(
+        n_test=len(test_hr),
+        protocol="RGB PSNR/SSIM, data range 255, no border crop, scikit-image SSIM (the prototype's)",
+        baseline_name="bicubic" if info["scale"] > 1 else "noisy input",
+        baseline=score_pairs(base, test_hr),
+        model_scores=score_pairs(outputs, test_hr),
+        test_patches_per_second=round(len(test_hr) / infer_seconds, 2),
+    )
+    report.comparison_figure(test_lr, base, outputs, test_hr, results, run_dir / "comparison.png")
+    return results
+
+
+def test(script: str, args, run_dir: Path) -> Path:
+    import json
+
+    from util import data, report
+    from util.models import load_model
+
+    model_path = Path(args.model) if args.model else run_dir / "model.keras"
+    model, info = load_model(model_path)
+    if info["task"] != args.TASK:
+        raise UserError(f"{model_path} was trained for TASK={info['task']!r}; pass --task {info['task']}")
+    out_dir = model_path.parent
+    previous = out_dir / "results.json"
+    meta = json.loads(previous.read_text()) if previous.exists() else {"model": script, "task": args.TASK}
+    meta.update(dataset=args.DATASET)
+    results = evaluate_run(model, args, data.dataset_dir(args.DATASET), out_dir, meta)
+    write_json_atomic(out_dir / "test_results.json", results)
+    report.results_markdown(results, out_dir / "test_results.md")
+    print(
+        f"test {model_path} on {args.DATASET} {args.TASK}: {results['n_test']} pairs, "
+        f"baseline {results['baseline']['psnr']:.2f} dB / {results['baseline']['ssim']:.4f}, "
+        f"model {results['model_scores']['psnr']:.2f} dB / {results['model_scores']['ssim']:.4f}"
+    )
+    return out_dir
+
+
+def predict(args, run_dir: Path) -> Path:
+    from util.images import list_images, load_image_rgb
+    from util.inference import enhance_array
+    from util.models import load_model
+
+    if not args.input:
+        raise UserError("--role predict needs --input IMAGE_OR_FOLDER")
+    source = Path(args.input)
+    files = [source] if source.is_file() else list_images(source)
+    if not files:
+        raise UserError(f"{source}: no images found")
+    model, info = load_model(Path(args.model) if args.model else run_dir / "model.keras")
+    out_dir = Path(args.output) if args.output else run_dir / "predictions"
+    from PIL import Image
+
+    from util.files import atomic_path
+
+    for path in files:
+        result = enhance_array(model, info, load_image_rgb(path))
+        target = out_dir / f"{path.stem}.png"
+        with atomic_path(target) as tmp:
+            Image.fromarray(result).save(tmp, format="PNG")
+        print(f"{path} -> {target}")
+    return out_dir
