@@ -1,0 +1,100 @@
+"""Turn a source of images into 128x128 HR/LR training pairs: ``datasets/<source>/*.npy``.
+
+    python3 download.py                          # builtin images, no network
+    python3 download.py mars                     # Curiosity rover images from Zenodo
+    python3 download.py div2k --train 1000 --test 100
+    python3 download.py --folder ~/photos        # -> datasets/folder-photos/
+
+Writes ``<out>/<dataset>/{train,test}_{hr,x2,x4,x8,noise64,noise64blur,x4noise64}.npy``
+(uint8 NHWC RGB) and ``manifest.json`` (see download_module/pairs.py for the
+degradations). Archives are kept in ``<out>/downloads/`` and extracted into
+``<out>/raw/<source>/``, so a second run needs no network; when the manifest
+already matches the settings, nothing is rewritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+import util
+from download_module import SOURCES, folder, pairs
+
+# ---- Constants: edit these -------------------------------------------------
+SOURCE = "builtin"  # builtin | div2k | mars | unsplash (or give --folder PATH)
+TRAIN_PATCHES = 10_000  # the prototype's count
+TEST_PATCHES = 1_000
+SEED = 0
+OUT = Path(__file__).resolve().parent / "datasets"  # next to this file, whatever the current folder
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Cut 128x128 HR patches from a source of images and store them with their degraded "
+        "versions (bicubic x2/x4/x8, Gaussian noise sigma 64, noise + blur, x4 + noise) as .npy files.",
+    )
+    parser.add_argument(
+        "source",
+        nargs="?",
+        choices=sorted(SOURCES),
+        help=f"where the HR images come from (default {SOURCE}: scikit-image's bundled photographs, no network)",
+    )
+    parser.add_argument("--folder", type=Path, help="use every image below this folder instead of a named source")
+    parser.add_argument(
+        "--name", help="dataset name for --folder (default folder-<basename>); training scripts read datasets/<name>/"
+    )
+    parser.add_argument("--train", type=int, default=TRAIN_PATCHES, help="number of train patches (%(default)s)")
+    parser.add_argument("--test", type=int, default=TEST_PATCHES, help="number of test patches (%(default)s)")
+    parser.add_argument("--seed", type=int, default=SEED, help="seed of the crops and the noise (%(default)s)")
+    parser.add_argument("--out", type=Path, default=OUT, help="output folder (default: datasets/ next to download.py)")
+    parser.add_argument(
+        "--url",
+        help="mirror: base URL of a folder holding the source's archives under their official names "
+        "(DIV2K_train_HR.zip and DIV2K_valid_HR.zip, msl-images.zip, image-super-resolution-from-unsplash.zip); "
+        "for mars and unsplash the archive's own URL (ending in .zip) works too",
+    )
+    return parser.parse_args(argv)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current folder when it lies below it, else absolute."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.train < 1 or args.test < 1:
+        raise util.UserError(f"--train {args.train} --test {args.test}: both must be at least 1")
+    if args.folder is not None:
+        if args.source:
+            raise util.UserError(f"give either a source ({args.source}) or --folder, not both")
+        name = args.name or folder.dataset_name(args.folder)
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or name in SOURCES or name in ("raw", "downloads"):
+            raise util.UserError(f"--name {name!r}: use letters, digits, '.', '_', '-', and not a source's name")
+        images = folder.find_images(args.folder, args.url)
+    else:
+        if args.name:
+            raise util.UserError("--name only applies to --folder; a named source writes datasets/<source>/")
+        name = args.source or SOURCE
+        images = SOURCES[name].find_images(args.out, args.url)
+
+    dest = args.out / name
+    counts = {"train": args.train, "test": args.test}
+    settings = pairs.dataset_settings(name, images, counts, args.seed)
+    summary = f"seed {args.seed}, {args.train}/{args.test}"
+    if pairs.is_up_to_date(dest, settings):
+        print(f"{_shown(dest)}: up to date ({summary})")
+        return
+    started = time.monotonic()
+    pairs.write_dataset(dest, images, settings)
+    print(f"{_shown(dest)}: wrote {summary} patches in {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(util.run_cli(main))

@@ -1,0 +1,216 @@
+"""HTTP downloads that resume, and zip extraction that stays inside its folder.
+
+Every source that fetches an archive goes through ``download`` and ``extract_zip``,
+so a new source only names its URLs. Standard library only (urllib), no extra
+dependency.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from tqdm import tqdm
+
+from util import UserError
+
+RETRIES = 5  # attempts per download, each resuming where the last one stopped
+BACKOFF_S = 2.0  # wait before retry n is BACKOFF_S * 2 ** (n - 1) seconds
+TIMEOUT_S = 60.0  # socket timeout of one request
+CHUNK_BYTES = 1 << 20
+USER_AGENT = "image-enhance-suite-download/1.0 (+urllib)"
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+# ---- 1. URLs ----------------------------------------------------------------
+
+
+def archive_url(mirror: str | None, default_url: str, name: str) -> str:
+    """URL of archive ``name``: ``default_url`` or, with a mirror, ``<mirror>/<name>``.
+
+    A mirror (``--url``) is the base URL of a folder holding the source's archives
+    under their official names. A mirror URL that already ends in ``.zip`` is taken
+    as the archive itself (handy for sources with a single archive).
+    """
+    if not mirror:
+        return default_url
+    if urllib.parse.urlsplit(mirror).path.lower().endswith(".zip"):
+        return mirror
+    return mirror.rstrip("/") + "/" + urllib.parse.quote(name)
+
+
+# ---- 2. Download --------------------------------------------------------------
+
+
+class _Retry(Exception):
+    """A transfer that failed in a way worth trying again (the .part file is kept)."""
+
+
+def download(url: str, dest) -> Path:
+    """Download ``url`` to ``dest`` unless ``dest`` exists; return ``dest``.
+
+    The bytes go to ``dest.part`` first; an interrupted transfer resumes from it
+    with an HTTP Range request, up to RETRIES attempts with exponential backoff.
+    The size is checked against Content-Length (or the total of Content-Range)
+    before ``dest.part`` is renamed to ``dest``, so ``dest`` is always complete.
+    """
+    dest = Path(dest)
+    if dest.exists():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    last_error = "no attempt"
+    for attempt in range(1, RETRIES + 1):
+        try:
+            _transfer(url, part)
+            os.replace(part, dest)
+            return dest
+        except _Retry as err:
+            last_error = str(err)
+        if attempt < RETRIES:
+            wait = BACKOFF_S * 2 ** (attempt - 1)
+            print(f"{dest.name}: {last_error}; retrying in {wait:g} s ({attempt}/{RETRIES})", flush=True)
+            time.sleep(wait)
+    raise UserError(
+        f"{url}: download failed after {RETRIES} attempts ({last_error}); run again to resume from {part}, "
+        f"or put the file at {dest} yourself"
+    )
+
+
+def _transfer(url: str, part: Path) -> None:
+    """One attempt: append the missing bytes of ``url`` to ``part``; raise _Retry if incomplete."""
+    offset = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and offset:
+            _check_complete_after_416(err, part, offset)
+            return
+        if err.code >= 500 or err.code in (408, 429):
+            raise _Retry(f"HTTP {err.code} {err.reason}") from None
+        raise UserError(f"{url}: HTTP {err.code} {err.reason}; check the URL (--url) or try again later") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
+        reason = getattr(err, "reason", err)
+        raise _Retry(f"cannot connect ({reason})") from None
+
+    with response:
+        status = response.status or 200  # file:// URLs have no status
+        if status == 206:
+            match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+            if not match or int(match.group(1)) != offset:
+                part.unlink(missing_ok=True)  # the server sent another range: start over
+                raise _Retry("server answered a different byte range; restarting")
+            total = None if match.group(3) == "*" else int(match.group(3))
+        else:
+            if offset:
+                part.unlink(missing_ok=True)  # the server ignored Range: it sends everything
+                offset = 0
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+        _stream(response, part, offset, total)
+
+    size = part.stat().st_size
+    if total is not None and size != total:
+        if size > total:
+            part.unlink()
+            raise _Retry(f"got {size} bytes, more than the announced {total}; restarting")
+        raise _Retry(f"transfer cut off at {size} of {total} bytes")
+
+
+def _stream(response, part: Path, offset: int, total: int | None) -> None:
+    with (
+        open(part, "ab" if offset else "wb") as f,
+        tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=part.stem) as bar,
+    ):
+        try:
+            while chunk := response.read(CHUNK_BYTES):
+                f.write(chunk)
+                bar.update(len(chunk))
+        except (TimeoutError, OSError, http.client.HTTPException) as err:
+            raise _Retry(f"connection lost ({err or type(err).__name__})") from None
+
+
+def _check_complete_after_416(err: urllib.error.HTTPError, part: Path, offset: int) -> None:
+    """416 on a resume: the .part file may already hold every byte (a crash before the rename)."""
+    match = re.match(r"bytes\s+\*/(\d+)", err.headers.get("Content-Range", "") if err.headers else "")
+    if match and int(match.group(1)) == offset:
+        return
+    part.unlink(missing_ok=True)
+    raise _Retry("server refused to resume; restarting")
+
+
+# ---- 3. Zip extraction ---------------------------------------------------------
+
+
+def extract_zip(archive, target) -> Path:
+    """Extract ``archive`` into ``target`` once; return ``target``.
+
+    Entries that would land outside ``target`` (absolute paths, ``..``, drive
+    letters) make the whole archive refused before anything is written. A marker
+    file records a finished extraction, so a second call with the same archive
+    does nothing; an interrupted one is redone.
+    """
+    archive, target = Path(archive), Path(target)
+    marker = target / f".{archive.name}.extracted"
+    stamp = {"archive": archive.name, "bytes": archive.stat().st_size}
+    if marker.exists() and _read_json(marker) == stamp:
+        return target
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = zf.infolist()
+            for info in members:
+                _check_member(archive, target, info.filename)
+            target.mkdir(parents=True, exist_ok=True)
+            for info in tqdm(members, desc=f"extract {archive.name}", unit="file"):
+                _extract_member(zf, info, target)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as err:
+        raise UserError(f"{archive}: not a readable zip archive ({err}); delete it and run again") from None
+    marker.write_text(json.dumps(stamp) + "\n")
+    return target
+
+
+def _check_member(archive: Path, target: Path, name: str) -> None:
+    posix = name.replace("\\", "/")
+    parts = PurePosixPath(posix).parts
+    outside = (
+        posix.startswith("/")
+        or re.match(r"^[A-Za-z]:", posix) is not None
+        or ".." in parts
+        or not (target.resolve() / posix).resolve().is_relative_to(target.resolve())
+    )
+    if outside:
+        raise UserError(
+            f"{archive}: refusing to extract entry {name!r}, it would land outside {target}; "
+            "the archive is unsafe or corrupt, delete it and get it again"
+        )
+
+
+def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> None:
+    path = target / info.filename.replace("\\", "/")
+    if info.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    with zf.open(info) as src, open(tmp, "wb") as dst:
+        shutil.copyfileobj(src, dst, CHUNK_BYTES)
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,446 @@
+"""HR images -> 128x128 HR patches and their degraded versions, as .npy files plus a manifest.
+
+Every source ends here, so the layout below is the one contract the training
+scripts read. For ``<out>/<source>/``:
+
+- ``{train,test}_{hr,x2,x4,x8,noise64,noise64blur,x4noise64}.npy``: uint8 NHWC RGB,
+  row i of every file of a split is the same patch;
+- ``manifest.json``: source, settings (seed, counts, degradation parameters), the
+  images of each split and, per patch, its image, crop box and rotation.
+
+Degradations, each computed from the HR patch:
+
+- ``hr``: a random 128x128 crop, then ``np.rot90`` by a random k in 0..3;
+- ``x2``, ``x4``, ``x8``: MATLAB-compatible antialiased bicubic (``util.bicubic_downscale``),
+  64, 32 and 16 px;
+- ``noise64``: HR + N(0, 64) in float32, clipped to [0, 255], rounded (half to even);
+- ``noise64blur``: ``noise64`` blurred by a 5x5 Gaussian, sigma 1.1 (OpenCV's sigma for
+  ``GaussianBlur(img, (5, 5), 0)``, the prototype's ``gaussb``), through
+  ``scipy.ndimage.gaussian_filter`` with radius 2 and mode 'reflect' (``d c b a | a b c d``);
+- ``x4noise64``: the 32 px ``x4`` patch + N(0, 64), clipped and rounded likewise.
+
+Reproducibility: the crops of a split come from ``default_rng([seed, split_id, 0])``
+and the noise of chunk c of a split from ``default_rng([seed, split_id, 1, c])``,
+so the test patches do not change when only the number of train patches does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+from tqdm import tqdm
+
+import util
+
+FORMAT_VERSION = 1
+PATCH = 128
+SPLITS = ("train", "test")
+SCALES = (2, 4, 8)
+NOISE_SIGMA = 64.0
+BLUR_SIGMA = 1.1  # OpenCV's default for a 5x5 kernel: 0.3 * ((5 - 1) / 2 - 1) + 0.8
+BLUR_RADIUS = 2  # 5x5 kernel
+BLUR_MODE = "reflect"
+CHUNK = 500  # patches degraded at once: bounds memory (about 0.5 GB of float64 temporaries)
+CACHE_BYTES = 512 << 20  # per split: decoded images kept between the check pass and the crop pass
+WORKERS = min(4, os.cpu_count() or 1)  # image decoding threads (PIL releases the GIL)
+
+DEGRADATIONS = {
+    "hr": {"op": "crop", "size": PATCH, "rotation": "np.rot90 by k in 0..3 after the crop"},
+    **{f"x{f}": {"op": "bicubic_downscale", "factor": f, "kernel": "MATLAB imresize, antialiased"} for f in SCALES},
+    "noise64": {"op": "gaussian_noise", "of": "hr", "sigma": NOISE_SIGMA, "rounding": "clip, round half to even"},
+    "noise64blur": {
+        "op": "gaussian_blur",
+        "of": "noise64",
+        "sigma": BLUR_SIGMA,
+        "radius": BLUR_RADIUS,
+        "mode": BLUR_MODE,
+        "rounding": "clip, round half to even",
+    },
+    "x4noise64": {"op": "gaussian_noise", "of": "x4", "sigma": NOISE_SIGMA, "rounding": "clip, round half to even"},
+}
+
+
+def patch_shape(kind: str) -> tuple[int, int, int]:
+    """HWC shape of one patch of ``kind`` (``hr``, ``x4``, ``noise64``...)."""
+    factor = DEGRADATIONS[kind].get("factor", 1)
+    if kind == "x4noise64":
+        factor = 4
+    return (PATCH // factor, PATCH // factor, 3)
+
+
+# ---- 1. What a source hands over ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class HRImage:
+    """One HR image file a split draws patches from.
+
+    ``name`` is what the manifest calls it (its path relative to the source's
+    root, with ``/``). ``box`` = (top, left, bottom, right) in pixels, if given,
+    keeps every crop inside that region (used to split a single image).
+    """
+
+    path: Path
+    name: str
+    box: tuple[int, int, int, int] | None = None
+
+
+@dataclass
+class SourceImages:
+    """The HR images of a source, split by image, and how they were split."""
+
+    train: list[HRImage]
+    test: list[HRImage]
+    split_rule: str
+    origin: str  # URL, archive or folder the images came from
+
+
+def images_fingerprint(images: SourceImages) -> str:
+    """sha256 of every split's image names, boxes and file sizes: changes when the inputs do."""
+    rows = []
+    for split in SPLITS:
+        for image in getattr(images, split):
+            size = image.path.stat().st_size if image.path.exists() else -1
+            rows.append([split, image.name, list(image.box) if image.box else None, size])
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+
+
+TEST_FRACTION = 0.1  # share of a folder's images that go to test when the source has no split
+
+
+def split_by_name(images: list[HRImage], fraction: float = TEST_FRACTION) -> tuple[list[HRImage], list[HRImage], str]:
+    """(train, test, rule) for a source without its own split, by image.
+
+    Images are ordered by the sha256 of their name, a fixed "seed" that does not
+    depend on ``--seed`` and barely moves when images are added; the first
+    max(1, round(fraction * n)) go to test. A single image is split in space
+    instead: the last 10% (at least PATCH px) of its longer side is the test
+    region, the rest train; an image too small for two regions feeds both splits,
+    and the rule says so.
+    """
+    if not images:
+        return [], [], "no images"
+    if len(images) == 1:
+        return _split_single(images[0], fraction)
+    ordered = sorted(images, key=lambda image: hashlib.sha256(image.name.encode()).hexdigest())
+    n_test = max(1, round(fraction * len(ordered)))
+    rule = f"by image: the {n_test} of {len(ordered)} images first in sha256(name) order go to test"
+    return sorted(ordered[n_test:], key=lambda i: i.name), sorted(ordered[:n_test], key=lambda i: i.name), rule
+
+
+def _split_single(image: HRImage, fraction: float):
+    h, w = util.load_image_rgb(image.path).shape[:2]
+    long_side = max(h, w)
+    n_test = max(PATCH, round(fraction * long_side))
+    if long_side - n_test < PATCH or min(h, w) < PATCH:
+        rule = "a single image too small to split: train and test patches come from the same image (they overlap)"
+        print(f"warning: {image.name}: {rule}", file=sys.stderr)
+        return [image], [image], rule
+    cut = long_side - n_test
+    train_box, test_box = ((0, 0, cut, w), (cut, 0, h, w)) if h >= w else ((0, 0, h, cut), (0, cut, h, w))
+    rule = f"a single image split in space: train box {train_box}, test box {test_box} (top, left, bottom, right)"
+    return [HRImage(image.path, image.name, train_box)], [HRImage(image.path, image.name, test_box)], rule
+
+
+# ---- 2. Checking and loading images ---------------------------------------------
+
+
+@dataclass
+class UsableImage:
+    """An image that loaded and is at least PATCH px in both directions (of its box)."""
+
+    image: HRImage
+    region: tuple[int, int, int, int]  # (top, left, bottom, right), clipped to the image
+    pixels: np.ndarray | None = field(default=None, repr=False)  # kept when the cache had room
+
+    @property
+    def height(self) -> int:
+        return self.region[2] - self.region[0]
+
+    @property
+    def width(self) -> int:
+        return self.region[3] - self.region[1]
+
+
+def _load(image: HRImage):
+    try:
+        return util.load_image_rgb(image.path), None
+    except util.ImageError as err:
+        return None, str(err)
+
+
+def _load_in_order(images: list[HRImage]):
+    """Yield (image, pixels or None, error or None) in order, decoding a few ahead in threads."""
+    with ThreadPoolExecutor(WORKERS) as pool:
+        pending = deque()
+        todo = iter(images)
+        for image in todo:
+            pending.append((image, pool.submit(_load, image)))
+            if len(pending) >= 2 * WORKERS:
+                break
+        while pending:
+            image, future = pending.popleft()
+            for nxt in todo:
+                pending.append((nxt, pool.submit(_load, nxt)))
+                break
+            yield (image, *future.result())
+
+
+def check_images(images: list[HRImage], desc: str = "check images"):
+    """Load every image once: return (usable images, skipped as (name, reason) pairs).
+
+    Unreadable files (corrupt, not an image, missing) and images (or boxes) smaller
+    than PATCH px are skipped. Decoded pixels are kept for the crop pass while
+    they fit in CACHE_BYTES.
+    """
+    usable, skipped, cached = [], [], 0
+    for image, pixels, error in tqdm(_load_in_order(images), total=len(images), desc=desc, unit="image"):
+        if pixels is None:
+            skipped.append((image.name, "unreadable", error))
+            continue
+        h, w = pixels.shape[:2]
+        top, left, bottom, right = image.box or (0, 0, h, w)
+        region = (max(top, 0), max(left, 0), min(bottom, h), min(right, w))
+        if region[2] - region[0] < PATCH or region[3] - region[1] < PATCH:
+            skipped.append((image.name, f"smaller than {PATCH} px", f"{image.name}: {w}x{h} px"))
+            continue
+        keep = cached + pixels.nbytes <= CACHE_BYTES
+        cached += pixels.nbytes if keep else 0
+        usable.append(UsableImage(image, region, pixels if keep else None))
+    return usable, skipped
+
+
+def skipped_message(source: str, total: int, skipped) -> str:
+    """One line: how many images were skipped, why, and the first example."""
+    reasons = Counter(reason for _, reason, _ in skipped)
+    why = ", ".join(f"{n} {reason}" for reason, n in reasons.items())
+    return f"warning: {source}: skipped {len(skipped)} of {total} images ({why}); first: {skipped[0][2]}"
+
+
+# ---- 3. Patches ---------------------------------------------------------------------
+
+
+def plan_patches(usable: list[UsableImage], count: int, rng: np.random.Generator) -> np.ndarray:
+    """(count, 4) int64 rows (image index, top, left, k): where each patch is cut.
+
+    Uniform over every possible crop position of the split: an image is picked
+    with probability proportional to its number of positions, (H-127)(W-127),
+    then a position in it. top/left are relative to the image's region.
+    """
+    heights = np.array([u.height for u in usable], dtype=np.int64)
+    widths = np.array([u.width for u in usable], dtype=np.int64)
+    positions = (heights - PATCH + 1) * (widths - PATCH + 1)
+    index = rng.choice(len(usable), size=count, p=positions / positions.sum())
+    top = rng.integers(0, heights[index] - PATCH + 1)
+    left = rng.integers(0, widths[index] - PATCH + 1)
+    rot = rng.integers(0, 4, size=count)
+    return np.stack([index, top, left, rot], axis=1)
+
+
+def crop_patches(usable: list[UsableImage], plan: np.ndarray, hr: np.ndarray) -> None:
+    """Fill ``hr`` (N, 128, 128, 3) uint8 with the planned crops, loading each image once."""
+    needed = sorted(set(plan[:, 0].tolist()))
+    to_load = [usable[i].image for i in needed if usable[i].pixels is None]
+    loaded = _load_in_order(to_load)
+    for i in tqdm(needed, desc="crop", unit="image", leave=False):
+        u = usable[i]
+        pixels = u.pixels
+        if pixels is None:
+            _, pixels, error = next(loaded)
+            if pixels is None:
+                raise util.UserError(f"{error} (it changed while patches were being cut; run again)")
+        for row in np.flatnonzero(plan[:, 0] == i):
+            _, top, left, rot = plan[row]
+            top, left = top + u.region[0], left + u.region[1]
+            hr[row] = np.rot90(pixels[top : top + PATCH, left : left + PATCH], rot)
+
+
+def _round_uint8(x: np.ndarray) -> np.ndarray:
+    """float -> uint8: round half to even, clip to [0, 255] (in place on ``x``)."""
+    np.rint(x, out=x)
+    np.clip(x, 0, 255, out=x)
+    return x.astype(np.uint8)
+
+
+def add_noise(img: np.ndarray, rng: np.random.Generator, sigma: float = NOISE_SIGMA) -> np.ndarray:
+    """uint8 + N(0, sigma) in float32, clipped to [0, 255] and rounded to uint8."""
+    noisy = rng.standard_normal(img.shape, dtype=np.float32)
+    noisy *= np.float32(sigma)
+    noisy += img
+    return _round_uint8(noisy)
+
+
+def blur5x5(img: np.ndarray) -> np.ndarray:
+    """NHWC uint8 -> the same blurred by the 5x5 Gaussian of ``noise64blur`` (per image, per channel)."""
+    sigma = (0, BLUR_SIGMA, BLUR_SIGMA, 0)  # sigma 0: that axis is not filtered
+    out = gaussian_filter(img.astype(np.float32), sigma=sigma, radius=(0, BLUR_RADIUS, BLUR_RADIUS, 0), mode=BLUR_MODE)
+    return _round_uint8(out)
+
+
+def degrade(hr: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """(N, 128, 128, 3) uint8 HR patches -> every kind of DEGRADATIONS, each uint8 NHWC."""
+    out = {"hr": hr}
+    for factor in SCALES:
+        out[f"x{factor}"] = util.bicubic_downscale(hr, factor, batch=True)
+    out["noise64"] = add_noise(hr, rng)
+    out["noise64blur"] = blur5x5(out["noise64"])
+    out["x4noise64"] = add_noise(out["x4"], rng)
+    return out
+
+
+def _fill_split(usable: list[UsableImage], count: int, seed: int, split: str, arrays: dict) -> dict:
+    """Cut and degrade ``count`` patches of one split into ``arrays``; return its manifest part."""
+    split_id = SPLITS.index(split)
+    plan = plan_patches(usable, count, np.random.default_rng([seed, split_id, 0]))
+    crop_patches(usable, plan, arrays["hr"])
+
+    def degrade_chunk(chunk: int) -> None:
+        start, stop = chunk * CHUNK, min((chunk + 1) * CHUNK, count)
+        rng = np.random.default_rng([seed, split_id, 1, chunk])
+        for kind, patches in degrade(np.asarray(arrays["hr"][start:stop]), rng).items():
+            if kind != "hr":
+                arrays[kind][start:stop] = patches
+
+    # Chunks in parallel threads: NumPy, BLAS and SciPy release the GIL on these arrays.
+    chunks = range((count + CHUNK - 1) // CHUNK)
+    with ThreadPoolExecutor(WORKERS) as pool:
+        list(tqdm(pool.map(degrade_chunk, chunks), total=len(chunks), desc=f"degrade {split}", unit="chunk"))
+    patches = []
+    for i, top, left, rot in plan.tolist():
+        top, left = top + usable[i].region[0], left + usable[i].region[1]
+        patches.append([i, top, left, top + PATCH, left + PATCH, rot])
+    return {
+        "images": [u.image.name for u in usable],
+        "image_regions": [list(u.region) for u in usable],
+        "patch_columns": ["image", "top", "left", "bottom", "right", "rot90"],
+        "patches": patches,
+    }
+
+
+def make_patch_pairs(images: list[HRImage], count: int, seed: int = 0, split: str = "train"):
+    """In memory: (dict kind -> uint8 NHWC array, manifest part) for one split.
+
+    The same patches as ``write_dataset`` writes for that split and seed, given the
+    same images. Skipped images are reported on one stderr line; no usable image
+    raises UserError.
+    """
+    usable, skipped = check_images(images)
+    if skipped:
+        print(skipped_message(split, len(images), skipped), file=sys.stderr)
+    if not usable:
+        raise util.UserError(f"{split}: no usable image among {len(images)}; give images of at least {PATCH} px")
+    arrays = {kind: np.zeros((count, *patch_shape(kind)), np.uint8) for kind in DEGRADATIONS}
+    part = _fill_split(usable, count, seed, split, arrays)
+    part["skipped"] = [[name, reason] for name, reason, _ in skipped]
+    return arrays, part
+
+
+# ---- 4. The dataset folder ------------------------------------------------------------
+
+
+def dataset_settings(source: str, images: SourceImages, counts: dict[str, int], seed: int) -> dict:
+    """What decides the content of a dataset folder: equal settings, equal files."""
+    return {
+        "format": FORMAT_VERSION,
+        "source": source,
+        "seed": seed,
+        "counts": {split: int(counts[split]) for split in SPLITS},
+        "patch_size": PATCH,
+        "chunk": CHUNK,
+        "degradations": DEGRADATIONS,
+        "inputs_sha256": images_fingerprint(images),
+    }
+
+
+def file_name(split: str, kind: str) -> str:
+    return f"{split}_{kind}.npy"
+
+
+def is_up_to_date(dest: Path, settings: dict) -> bool:
+    """True when ``dest/manifest.json`` has these settings and every .npy has its shape."""
+    try:
+        manifest = json.loads((dest / "manifest.json").read_text())
+        if manifest.get("settings") != json.loads(json.dumps(settings)):
+            return False
+        for split in SPLITS:
+            for kind in DEGRADATIONS:
+                array = np.load(dest / file_name(split, kind), mmap_mode="r")
+                if array.dtype != np.uint8 or array.shape != (settings["counts"][split], *patch_shape(kind)):
+                    return False
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return True
+
+
+def write_dataset(dest: Path, images: SourceImages, settings: dict) -> dict:
+    """Check the images, then write every split's .npy files and the manifest into ``dest``.
+
+    Each .npy is filled through a memory map under a temporary name and renamed
+    when complete; the old manifest is removed first and the new one written
+    last, so an interrupted run is never mistaken for an up-to-date one.
+    """
+    source, counts, seed = settings["source"], settings["counts"], settings["seed"]
+    started = time.monotonic()
+    checked = {split: check_images(getattr(images, split), desc=f"check {split} images") for split in SPLITS}
+    skipped = [row for split in SPLITS for row in checked[split][1]]
+    if skipped:
+        total = len(images.train) + len(images.test)
+        print(skipped_message(source, total, skipped), file=sys.stderr)
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "manifest.json").unlink(missing_ok=True)
+    manifest_splits = {}
+    for split in SPLITS:
+        usable, split_skipped = checked[split]
+        if not usable:
+            raise util.UserError(
+                f"{source}: no usable {split} image among {len(getattr(images, split))} "
+                f"(each must be a readable image of at least {PATCH}x{PATCH} px); check {images.origin}"
+            )
+        with contextlib.ExitStack() as stack:
+            arrays = {}
+            for kind in DEGRADATIONS:
+                tmp = stack.enter_context(util.atomic_path(dest / file_name(split, kind)))
+                shape = (counts[split], *patch_shape(kind))
+                arrays[kind] = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+            part = _fill_split(usable, counts[split], seed, split, arrays)
+            for array in arrays.values():
+                array.flush()
+            arrays.clear()  # close the memory maps before the files are renamed
+        part["skipped"] = [[name, reason] for name, reason, _ in split_skipped]
+        manifest_splits[split] = part
+        for u in usable:
+            u.pixels = None  # this split is done: free its cached images
+    manifest = {
+        "source": source,
+        "origin": images.origin,
+        "split_rule": images.split_rule,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "settings": settings,
+        "files": {
+            f"{split}_{kind}": {"file": file_name(split, kind), "shape": [counts[split], *patch_shape(kind)]}
+            for split in SPLITS
+            for kind in DEGRADATIONS
+        },
+        "splits": manifest_splits,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    util.write_text_atomic(dest / "manifest.json", _compact_json(manifest))
+    return manifest
+
+
+def _compact_json(obj) -> str:
+    """Indented JSON with each innermost list of numbers on one line (10000 patch rows stay readable)."""
+    text = json.dumps(obj, indent=2)
+    return re.sub(r"\[[-\d\s,.]*\]", lambda m: json.dumps(json.loads(m.group())), text) + "\n"
