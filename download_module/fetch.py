@@ -132,7 +132,9 @@ def _transfer(url: str, part: Path) -> None:
 def _stream(response, part: Path, offset: int, total: int | None) -> None:
     with (
         open(part, "ab" if offset else "wb") as f,
-        tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=part.stem) as bar,
+        tqdm(
+            total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=part.stem, disable=None
+        ) as bar,
     ):
         try:
             while chunk := response.read(CHUNK_BYTES):
@@ -173,7 +175,7 @@ def extract_zip(archive, target) -> Path:
             for info in members:
                 _check_member(archive, target, info.filename)
             target.mkdir(parents=True, exist_ok=True)
-            for info in tqdm(members, desc=f"extract {archive.name}", unit="file"):
+            for info in tqdm(members, desc=f"extract {archive.name}", unit="file", disable=None):
                 _extract_member(zf, info, target)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as err:
         raise UserError(f"{archive}: not a readable zip archive ({err}); delete it and run again") from None

@@ -1,8 +1,9 @@
 """Any folder tree of images (``download.py --folder PATH``); nothing is downloaded or copied.
 
 The dataset is named ``folder-<basename of PATH>`` unless ``--name`` says otherwise.
-Train and test are split by image with ``pairs.split_by_name`` (10% of the
-images, at least one, to test; a single image is split in space).
+Train and test are split by image once the images are checked, by
+``pairs.split_by_name`` (10% of the usable images, at least one, to test; a
+single image is split in space).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 from pathlib import Path
 
 import util
-from download_module.pairs import HRImage, SourceImages, split_by_name
+from download_module.pairs import HRImage, SourceImages
 
 
 def dataset_name(folder) -> str:
@@ -27,5 +28,5 @@ def find_images(folder, url: str | None = None) -> SourceImages:
     files = util.list_images(folder)
     if not files:
         raise util.UserError(f"{folder}: no image files (.png, .jpg, ...) in this folder tree; give a folder of images")
-    train, test, rule = split_by_name([HRImage(p, p.relative_to(folder).as_posix()) for p in files])
-    return SourceImages(train=train, test=test, split_rule=rule, origin=str(folder))
+    images = [HRImage(p, p.relative_to(folder).as_posix()) for p in files]
+    return SourceImages(train=images, test=None, split_rule="", origin=str(folder))  # pairs splits by name

@@ -85,73 +85,39 @@ def patch_shape(kind: str) -> tuple[int, int, int]:
 
 @dataclass(frozen=True)
 class HRImage:
-    """One HR image file a split draws patches from.
-
-    ``name`` is what the manifest calls it (its path relative to the source's
-    root, with ``/``). ``box`` = (top, left, bottom, right) in pixels, if given,
-    keeps every crop inside that region (used to split a single image).
-    """
+    """One HR image file; ``name`` is what the manifest calls it (its path below the source's root, with /)."""
 
     path: Path
     name: str
-    box: tuple[int, int, int, int] | None = None
 
 
 @dataclass
 class SourceImages:
-    """The HR images of a source, split by image, and how they were split."""
+    """The HR images of a source, and how train and test are separated.
+
+    A source with its own split fills ``train`` and ``test``. One without gives
+    every image in ``train`` and leaves ``test`` None: the usable images are then
+    split by ``split_by_name`` once they are checked, so that a corrupt file
+    cannot leave the test split empty.
+    """
 
     train: list[HRImage]
-    test: list[HRImage]
+    test: list[HRImage] | None
     split_rule: str
     origin: str  # URL, archive or folder the images came from
 
 
 def images_fingerprint(images: SourceImages) -> str:
-    """sha256 of every split's image names, boxes and file sizes: changes when the inputs do."""
+    """sha256 of the image names and file sizes of each split: changes when the inputs do."""
     rows = []
-    for split in SPLITS:
-        for image in getattr(images, split):
+    for split, group in (("train", images.train), ("test", images.test)):
+        for image in group if group is not None else [None]:
+            if image is None:
+                rows.append([split, None])  # split after the check
+                continue
             size = image.path.stat().st_size if image.path.exists() else -1
-            rows.append([split, image.name, list(image.box) if image.box else None, size])
+            rows.append([split, image.name, size])
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
-
-
-TEST_FRACTION = 0.1  # share of a folder's images that go to test when the source has no split
-
-
-def split_by_name(images: list[HRImage], fraction: float = TEST_FRACTION) -> tuple[list[HRImage], list[HRImage], str]:
-    """(train, test, rule) for a source without its own split, by image.
-
-    Images are ordered by the sha256 of their name, a fixed "seed" that does not
-    depend on ``--seed`` and barely moves when images are added; the first
-    max(1, round(fraction * n)) go to test. A single image is split in space
-    instead: the last 10% (at least PATCH px) of its longer side is the test
-    region, the rest train; an image too small for two regions feeds both splits,
-    and the rule says so.
-    """
-    if not images:
-        return [], [], "no images"
-    if len(images) == 1:
-        return _split_single(images[0], fraction)
-    ordered = sorted(images, key=lambda image: hashlib.sha256(image.name.encode()).hexdigest())
-    n_test = max(1, round(fraction * len(ordered)))
-    rule = f"by image: the {n_test} of {len(ordered)} images first in sha256(name) order go to test"
-    return sorted(ordered[n_test:], key=lambda i: i.name), sorted(ordered[:n_test], key=lambda i: i.name), rule
-
-
-def _split_single(image: HRImage, fraction: float):
-    h, w = util.load_image_rgb(image.path).shape[:2]
-    long_side = max(h, w)
-    n_test = max(PATCH, round(fraction * long_side))
-    if long_side - n_test < PATCH or min(h, w) < PATCH:
-        rule = "a single image too small to split: train and test patches come from the same image (they overlap)"
-        print(f"warning: {image.name}: {rule}", file=sys.stderr)
-        return [image], [image], rule
-    cut = long_side - n_test
-    train_box, test_box = ((0, 0, cut, w), (cut, 0, h, w)) if h >= w else ((0, 0, h, cut), (0, cut, h, w))
-    rule = f"a single image split in space: train box {train_box}, test box {test_box} (top, left, bottom, right)"
-    return [HRImage(image.path, image.name, train_box)], [HRImage(image.path, image.name, test_box)], rule
 
 
 # ---- 2. Checking and loading images ---------------------------------------------
@@ -159,10 +125,10 @@ def _split_single(image: HRImage, fraction: float):
 
 @dataclass
 class UsableImage:
-    """An image that loaded and is at least PATCH px in both directions (of its box)."""
+    """An image that loaded and is at least PATCH px in both directions; crops stay in ``region``."""
 
     image: HRImage
-    region: tuple[int, int, int, int]  # (top, left, bottom, right), clipped to the image
+    region: tuple[int, int, int, int]  # (top, left, bottom, right) in pixels: the whole image, or part of it
     pixels: np.ndarray | None = field(default=None, repr=False)  # kept when the cache had room
 
     @property
@@ -201,24 +167,24 @@ def _load_in_order(images: list[HRImage]):
 def check_images(images: list[HRImage], desc: str = "check images"):
     """Load every image once: return (usable images, skipped as (name, reason) pairs).
 
-    Unreadable files (corrupt, not an image, missing) and images (or boxes) smaller
-    than PATCH px are skipped. Decoded pixels are kept for the crop pass while
+    Unreadable files (corrupt, not an image, missing) and images smaller than
+    PATCH px in either direction are skipped. Decoded pixels are kept for the crop pass while
     they fit in CACHE_BYTES.
     """
     usable, skipped, cached = [], [], 0
-    for image, pixels, error in tqdm(_load_in_order(images), total=len(images), desc=desc, unit="image"):
+    for image, pixels, error in tqdm(
+        _load_in_order(images), total=len(images), desc=desc, unit="image", leave=False, disable=None
+    ):
         if pixels is None:
             skipped.append((image.name, "unreadable", error))
             continue
         h, w = pixels.shape[:2]
-        top, left, bottom, right = image.box or (0, 0, h, w)
-        region = (max(top, 0), max(left, 0), min(bottom, h), min(right, w))
-        if region[2] - region[0] < PATCH or region[3] - region[1] < PATCH:
+        if h < PATCH or w < PATCH:
             skipped.append((image.name, f"smaller than {PATCH} px", f"{image.name}: {w}x{h} px"))
             continue
         keep = cached + pixels.nbytes <= CACHE_BYTES
         cached += pixels.nbytes if keep else 0
-        usable.append(UsableImage(image, region, pixels if keep else None))
+        usable.append(UsableImage(image, (0, 0, h, w), pixels if keep else None))
     return usable, skipped
 
 
@@ -227,6 +193,45 @@ def skipped_message(source: str, total: int, skipped) -> str:
     reasons = Counter(reason for _, reason, _ in skipped)
     why = ", ".join(f"{n} {reason}" for reason, n in reasons.items())
     return f"warning: {source}: skipped {len(skipped)} of {total} images ({why}); first: {skipped[0][2]}"
+
+
+TEST_FRACTION = 0.1  # share of the images that go to test when a source has no split of its own
+
+
+def split_by_name(usable: list[UsableImage], fraction: float = TEST_FRACTION):
+    """(train, test, rule) for a source without a split of its own, by image.
+
+    Images are ordered by the sha256 of their name, a fixed "seed" that does not
+    depend on ``--seed`` and barely moves when images are added; the first
+    max(1, round(fraction * n)) go to test. A single image is split in space
+    instead: the last 10% (at least PATCH px) of its longer side is the test
+    region, the rest train; an image too small for two regions feeds both splits,
+    and a warning and the rule say so.
+    """
+    if len(usable) == 1:
+        return _split_single(usable[0], fraction)
+    ordered = sorted(usable, key=lambda u: hashlib.sha256(u.image.name.encode()).hexdigest())
+    n_test = max(1, round(fraction * len(ordered)))
+    rule = f"by image: the {n_test} of {len(ordered)} usable images first in sha256(name) order go to test"
+    return _by_name(ordered[n_test:]), _by_name(ordered[:n_test]), rule
+
+
+def _by_name(group: list[UsableImage]) -> list[UsableImage]:
+    return sorted(group, key=lambda u: u.image.name)
+
+
+def _split_single(u: UsableImage, fraction: float):
+    h, w = u.height, u.width
+    long_side = max(h, w)
+    n_test = max(PATCH, round(fraction * long_side))
+    if long_side - n_test < PATCH:
+        rule = "a single image too small to split: train and test patches come from the same image (they overlap)"
+        print(f"warning: {u.image.name}: {rule}", file=sys.stderr)
+        return [u], [UsableImage(u.image, u.region, u.pixels)], rule
+    cut = long_side - n_test
+    train_box, test_box = ((0, 0, cut, w), (cut, 0, h, w)) if h >= w else ((0, 0, h, cut), (0, cut, h, w))
+    rule = f"a single image split in space: train region {train_box}, test region {test_box} (top, left, bottom, right)"
+    return [UsableImage(u.image, train_box, u.pixels)], [UsableImage(u.image, test_box, u.pixels)], rule
 
 
 # ---- 3. Patches ---------------------------------------------------------------------
@@ -254,7 +259,7 @@ def crop_patches(usable: list[UsableImage], plan: np.ndarray, hr: np.ndarray) ->
     needed = sorted(set(plan[:, 0].tolist()))
     to_load = [usable[i].image for i in needed if usable[i].pixels is None]
     loaded = _load_in_order(to_load)
-    for i in tqdm(needed, desc="crop", unit="image", leave=False):
+    for i in tqdm(needed, desc="crop", unit="image", leave=False, disable=None):
         u = usable[i]
         pixels = u.pixels
         if pixels is None:
@@ -316,7 +321,11 @@ def _fill_split(usable: list[UsableImage], count: int, seed: int, split: str, ar
     # Chunks in parallel threads: NumPy, BLAS and SciPy release the GIL on these arrays.
     chunks = range((count + CHUNK - 1) // CHUNK)
     with ThreadPoolExecutor(WORKERS) as pool:
-        list(tqdm(pool.map(degrade_chunk, chunks), total=len(chunks), desc=f"degrade {split}", unit="chunk"))
+        list(
+            tqdm(
+                pool.map(degrade_chunk, chunks), total=len(chunks), desc=f"degrade {split}", unit="chunk", disable=None
+            )
+        )
     patches = []
     for i, top, left, rot in plan.tolist():
         top, left = top + usable[i].region[0], left + usable[i].region[1]
@@ -393,39 +402,27 @@ def write_dataset(dest: Path, images: SourceImages, settings: dict) -> dict:
     """
     source, counts, seed = settings["source"], settings["counts"], settings["seed"]
     started = time.monotonic()
-    checked = {split: check_images(getattr(images, split), desc=f"check {split} images") for split in SPLITS}
-    skipped = [row for split in SPLITS for row in checked[split][1]]
-    if skipped:
-        total = len(images.train) + len(images.test)
-        print(skipped_message(source, total, skipped), file=sys.stderr)
+    usable, skipped, split_rule = _check_and_split(source, images)
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "manifest.json").unlink(missing_ok=True)
     manifest_splits = {}
     for split in SPLITS:
-        usable, split_skipped = checked[split]
-        if not usable:
-            raise util.UserError(
-                f"{source}: no usable {split} image among {len(getattr(images, split))} "
-                f"(each must be a readable image of at least {PATCH}x{PATCH} px); check {images.origin}"
-            )
         with contextlib.ExitStack() as stack:
             arrays = {}
             for kind in DEGRADATIONS:
                 tmp = stack.enter_context(util.atomic_path(dest / file_name(split, kind)))
                 shape = (counts[split], *patch_shape(kind))
                 arrays[kind] = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-            part = _fill_split(usable, counts[split], seed, split, arrays)
+            manifest_splits[split] = _fill_split(usable[split], counts[split], seed, split, arrays)
             for array in arrays.values():
                 array.flush()
             arrays.clear()  # close the memory maps before the files are renamed
-        part["skipped"] = [[name, reason] for name, reason, _ in split_skipped]
-        manifest_splits[split] = part
-        for u in usable:
+        for u in usable[split]:
             u.pixels = None  # this split is done: free its cached images
     manifest = {
         "source": source,
         "origin": images.origin,
-        "split_rule": images.split_rule,
+        "split_rule": split_rule,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "settings": settings,
         "files": {
@@ -433,11 +430,42 @@ def write_dataset(dest: Path, images: SourceImages, settings: dict) -> dict:
             for split in SPLITS
             for kind in DEGRADATIONS
         },
+        "skipped": [[name, reason] for name, reason, _ in skipped],
         "splits": manifest_splits,
         "seconds": round(time.monotonic() - started, 1),
     }
     util.write_text_atomic(dest / "manifest.json", _compact_json(manifest))
     return manifest
+
+
+def _check_and_split(source: str, images: SourceImages):
+    """({split: usable images}, skipped, split rule); one warning line for every skipped image."""
+    if images.test is None:
+        every, skipped = check_images(images.train)
+        total = len(images.train)
+    else:
+        train, skipped_train = check_images(images.train, desc="check train images")
+        test, skipped_test = check_images(images.test, desc="check test images")
+        skipped, total = skipped_train + skipped_test, len(images.train) + len(images.test)
+    if skipped:
+        print(skipped_message(source, total, skipped), file=sys.stderr)
+    if images.test is None:
+        if not every:
+            raise util.UserError(
+                f"{source}: no usable image among {total} (each must be a readable image of at least "
+                f"{PATCH}x{PATCH} px); check {images.origin}"
+            )
+        train, test, rule = split_by_name(every)
+        split_rule = f"{images.split_rule}; {rule}" if images.split_rule else rule
+    else:
+        split_rule = images.split_rule
+    for split, group, given in (("train", train, images.train), ("test", test, images.test)):
+        if not group:
+            raise util.UserError(
+                f"{source}: no usable {split} image among {len(given)} (each must be a readable image of at "
+                f"least {PATCH}x{PATCH} px); check {images.origin}"
+            )
+    return {"train": train, "test": test}, skipped, split_rule
 
 
 def _compact_json(obj) -> str:

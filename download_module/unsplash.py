@@ -3,7 +3,7 @@
 Fetched with ``kagglehub`` into ``<out>/raw/unsplash/kaggle/`` (credentials needed),
 or, with ``--url``, from a zip mirror of the same layout into ``<out>/raw/unsplash/mirror/``.
 Only the ``high res`` folder is used (all images when the layout has none); the
-split is by image, ``pairs.split_by_name``.
+split is by image, ``pairs.split_by_name`` (10% to test).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import util
 from download_module import fetch
-from download_module.pairs import HRImage, SourceImages, split_by_name
+from download_module.pairs import HRImage, SourceImages
 
 NAME = "unsplash"
 HANDLE = "quadeer15sh/image-super-resolution-from-unsplash"
@@ -74,5 +74,4 @@ def find_images(out: Path, url: str | None = None) -> SourceImages:
         root = _from_kaggle(out)
     folder, which = _high_res(root)
     images = [HRImage(p, p.relative_to(root).as_posix()) for p in util.list_images(folder)]
-    train, test, rule = split_by_name(images)
-    return SourceImages(train=train, test=test, split_rule=f"{which}, {rule}", origin=url or f"kaggle:{HANDLE}")
+    return SourceImages(train=images, test=None, split_rule=which, origin=url or f"kaggle:{HANDLE}")

@@ -1,0 +1,115 @@
+"""Shared test fixtures: paths to the shared data and a local HTTP server with Range support."""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # read-only, never copied into the repo
+
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+class FileServer:
+    """What the test HTTP server serves, and what it was asked.
+
+    - ``files``: URL path -> bytes or a Path to send;
+    - ``cut_once``: URL paths whose next transfer stops half-way (the connection is
+      closed after half the body), once each;
+    - ``ignore_range``: URL paths answered in full (200) even to a Range request;
+    - ``always_short``: URL paths whose body is always cut short (a broken server);
+    - ``requests``: (path, Range header or None, status) of every GET.
+    """
+
+    def __init__(self):
+        self.files: dict[str, bytes | Path] = {}
+        self.cut_once: set[str] = set()
+        self.ignore_range: set[str] = set()
+        self.always_short: set[str] = set()
+        self.requests: list[tuple[str, str | None, int]] = []
+        self.url = ""
+
+    def add(self, path: str, content: bytes | Path) -> str:
+        """Serve ``content`` at ``path`` (starting with /); return its full URL."""
+        self.files[path] = content
+        return self.url + path
+
+
+def _handler(server: FileServer):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # keep pytest's output clean
+            pass
+
+        def do_GET(self):
+            path = self.path.split("?")[0]
+            content = server.files.get(path)
+            if content is None:
+                server.requests.append((path, self.headers.get("Range"), 404))
+                self.send_error(404)
+                return
+            body = content.read_bytes() if isinstance(content, Path) else content
+            start, status = 0, 200
+            range_header = self.headers.get("Range")
+            match = re.fullmatch(r"bytes=(\d+)-", range_header or "")
+            if match and path not in server.ignore_range:
+                start = int(match.group(1))
+                if start >= len(body):
+                    server.requests.append((path, range_header, 416))
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(body)}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                status = 206
+            server.requests.append((path, range_header, status))
+            self.send_response(status)
+            self.send_header("Content-Type", "application/zip")
+            self.send_header("Content-Length", str(len(body) - start))
+            if status == 206:
+                self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+            self.end_headers()
+            payload = body[start:]
+            if path in server.cut_once or path in server.always_short:
+                server.cut_once.discard(path)
+                payload = payload[: len(payload) // 2]
+                self.close_connection = True
+            self.wfile.write(payload)
+
+    return Handler
+
+
+@pytest.fixture
+def http_server():
+    """A threaded HTTP server on 127.0.0.1 (a free port) serving a FileServer's files."""
+    files = FileServer()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(files))
+    files.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield files
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def fast_retries(monkeypatch):
+    """Retry downloads without waiting."""
+    from download_module import fetch
+
+    monkeypatch.setattr(fetch, "BACKOFF_S", 0.0)
+    monkeypatch.setattr(fetch, "TIMEOUT_S", 10.0)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA}: the shared test data is not there")
+    return SHARED_DATA

@@ -1,0 +1,162 @@
+"""download_module.pairs: crops, degradations, the split of a folder, the dataset folder."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import util
+from download_module import pairs
+from download_module.pairs import HRImage
+
+
+@pytest.fixture(scope="module")
+def photo_files(tmp_path_factory):
+    """Three scikit-image photographs as PNG files."""
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("photos")
+    paths = []
+    for name in ("astronaut", "coffee", "chelsea"):
+        path = folder / f"{name}.png"
+        Image.fromarray(getattr(data, name)()).save(path)
+        paths.append(path)
+    return paths
+
+
+def images_of(paths):
+    return [HRImage(p, p.name) for p in paths]
+
+
+def test_degrade_shapes_and_bicubic():
+    hr = np.random.default_rng(1).integers(0, 256, (3, 128, 128, 3), dtype=np.uint8)
+    out = pairs.degrade(hr, np.random.default_rng(0))
+    assert set(out) == set(pairs.DEGRADATIONS)
+    for kind, array in out.items():
+        assert array.dtype == np.uint8 and array.shape == (3, *pairs.patch_shape(kind)), kind
+    for factor in (2, 4, 8):
+        assert np.array_equal(out[f"x{factor}"], util.bicubic_downscale(hr, factor, batch=True))
+    assert out["x8"].shape[1:] == (16, 16, 3) and out["x4noise64"].shape[1:] == (32, 32, 3)
+
+
+def test_noise_is_gaussian_sigma_64_clipped_and_rounded():
+    gray = np.full((4, 128, 128, 3), 128, np.uint8)
+    noisy = pairs.add_noise(gray, np.random.default_rng(0)).astype(np.float64)
+    inside = noisy[(noisy > 0) & (noisy < 255)] - 128  # values not clipped
+    assert abs(inside.mean()) < 1.0
+    assert 58 < noisy.std() < 64  # sigma 64, slightly less where clipped at 0 / 255
+    assert 0.02 < np.mean(noisy == 255) < 0.04  # P(N(0, 64) >= 126.5) = 2.4%
+    same = pairs.add_noise(gray, np.random.default_rng(0))
+    assert np.array_equal(same, noisy.astype(np.uint8))
+
+
+def test_blur_is_a_5x5_gaussian_sigma_1_1_with_reflected_borders():
+    img = np.random.default_rng(2).integers(0, 256, (2, 20, 24, 3), dtype=np.uint8)
+    x = np.arange(-2, 3)
+    k = np.exp(-(x**2) / (2 * 1.1**2))
+    k /= k.sum()
+    padded = np.pad(img.astype(np.float64), ((0, 0), (2, 2), (2, 2), (0, 0)), mode="symmetric")  # = scipy 'reflect'
+    rows = sum(k[i] * padded[:, i : i + 20] for i in range(5))
+    expected = sum(k[j] * rows[:, :, j : j + 24] for j in range(5))
+    got = pairs.blur5x5(img).astype(np.float64)
+    assert np.max(np.abs(got - np.rint(expected))) <= 1  # float32 vs float64 rounding at .5
+    assert np.mean(got != np.rint(expected)) < 0.01
+
+
+def test_patches_are_the_recorded_crops_and_reproducible(photo_files):
+    images = images_of(photo_files)
+    arrays, part = pairs.make_patch_pairs(images, 30, seed=3, split="train")
+    assert part["patch_columns"] == ["image", "top", "left", "bottom", "right", "rot90"]
+    assert len(part["patches"]) == 30 and part["skipped"] == []
+    for row, (i, top, left, bottom, right, rot) in enumerate(part["patches"]):
+        assert (bottom - top, right - left) == (128, 128) and rot in range(4)
+        pixels = util.load_image_rgb(photo_files[[p.name for p in photo_files].index(part["images"][i])])
+        assert np.array_equal(arrays["hr"][row], np.rot90(pixels[top:bottom, left:right], rot))
+    again, _ = pairs.make_patch_pairs(images, 30, seed=3, split="train")
+    other, _ = pairs.make_patch_pairs(images, 30, seed=4, split="train")
+    for kind in pairs.DEGRADATIONS:
+        assert np.array_equal(arrays[kind], again[kind]), kind
+    assert not np.array_equal(arrays["hr"], other["hr"])
+
+
+def test_plan_is_uniform_over_crop_positions(tmp_path):
+    sizes = [(200, 150), (300, 200), (400, 350)]
+    usable = [
+        pairs.UsableImage(HRImage(tmp_path / f"{i}.png", f"{i}.png"), (0, 0, h, w)) for i, (h, w) in enumerate(sizes)
+    ]
+    plan = pairs.plan_patches(usable, 20_000, np.random.default_rng(0))
+    positions = np.array([(h - 127) * (w - 127) for h, w in sizes], dtype=float)
+    assert np.allclose(np.bincount(plan[:, 0], minlength=3) / 20_000, positions / positions.sum(), atol=0.01)
+    for i, (h, w) in enumerate(sizes):
+        rows = plan[plan[:, 0] == i]
+        assert rows[:, 1].min() >= 0 and rows[:, 1].max() <= h - 128
+        assert rows[:, 2].min() >= 0 and rows[:, 2].max() <= w - 128
+    assert set(plan[:, 3].tolist()) == {0, 1, 2, 3}
+    tight = pairs.plan_patches(usable_of(tmp_path, [(129, 130)]), 200, np.random.default_rng(0))
+    assert set(tight[:, 1].tolist()) == {0, 1} and set(tight[:, 2].tolist()) == {0, 1, 2}  # every position
+
+
+def test_no_usable_image_is_a_user_error(tmp_path):
+    small = tmp_path / "small.png"
+    Image.new("RGB", (100, 300)).save(small)
+    with pytest.raises(util.UserError, match="no usable image"):
+        pairs.make_patch_pairs([HRImage(small, "small.png")], 5)
+
+
+def usable_of(tmp_path, sizes):
+    return [
+        pairs.UsableImage(HRImage(tmp_path / f"{i:02d}.png", f"{i:02d}.png"), (0, 0, h, w))
+        for i, (h, w) in enumerate(sizes)
+    ]
+
+
+def test_split_by_name_sends_a_tenth_to_test_and_is_stable(tmp_path):
+    usable = usable_of(tmp_path, [(200, 200)] * 25)
+    train, test, rule = pairs.split_by_name(usable)
+    assert len(test) == 2 and len(train) == 23 and not {u.image for u in train} & {u.image for u in test}
+    assert [u.image for u in pairs.split_by_name(list(reversed(usable)))[1]] == [u.image for u in test]
+    assert "sha256" in rule
+    assert len(pairs.split_by_name(usable[:2])[1]) == 1  # at least one test image
+
+
+def test_split_of_a_single_image_is_in_space(tmp_path):
+    path = tmp_path / "wide.png"
+    Image.new("RGB", (1000, 300)).save(path)
+    usable, skipped = pairs.check_images([HRImage(path, "wide.png")])
+    train, test, rule = pairs.split_by_name(usable)
+    assert train[0].region == (0, 0, 300, 872) and test[0].region == (0, 872, 300, 1000)
+    assert "in space" in rule
+    arrays = {kind: np.zeros((20, *pairs.patch_shape(kind)), np.uint8) for kind in pairs.DEGRADATIONS}
+    part = pairs._fill_split(test, 20, 0, "test", arrays)
+    assert all(left >= 872 and right <= 1000 for _, _, left, _, right, _ in part["patches"])
+    part = pairs._fill_split(train, 20, 0, "train", arrays)
+    assert all(right <= 872 for _, _, _, _, right, _ in part["patches"])
+
+
+def test_split_of_a_small_single_image_uses_it_for_both(tmp_path, capsys):
+    train, test, rule = pairs.split_by_name(usable_of(tmp_path, [(150, 200)]))
+    assert train[0].region == test[0].region == (0, 0, 150, 200) and "overlap" in rule
+    assert "warning: 00.png" in capsys.readouterr().err
+
+
+def test_compact_json_keeps_rows_on_one_line():
+    obj = {"patches": [[1, 2, 3], [4, -5, 6]], "name": "x", "nested": {"sizes": [[1.5, 2]]}}
+    text = pairs._compact_json(obj)
+    assert json.loads(text) == obj
+    assert "[1, 2, 3]" in text and "[4, -5, 6]" in text
+
+
+def test_is_up_to_date_needs_every_file_with_its_shape(tmp_path, photo_files):
+    images = pairs.SourceImages(images_of(photo_files[:2]), images_of(photo_files[2:]), "fixed", "here")
+    settings = pairs.dataset_settings("t", images, {"train": 12, "test": 5}, seed=0)
+    dest = tmp_path / "t"
+    assert not pairs.is_up_to_date(dest, settings)
+    manifest = pairs.write_dataset(dest, images, settings)
+    assert manifest["splits"]["test"]["images"] == ["chelsea.png"]
+    assert pairs.is_up_to_date(dest, settings)
+    assert not pairs.is_up_to_date(dest, {**settings, "seed": 1})
+    np.save(dest / "test_x4.npy", np.zeros((5, 32, 32, 1), np.uint8))
+    assert not pairs.is_up_to_date(dest, settings)
+    (dest / "test_x4.npy").unlink()
+    assert not pairs.is_up_to_date(dest, settings)
