@@ -66,7 +66,7 @@ def srcnn535(x, dim=64):
     return layers.Conv2D(3, 5, padding="same")(x)
 
 
-def build_model(task=TASK):
+def build_model(task=TASK, args=None):
     inputs = keras.Input(shape=(None, None, 3))
     # Four stride-2 levels: height and width must be multiples of 16.
     x = SuiteInfo(

@@ -44,7 +44,7 @@ def conv_block(x, filters):
     return layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
 
 
-def build_model(task=TASK):
+def build_model(task=TASK, args=None):
     inputs = keras.Input(shape=(None, None, 3))
     x = SuiteInfo(
         task=task,

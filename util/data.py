@@ -73,10 +73,10 @@ def make_dataset(inputs: np.ndarray, targets: np.ndarray, batch: int, seed: int,
 
     ds = tf.data.Dataset.from_tensor_slices((inputs, targets))
     ds = ds.shuffle(min(len(inputs), 10_000), seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = ds.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
     if augment:
         ds = ds.map(_dihedral, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.batch(batch, drop_remainder=True).map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
 def _to_float(x, y):

@@ -80,6 +80,47 @@ class SuiteInfo(keras.layers.Layer):
         }
 
 
+@keras.saving.register_keras_serializable(package="suite")
+class DepthToSpace(keras.layers.Layer):
+    """Sub-pixel upsampling: (H, W, C*s*s) -> (H*s, W*s, C), as ``tf.nn.depth_to_space``."""
+
+    def __init__(self, scale=2, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = int(scale)
+
+    def call(self, inputs):
+        return keras.ops.depth_to_space(inputs, self.scale)
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package="suite")
+class BicubicUpsample(keras.layers.Layer):
+    """Bicubic upsampling by an integer factor inside a model (Keys a = -0.5, half-pixel centres).
+
+    Used as a skip path that the network corrects; it differs from the MATLAB
+    bicubic of ``util.resize`` only within two pixels of the border.
+    """
+
+    def __init__(self, scale=2, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = int(scale)
+
+    def call(self, inputs):
+        import tensorflow as tf  # keras.ops.image.resize cannot take a size known only at run time
+
+        size = tf.shape(inputs)[1:3] * self.scale
+        return tf.cast(tf.image.resize(inputs, size, method="bicubic"), inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        return (n, None if h is None else h * self.scale, None if w is None else w * self.scale, c)
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
 def model_info(model: keras.Model) -> dict:
     """The SuiteInfo of a model as a dict (task, scale, input_kind, size_multiple, architecture)."""
     for layer in model.layers:

@@ -125,21 +125,30 @@ def score_pairs(outputs: np.ndarray, targets: np.ndarray) -> dict:
 # ---- the roles -----------------------------------------------------------------
 
 
-# How a script trains; the prototypes use the defaults.
-DEFAULT_RECIPE = {"loss": "mse", "augment": False, "schedule": "constant"}
+def recipe_of(args) -> dict:
+    """How to train: a script's LOSS / AUGMENT / SCHEDULE constants, else the prototypes' way."""
+    recipe = {
+        "loss": getattr(args, "LOSS", "mse"),
+        "augment": bool(getattr(args, "AUGMENT", 0)),
+        "schedule": getattr(args, "SCHEDULE", "constant"),
+    }
+    if recipe["loss"] not in ("mse", "mae"):
+        raise UserError(f"LOSS={recipe['loss']!r} is unknown; use mse or mae")
+    if recipe["schedule"] not in ("constant", "cosine"):
+        raise UserError(f"SCHEDULE={recipe['schedule']!r} is unknown; use constant or cosine")
+    return recipe
 
 
-def run_script(script: str, constants: dict, build_model, argv, description: str, recipe=None) -> Path:
+def run_script(script: str, constants: dict, build_model, argv, description: str) -> Path:
     """Parse the constants and run the chosen role; return the run folder.
 
-    ``build_model(task)`` returns an uncompiled model with a SuiteInfo layer;
-    ``recipe`` overrides DEFAULT_RECIPE (loss, augment with the 8 flips/rotations,
-    learning-rate schedule).
+    ``build_model(task, args)`` returns an uncompiled model with a SuiteInfo layer;
+    ``args`` holds every constant, for scripts whose architecture has knobs.
     """
     args = parse_constants(constants, argv, description)
     run_dir = (REPO / args.OUT / run_name(script, args)).resolve()
     if args.role == "train":
-        return train(script, args, build_model, run_dir, {**DEFAULT_RECIPE, **(recipe or {})})
+        return train(script, args, build_model, run_dir, recipe_of(args))
     if args.role == "test":
         return test(script, args, run_dir)
     return predict(args, run_dir)
@@ -166,7 +175,7 @@ def train(script: str, args, build_model, run_dir: Path, recipe: dict) -> Path:
     precision = configure_precision(args.PRECISION)
     keras.utils.set_random_seed(args.SEED)
 
-    model = build_model(args.TASK)
+    model = build_model(args.TASK, args)
     info = model_info(model)
     train_lr, train_hr = data.load_split(folder, args.TASK, "train", args.TRAIN_PATCHES)
     n_train_total = len(np.load(folder / "train_hr.npy", mmap_mode="r"))
@@ -210,7 +219,7 @@ def train(script: str, args, build_model, run_dir: Path, recipe: dict) -> Path:
     # Save in float32 whatever the training precision, so that the model runs fast
     # on any CPU: rebuild the same architecture under the float32 policy.
     keras.mixed_precision.set_global_policy("float32")
-    saved = build_model(args.TASK)
+    saved = build_model(args.TASK, args)
     saved.set_weights(model.get_weights())
     from util.files import atomic_path
 
