@@ -9,7 +9,8 @@ Writes ``<out>/<dataset>/{train,test}_{hr,x2,x4,x8,noise64,noise64blur,x4noise64
 (uint8 NHWC RGB) and ``manifest.json`` (see download_module/pairs.py for the
 degradations). Archives are kept in ``<out>/downloads/`` and extracted into
 ``<out>/raw/<source>/``, so a second run needs no network; when the manifest
-already matches the settings, nothing is rewritten.
+already matches the settings (source, counts, seed, degradations, the image files),
+nothing is rewritten. Progress bars are drawn on a terminal only.
 """
 
 from __future__ import annotations
@@ -30,11 +31,27 @@ TEST_PATCHES = 1_000
 SEED = 0
 OUT = Path(__file__).resolve().parent / "datasets"  # next to this file, whatever the current folder
 
+EPILOG = """\
+sources (train and test are split by image: no test patch comes from a training image):
+  builtin    scikit-image's bundled photographs; test = coffee, rocket, gravel
+  div2k      DIV2K_train_HR.zip -> train, DIV2K_valid_HR.zip -> test (about 4 GB, data.vision.ee.ethz.ch)
+  mars       Zenodo 1049137 msl-images.zip; the archive's sol-based split (test = test list)
+  unsplash   Kaggle quadeer15sh/image-super-resolution-from-unsplash, 'high res' folder (needs
+             KAGGLE_USERNAME/KAGGLE_KEY or ~/.kaggle/kaggle.json); 10% of the images to test
+  --folder   any folder tree of images; 10% of the images (at least 1) to test
+
+output: <out>/<name>/{train,test}_{hr,x2,x4,x8,noise64,noise64blur,x4noise64}.npy (uint8 NHWC RGB)
+and manifest.json; archives stay in <out>/downloads/, images in <out>/raw/<source>/. Run again:
+an interrupted download resumes, and a data set whose manifest matches is left as it is.
+"""
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Cut 128x128 HR patches from a source of images and store them with their degraded "
         "versions (bicubic x2/x4/x8, Gaussian noise sigma 64, noise + blur, x4 + noise) as .npy files.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "source",

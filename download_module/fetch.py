@@ -136,12 +136,15 @@ def _stream(response, part: Path, offset: int, total: int | None) -> None:
             total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=part.stem, disable=None
         ) as bar,
     ):
-        try:
-            while chunk := response.read(CHUNK_BYTES):
-                f.write(chunk)
-                bar.update(len(chunk))
-        except (TimeoutError, OSError, http.client.HTTPException) as err:
-            raise _Retry(f"connection lost ({err or type(err).__name__})") from None
+        while True:
+            try:
+                chunk = response.read(CHUNK_BYTES)
+            except (OSError, http.client.HTTPException) as err:  # only network errors: a full disk is not retried
+                raise _Retry(f"connection lost ({err or type(err).__name__})") from None
+            if not chunk:
+                return
+            f.write(chunk)
+            bar.update(len(chunk))
 
 
 def _check_complete_after_416(err: urllib.error.HTTPError, part: Path, offset: int) -> None:

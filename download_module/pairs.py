@@ -52,32 +52,35 @@ NOISE_SIGMA = 64.0
 BLUR_SIGMA = 1.1  # OpenCV's default for a 5x5 kernel: 0.3 * ((5 - 1) / 2 - 1) + 0.8
 BLUR_RADIUS = 2  # 5x5 kernel
 BLUR_MODE = "reflect"
-CHUNK = 500  # patches degraded at once: bounds memory (about 0.5 GB of float64 temporaries)
+CHUNK = 500  # patches degraded at once per thread: bounds memory (about 0.5 GB of temporaries each)
 CACHE_BYTES = 512 << 20  # per split: decoded images kept between the check pass and the crop pass
 WORKERS = min(4, os.cpu_count() or 1)  # image decoding threads (PIL releases the GIL)
 
-DEGRADATIONS = {
-    "hr": {"op": "crop", "size": PATCH, "rotation": "np.rot90 by k in 0..3 after the crop"},
-    **{f"x{f}": {"op": "bicubic_downscale", "factor": f, "kernel": "MATLAB imresize, antialiased"} for f in SCALES},
-    "noise64": {"op": "gaussian_noise", "of": "hr", "sigma": NOISE_SIGMA, "rounding": "clip, round half to even"},
+_ROUNDING = "round half to even, clip to [0, 255]"
+DEGRADATIONS = {  # kind -> how it is made; "size" is the patch side in px (all are RGB)
+    "hr": {"size": PATCH, "op": "crop", "rotation": "np.rot90 by k in 0..3 after the crop"},
+    **{
+        f"x{f}": {"size": PATCH // f, "op": "bicubic_downscale", "factor": f, "kernel": "MATLAB imresize, antialiased"}
+        for f in SCALES
+    },
+    "noise64": {"size": PATCH, "op": "gaussian_noise", "of": "hr", "sigma": NOISE_SIGMA, "rounding": _ROUNDING},
     "noise64blur": {
+        "size": PATCH,
         "op": "gaussian_blur",
         "of": "noise64",
         "sigma": BLUR_SIGMA,
         "radius": BLUR_RADIUS,
         "mode": BLUR_MODE,
-        "rounding": "clip, round half to even",
+        "rounding": _ROUNDING,
     },
-    "x4noise64": {"op": "gaussian_noise", "of": "x4", "sigma": NOISE_SIGMA, "rounding": "clip, round half to even"},
+    "x4noise64": {"size": PATCH // 4, "op": "gaussian_noise", "of": "x4", "sigma": NOISE_SIGMA, "rounding": _ROUNDING},
 }
 
 
 def patch_shape(kind: str) -> tuple[int, int, int]:
     """HWC shape of one patch of ``kind`` (``hr``, ``x4``, ``noise64``...)."""
-    factor = DEGRADATIONS[kind].get("factor", 1)
-    if kind == "x4noise64":
-        factor = 4
-    return (PATCH // factor, PATCH // factor, 3)
+    size = DEGRADATIONS[kind]["size"]
+    return (size, size, 3)
 
 
 # ---- 1. What a source hands over ----------------------------------------------
@@ -111,12 +114,10 @@ def images_fingerprint(images: SourceImages) -> str:
     """sha256 of the image names and file sizes of each split: changes when the inputs do."""
     rows = []
     for split, group in (("train", images.train), ("test", images.test)):
-        for image in group if group is not None else [None]:
-            if image is None:
-                rows.append([split, None])  # split after the check
-                continue
-            size = image.path.stat().st_size if image.path.exists() else -1
-            rows.append([split, image.name, size])
+        if group is None:
+            rows.append([split, "split after the check"])
+        for image in group or []:
+            rows.append([split, image.name, image.path.stat().st_size if image.path.exists() else -1])
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
 
 
@@ -168,8 +169,8 @@ def check_images(images: list[HRImage], desc: str = "check images"):
     """Load every image once: return (usable images, skipped as (name, reason) pairs).
 
     Unreadable files (corrupt, not an image, missing) and images smaller than
-    PATCH px in either direction are skipped. Decoded pixels are kept for the crop pass while
-    they fit in CACHE_BYTES.
+    PATCH px in either direction are skipped. Decoded pixels are kept for the
+    crop pass while they fit in CACHE_BYTES.
     """
     usable, skipped, cached = [], [], 0
     for image, pixels, error in tqdm(
@@ -227,7 +228,7 @@ def _split_single(u: UsableImage, fraction: float):
     if long_side - n_test < PATCH:
         rule = "a single image too small to split: train and test patches come from the same image (they overlap)"
         print(f"warning: {u.image.name}: {rule}", file=sys.stderr)
-        return [u], [UsableImage(u.image, u.region, u.pixels)], rule
+        return [u], [UsableImage(u.image, u.region, u.pixels)], rule  # a copy: train frees its pixels
     cut = long_side - n_test
     train_box, test_box = ((0, 0, cut, w), (cut, 0, h, w)) if h >= w else ((0, 0, h, cut), (0, cut, h, w))
     rule = f"a single image split in space: train region {train_box}, test region {test_box} (top, left, bottom, right)"
@@ -321,11 +322,9 @@ def _fill_split(usable: list[UsableImage], count: int, seed: int, split: str, ar
     # Chunks in parallel threads: NumPy, BLAS and SciPy release the GIL on these arrays.
     chunks = range((count + CHUNK - 1) // CHUNK)
     with ThreadPoolExecutor(WORKERS) as pool:
-        list(
-            tqdm(
-                pool.map(degrade_chunk, chunks), total=len(chunks), desc=f"degrade {split}", unit="chunk", disable=None
-            )
-        )
+        done = pool.map(degrade_chunk, chunks)
+        for _ in tqdm(done, total=len(chunks), desc=f"degrade {split}", unit="chunk", disable=None):
+            pass
     patches = []
     for i, top, left, rot in plan.tolist():
         top, left = top + usable[i].region[0], left + usable[i].region[1]

@@ -33,9 +33,9 @@ def check_dataset(dest: Path, train: int, test: int, image_root: Path | None = N
         if image_root is not None:
             part = manifest["splits"][split]
             hr = np.load(dest / f"{split}_hr.npy")
+            pixels = {i: util.load_image_rgb(image_root / name) for i, name in enumerate(part["images"])}
             for row, (i, top, left, bottom, right, rot) in enumerate(part["patches"]):
-                pixels = util.load_image_rgb(image_root / part["images"][i])
-                assert np.array_equal(hr[row], np.rot90(pixels[top:bottom, left:right], rot)), (split, row)
+                assert np.array_equal(hr[row], np.rot90(pixels[i][top:bottom, left:right], rot)), (split, row)
     return manifest
 
 
@@ -278,3 +278,46 @@ def test_cli_refuses_a_zip_escaping_its_folder_in_one_line(tmp_path, http_server
     assert "msl-images.zip: refusing to extract entry 'msl-images/../../escaped.txt'" in result.stderr
     assert not (tmp_path / "escaped.txt").exists() and not (out / "escaped.txt").exists()
     assert not (out / "mars").exists()
+
+
+def _unsplash_tree(root: Path, count: int = 3):
+    from skimage import data
+
+    for i, name in enumerate(("astronaut", "coffee", "chelsea", "rocket")[:count]):
+        (root / "high res").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(getattr(data, name)()).save(root / "high res" / f"{i}.png")
+
+
+def test_unsplash_uses_kagglehub_cache_without_network(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    version = cache / "datasets" / "quadeer15sh" / "image-super-resolution-from-unsplash" / "versions" / "2"
+    _unsplash_tree(version / "Image Super Resolution - Unsplash")
+    (version.parent.parent / "2.complete").touch()
+    for key, value in kaggle_free_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(cache))
+    download.main(["unsplash", "--out", str(tmp_path / "out"), *SMALL])
+    manifest = check_dataset(tmp_path / "out" / "unsplash", 40, 10, image_root=version)
+    assert manifest["origin"] == "kaggle:quadeer15sh/image-super-resolution-from-unsplash"
+
+
+def test_unsplash_downloads_through_kagglehub_once(tmp_path, monkeypatch):
+    import kagglehub
+
+    calls = []
+
+    def fake_download(handle, path=None, *, force_download=False, output_dir=None):
+        calls.append((handle, output_dir))
+        _unsplash_tree(Path(output_dir) / "Image Super Resolution - Unsplash", count=2)
+        return output_dir
+
+    for key, value in kaggle_free_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
+    monkeypatch.setenv("KAGGLE_KEY", "0123")
+    monkeypatch.setattr(kagglehub, "dataset_download", fake_download)
+    out = tmp_path / "out"
+    download.main(["unsplash", "--out", str(out), *SMALL])
+    download.main(["unsplash", "--out", str(out), *SMALL])  # up to date: kagglehub is not called again
+    assert calls == [("quadeer15sh/image-super-resolution-from-unsplash", str(out / "raw" / "unsplash" / "kaggle"))]
+    check_dataset(out / "unsplash", 40, 10, image_root=out / "raw" / "unsplash" / "kaggle")
