@@ -1,0 +1,226 @@
+"""One table of quality, speed and size: bicubic and saved models side by side.
+
+    python3 benchmark.py                                          # every assets/models/*.keras
+    python3 benchmark.py runs/a/model.keras assets/models/sr4.keras
+    python3 benchmark.py runs/a/model.keras --skip-memory         # without the slow memory column
+
+For bicubic and each model:
+  * Set5 and Set14 PSNR / SSIM by the standard protocol at the model's task
+    (util/evaluation.py, the code of evaluate.py);
+  * the parameter count;
+  * inference time in ms per output megapixel on this machine: the model's forward
+    pass, batch 1, on a 512x512 output, median of --repeats runs after a warm-up
+    (bicubic: util.bicubic_upscale to the same output);
+  * peak resident memory (MB) of `python3 enhance.py` on a synthetic 3000x4000 photo,
+    one child process per model (its own getrusage, via os.wait4), so each number
+    stands alone.
+Markdown on stdout; benchmark.md and benchmark.json in --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import util
+from util.evaluation import BENCHMARK_DIR, STANDARD_SETS, Protocol, baseline, evaluate_folder, parse_protocol
+
+# ---- Constants: edit these -------------------------------------------------
+REPO = Path(__file__).resolve().parent
+MODELS = REPO / "assets" / "models"  # benchmarked when no model is given
+OUT = REPO / "runs" / "benchmark"
+SETS = [BENCHMARK_DIR / name for name in STANDARD_SETS]
+SPEED_OUTPUT = 512  # side of the output whose inference is timed
+WARMUP = 2
+REPEATS = 5
+MEMORY_PHOTO = (3000, 4000)  # height, width of the synthetic photo enhanced for the memory column
+ENHANCE = REPO / "enhance.py"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="*", type=Path, help=f"saved models (default: {MODELS}/*.keras)")
+    parser.add_argument("--out", type=Path, default=OUT, help="folder of benchmark.md and benchmark.json")
+    parser.add_argument("--data", nargs="+", type=Path, default=SETS, help="benchmark folders (default: Set5 Set14)")
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="timed runs per model (the median is kept)")
+    parser.add_argument("--skip-memory", action="store_true", help="leave out the (slow) peak-memory column")
+    return parser.parse_args(argv)
+
+
+# ---- 1. Measurements ----------------------------------------------------------------
+
+
+def synthetic_photo(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """uint8 HWC RGB of smooth colour waves plus grain: a stand-in for a photo of that size."""
+    rows = np.arange(height, dtype=np.float32)[:, None]
+    cols = np.arange(width, dtype=np.float32)[None, :]
+    photo = np.empty((height, width, 3), dtype=np.uint8)
+    rng = np.random.default_rng(seed)
+    for channel, (wy, wx) in enumerate(((1 / 37, 1 / 53), (1 / 71, 1 / 29), (1 / 97, 1 / 61))):
+        wave = 128 + 90 * np.sin(rows * wy + cols * wx) * np.cos(cols * wy - rows * wx)
+        photo[..., channel] = np.clip(wave + rng.normal(0, 6, (height, width)), 0, 255)
+    return photo
+
+
+def median_ms(function, warmup: int, repeats: int) -> float:
+    """Median wall time of ``function()`` in milliseconds over ``repeats`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return 1000.0 * float(np.median(times))
+
+
+def peak_rss_mb(command: list[str]) -> float:
+    """Run ``command`` in a child process; return its peak resident memory in MB.
+
+    The child's own rusage comes from ``os.wait4`` (RUSAGE_CHILDREN would report the
+    largest of all children so far). Raises UserError with the child's last stderr
+    line when it fails.
+    """
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            stderr.seek(0)
+            lines = stderr.read().decode(errors="replace").strip().splitlines() or ["(no output)"]
+            raise util.UserError(f"{' '.join(map(str, command))} failed: {lines[-1]}")
+    kilobytes = usage.ru_maxrss if sys.platform != "darwin" else usage.ru_maxrss / 1024  # macOS counts bytes
+    return kilobytes / 1024.0
+
+
+def enhance_peak_rss_mb(model_path: Path, photo_path: Path, out_dir: Path) -> float:
+    """Peak RSS (MB) of ``enhance.py`` enhancing ``photo_path`` with ``model_path`` into ``out_dir``."""
+    target = out_dir / f"{photo_path.stem}_enhanced.png"
+    try:
+        return peak_rss_mb(
+            [sys.executable, str(ENHANCE), str(photo_path), "--model", str(model_path), "--out", str(target)]
+            + ["--overwrite", "--quiet"]
+        )
+    finally:
+        target.unlink(missing_ok=True)
+
+
+# ---- 2. Rows of the table ------------------------------------------------------------
+
+
+def quality(protocol: Protocol | None, folders, enhance=None) -> dict:
+    """{dataset: {"psnr", "ssim"}} of the method (the baseline when ``enhance`` is None)."""
+    if protocol is None:
+        return {}
+    key = "baseline" if enhance is None else "model"
+    return {r["dataset"]: r["mean"][key] for r in (evaluate_folder(f, protocol, enhance) for f in folders)}
+
+
+def baseline_row(protocol: Protocol, args) -> dict:
+    row = {"method": protocol.baseline, "protocol": protocol.name, "parameters": 0}
+    row["quality"] = quality(protocol, args.data)
+    row["ms_per_mp"] = None
+    if protocol.scale > 1:  # the noisy input itself costs nothing
+        side = SPEED_OUTPUT // protocol.scale
+        degraded = synthetic_photo(side, side)
+        megapixels = (side * protocol.scale) ** 2 / 1e6
+        row["ms_per_mp"] = median_ms(lambda: baseline(degraded, protocol), WARMUP, args.repeats) / megapixels
+    row["peak_rss_mb"] = None
+    return row
+
+
+def task_protocol(info: dict) -> Protocol | None:
+    """The benchmark protocol of a model's task; None for a task without one (noise64blur)."""
+    try:
+        return parse_protocol(info["task"])
+    except util.UserError:
+        return None
+
+
+def model_row(path: Path, model, info: dict, args, photo_path: Path | None, work_dir: Path) -> dict:
+    from util.inference import enhance_array
+    from util.models import prepare_input
+
+    protocol = task_protocol(info)  # None: speed and size only
+    row = {"method": str(path), "protocol": protocol.name if protocol else info["task"], "info": info}
+    row["parameters"] = int(model.count_params())
+    row["quality"] = quality(protocol, args.data, lambda degraded: enhance_array(model, info, degraded, progress=False))
+    side = SPEED_OUTPUT // info["scale"]
+    model_input = prepare_input(synthetic_photo(side, side), info)[None]
+    megapixels = (side * info["scale"]) ** 2 / 1e6
+    row["ms_per_mp"] = median_ms(lambda: model.predict_on_batch(model_input), WARMUP, args.repeats) / megapixels
+    row["peak_rss_mb"] = None if photo_path is None else enhance_peak_rss_mb(path, photo_path, work_dir)
+    return row
+
+
+def markdown(rows: list[dict], sets: list[str]) -> str:
+    def cell(value, fmt):
+        return "—" if value is None else format(value, fmt)
+
+    height, width = MEMORY_PHOTO
+    header = ["method", "task", "parameters"] + [f"{name} PSNR / SSIM" for name in sets]
+    header += ["ms / output MP", f"peak RSS, {width}x{height} photo (MB)"]
+    lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
+    for row in rows:
+        scores = [row["quality"].get(name) for name in sets]
+        cells = [row["method"], row["protocol"], f"{row['parameters']:,}"]
+        cells += ["—" if s is None else f"{s['psnr']:.2f} / {s['ssim']:.4f}" for s in scores]
+        cells += [cell(row["ms_per_mp"], ".0f"), cell(row["peak_rss_mb"], ".0f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    models = args.models or sorted(MODELS.glob("*.keras"))
+    if not args.models:
+        print(f"note: {len(models)} model(s) in {MODELS}", file=sys.stderr)
+    for path in models:
+        if not path.is_file():
+            raise util.UserError(f"{path}: no such model file; give saved models (runs/<run>/model.keras)")
+    for folder in args.data:
+        if not folder.is_dir():
+            raise util.UserError(f"{folder}: no such folder; give --data folders of HR images")
+    if args.repeats < 1:
+        raise util.UserError(f"--repeats {args.repeats}: give 1 or more")
+    from util.models import load_model
+
+    loaded = [(path, *load_model(path)) for path in models]
+    # One baseline row per protocol of the models (bicubic x4 when there are none).
+    protocols = list(dict.fromkeys(p for _, _, info in loaded if (p := task_protocol(info)) is not None))
+    rows = [baseline_row(protocol, args) for protocol in protocols or [Protocol(scale=4)]]
+    with tempfile.TemporaryDirectory(prefix="benchmark-") as work:
+        work_dir = Path(work)
+        photo_path = None
+        if not args.skip_memory and models:
+            photo_path = work_dir / "synthetic_photo.png"
+            Image.fromarray(synthetic_photo(*MEMORY_PHOTO)).save(photo_path, compress_level=1)
+        for path, model, info in loaded:
+            print(f"benchmarking {path} ...", file=sys.stderr)
+            rows.append(model_row(path, model, info, args, photo_path, work_dir))
+    sets = [folder.name for folder in args.data]
+    table = markdown(rows, sets)
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}"
+    print(table)
+    util.write_text_atomic(args.out / "benchmark.md", f"Benchmark on {machine}\n\n{table}\n")
+    result = {
+        "machine": machine,
+        "speed": {"output": SPEED_OUTPUT, "warmup": WARMUP, "repeats": args.repeats, "batch": 1},
+        "memory_photo": None if args.skip_memory else {"height": MEMORY_PHOTO[0], "width": MEMORY_PHOTO[1]},
+        "rows": rows,
+    }
+    util.write_json_atomic(args.out / "benchmark.json", result)
+    print(f"\nwritten: {args.out / 'benchmark.md'}, {args.out / 'benchmark.json'}")
+
+
+if __name__ == "__main__":
+    sys.exit(util.run_cli(main))
