@@ -80,9 +80,9 @@ def download(url: str, dest) -> Path:
             wait = BACKOFF_S * 2 ** (attempt - 1)
             print(f"{dest.name}: {last_error}; retrying in {wait:g} s ({attempt}/{RETRIES})", flush=True)
             time.sleep(wait)
+    resume = f"run again to resume from {part}" if part.exists() else "check the URL and the network, run again"
     raise UserError(
-        f"{url}: download failed after {RETRIES} attempts ({last_error}); run again to resume from {part}, "
-        f"or put the file at {dest} yourself"
+        f"{url}: download failed after {RETRIES} attempts ({last_error}); {resume}, or put the file at {dest} yourself"
     )
 
 
@@ -103,6 +103,8 @@ def _transfer(url: str, part: Path) -> None:
         raise UserError(f"{url}: HTTP {err.code} {err.reason}; check the URL (--url) or try again later") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
         reason = getattr(err, "reason", err)
+        if isinstance(reason, FileNotFoundError):  # a file:// mirror without the file: retrying will not help
+            raise UserError(f"{url}: no such file; check --url") from None
         raise _Retry(f"cannot connect ({reason})") from None
 
     with response:

@@ -69,8 +69,17 @@ def test_download_404_is_one_clear_error_without_retries(http_server, tmp_path, 
 
 def test_download_unreachable_server_retries_then_fails(tmp_path, fast_retries, monkeypatch):
     monkeypatch.setattr(fetch, "RETRIES", 2)
-    with pytest.raises(util.UserError, match=r"failed after 2 attempts \(cannot connect"):
+    with pytest.raises(util.UserError, match=r"failed after 2 attempts \(cannot connect.*check the URL"):
         fetch.download("http://127.0.0.1:9/a.zip", tmp_path / "a.zip")  # port 9 (discard): refused
+
+
+def test_download_from_a_file_url(tmp_path, fast_retries):
+    (tmp_path / "mirror").mkdir()
+    (tmp_path / "mirror" / "a.zip").write_bytes(BODY)
+    url = fetch.archive_url((tmp_path / "mirror").as_uri(), "https://x/a.zip", "a.zip")
+    assert fetch.download(url, tmp_path / "a.zip").read_bytes() == BODY
+    with pytest.raises(util.UserError, match=r"b.zip: no such file; check --url"):
+        fetch.download(url.replace("a.zip", "b.zip"), tmp_path / "b.zip")
 
 
 def test_archive_url_is_a_folder_or_the_archive():
