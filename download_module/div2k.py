@@ -16,8 +16,8 @@ URLS = {
 
 
 def _images(out: Path, url: str | None, archive: str) -> list[HRImage]:
-    path = fetch.download(fetch.archive_url(url, URLS[archive], archive), out / "downloads" / archive)
-    root = fetch.extract_zip(path, out / "raw" / NAME)
+    path = out / "downloads" / archive
+    root = fetch.download_and_extract(fetch.archive_url(url, URLS[archive], archive), path, out / "raw" / NAME)
     folder = root / Path(archive).stem  # the archive holds one folder named like it
     if not folder.is_dir():
         raise util.UserError(f"{path}: no folder {folder.name}/ inside; is it the official DIV2K archive?")

@@ -161,6 +161,22 @@ def _check_complete_after_416(err: urllib.error.HTTPError, part: Path, offset: i
 # ---- 3. Zip extraction ---------------------------------------------------------
 
 
+def download_and_extract(url: str, archive, target) -> Path:
+    """``download`` ``url`` to ``archive``, then ``extract_zip`` it into ``target``; return ``target``.
+
+    An archive deleted after its extraction (to save space) is not fetched again:
+    the extracted files are used as they are.
+    """
+    archive, target = Path(archive), Path(target)
+    if not archive.exists() and _marker(archive, target).exists():
+        return target
+    return extract_zip(download(url, archive), target)
+
+
+def _marker(archive: Path, target: Path) -> Path:
+    return target / f".{archive.name}.extracted"
+
+
 def extract_zip(archive, target) -> Path:
     """Extract ``archive`` into ``target`` once; return ``target``.
 
@@ -170,7 +186,7 @@ def extract_zip(archive, target) -> Path:
     does nothing; an interrupted one is redone.
     """
     archive, target = Path(archive), Path(target)
-    marker = target / f".{archive.name}.extracted"
+    marker = _marker(archive, target)
     stamp = {"archive": archive.name, "bytes": archive.stat().st_size}
     if marker.exists() and _read_json(marker) == stamp:
         return target

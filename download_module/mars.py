@@ -34,8 +34,8 @@ def _listed(root: Path, lists: tuple[str, ...]) -> list[HRImage]:
 
 
 def find_images(out: Path, url: str | None = None) -> SourceImages:
-    archive = fetch.download(fetch.archive_url(url, URL, ARCHIVE), out / "downloads" / ARCHIVE)
-    raw = fetch.extract_zip(archive, out / "raw" / NAME)
+    archive = out / "downloads" / ARCHIVE
+    raw = fetch.download_and_extract(fetch.archive_url(url, URL, ARCHIVE), archive, out / "raw" / NAME)
     found = sorted(raw.rglob("test-calibrated-shuffled.txt"))
     if not found:
         raise util.UserError(f"{archive}: no test-calibrated-shuffled.txt inside; is it Zenodo's msl-images.zip?")

@@ -1,7 +1,8 @@
 """Unsplash photographs of the Kaggle data set quadeer15sh/image-super-resolution-from-unsplash.
 
-Fetched with ``kagglehub`` into ``<out>/raw/unsplash/kaggle/`` (credentials needed),
-or, with ``--url``, from a zip mirror of the same layout into ``<out>/raw/unsplash/mirror/``.
+Fetched with ``kagglehub`` into ``<out>/raw/unsplash/kaggle/`` (credentials needed;
+a copy already in kagglehub's own cache is used in place, without network), or,
+with ``--url``, from a zip mirror of the same layout into ``<out>/raw/unsplash/mirror/``.
 Only the ``high res`` folder is used (all images when the layout has none); the
 split is by image, ``pairs.split_by_name`` (10% to test).
 """
@@ -68,8 +69,8 @@ def _high_res(root: Path) -> tuple[Path, str]:
 
 def find_images(out: Path, url: str | None = None) -> SourceImages:
     if url:
-        archive = fetch.download(fetch.archive_url(url, url, ARCHIVE), out / "downloads" / ARCHIVE)
-        root = fetch.extract_zip(archive, out / "raw" / NAME / "mirror")
+        archive_url = fetch.archive_url(url, url, ARCHIVE)
+        root = fetch.download_and_extract(archive_url, out / "downloads" / ARCHIVE, out / "raw" / NAME / "mirror")
     else:
         root = _from_kaggle(out)
     folder, which = _high_res(root)

@@ -122,3 +122,14 @@ def test_extract_corrupt_zip_is_a_user_error(tmp_path):
     archive.write_bytes(data.getvalue()[:-30])  # the central directory is cut
     with pytest.raises(util.UserError, match=r"broken.zip: not a readable zip archive.*delete it"):
         fetch.extract_zip(archive, tmp_path / "raw")
+
+
+def test_download_and_extract_needs_no_archive_once_extracted(http_server, tmp_path, fast_retries):
+    data = tmp_path / "served.zip"
+    make_zip(data, {"top/a.txt": b"a"})
+    url = http_server.add("/x.zip", data)
+    archive, target = tmp_path / "downloads" / "x.zip", tmp_path / "raw"
+    assert (fetch.download_and_extract(url, archive, target) / "top" / "a.txt").read_bytes() == b"a"
+    archive.unlink()  # deleted to save space
+    fetch.download_and_extract(url, archive, target)
+    assert len(http_server.requests) == 1 and not archive.exists()
