@@ -101,3 +101,18 @@ def test_bad_constant_is_one_line_error(tiny_pairs, tmp_path):
         inception2.main(["--dataset", str(tiny_pairs), "--task", "sr3"])
     with pytest.raises(util.UserError, match="BACKPROPS=0"):
         inception2.main(["--dataset", str(tiny_pairs), "--backprops", "0"])
+
+
+def test_sweep_writes_the_prototype_table_and_plot(tiny_pairs, tmp_path):
+    import edsr_lite
+
+    args = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY, "--filters", "8", "--blocks", "1"]
+    edsr_lite.main([*args, "--sweep", "8,16"])
+    sweep_dir = tmp_path / "sweep-sr4-tiny"
+    table = (sweep_dir / "edsr_lite.md").read_text()
+    assert "| | bicubic | 16 patches | 8 patches |" in table
+    assert table.count("\n| PSNR |") == 1 and "| SSIM |" in table
+    runs = json.loads((sweep_dir / "edsr_lite.json").read_text())["runs"]
+    assert [r["train_patches"] for r in runs] == [16, 8]
+    assert runs[0]["backprops"] == runs[1]["backprops"] == 32  # same budget whatever the size
+    assert (sweep_dir / "sweep.png").stat().st_size > 0

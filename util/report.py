@@ -110,3 +110,45 @@ def comparison_figure(lr, base, outputs, hr, results: dict, png_path: Path, coun
             ax.set_title(caption, fontsize=9)
     fig.suptitle(f"{results['model']} — {results['task']} on {results['dataset']} (PSNR / SSIM against HR)")
     _save(fig, png_path)
+
+
+def sweep_table(script: str, runs: list[dict]) -> str:
+    """The prototype's table: rows PSNR and SSIM, columns bicubic (or noisy) then each training-set size."""
+    runs = sorted(runs, key=lambda r: -r["train_patches"])
+    first = runs[0]
+    header = [first.get("baseline_name", "baseline")] + [f"{r['train_patches']} patches" for r in runs]
+    lines = [
+        f"{script} — {first['task']} on {first['dataset']}, {first['backprops']} backprops each, "
+        f"{first['n_test']} test pairs (RGB PSNR / SSIM, the prototype's protocol)",
+        "",
+        "| | " + " | ".join(header) + " |",
+        "|---" * (len(header) + 1) + "|",
+    ]
+    for metric, fmt in (("psnr", "{:.2f}"), ("ssim", "{:.4f}")):
+        cells = [fmt.format(first["baseline"][metric])] + [fmt.format(r["model_scores"][metric]) for r in runs]
+        lines.append(f"| {metric.upper()} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def sweep_plot(sweep_dir: Path, png_path: Path) -> None:
+    """PSNR against training-set size (log axis) for every model swept into ``sweep_dir``; baseline as a line."""
+    import json
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    baseline = None
+    for path in sorted(sweep_dir.glob("*.json")):
+        runs = sorted(json.loads(path.read_text())["runs"], key=lambda r: r["train_patches"])
+        sizes = [r["train_patches"] for r in runs]
+        ax.plot(sizes, [r["model_scores"]["psnr"] for r in runs], marker="o", label=path.stem)
+        baseline = runs[0]
+    if baseline is None:
+        return
+    ax.axhline(baseline["baseline"]["psnr"], color="gray", linestyle="--", label=baseline.get("baseline_name"))
+    ax.set_xscale("log")
+    ax.set_xlabel("training patches")
+    ax.set_ylabel("PSNR on the test pairs (dB)")
+    ax.set_title(f"{baseline['task']} on {baseline['dataset']}, same backprops per run")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    _save(fig, png_path)

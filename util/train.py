@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from util.files import UserError, write_json_atomic
+from util.files import UserError, atomic_path, write_json_atomic, write_text_atomic
 from util.models import model_info, prepare_input, task_scale
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,6 +52,13 @@ def parse_constants(constants: dict, argv, description: str) -> argparse.Namespa
     parser.add_argument("--model", help="role test/predict: a saved .keras model (default: this run's model.keras)")
     parser.add_argument("--input", help="role predict: an image or a folder of images")
     parser.add_argument("--output", help="role predict: output folder (default: <run>/predictions)")
+    parser.add_argument(
+        "--sweep",
+        type=_sizes,
+        metavar="N,N,...",
+        help="role train: one run per training-set size with the same BACKPROPS, then the prototype's table "
+        "and sweep.png (e.g. 100,1000,10000)",
+    )
     for name, default in constants.items():
         kind = type(default)
         parser.add_argument(
@@ -68,6 +75,16 @@ def parse_constants(constants: dict, argv, description: str) -> argparse.Namespa
             raise UserError(f"{name}={getattr(args, name)} must be at least 1 (--{name.lower().replace('_', '-')})")
     task_scale(args.TASK)
     return args
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--sweep {text!r}: give sizes like 100,1000,10000") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"--sweep {text!r}: give positive sizes like 100,1000,10000")
+    return sizes
 
 
 def configure_precision(precision: str) -> str:
@@ -146,12 +163,41 @@ def run_script(script: str, constants: dict, build_model, argv, description: str
     ``args`` holds every constant, for scripts whose architecture has knobs.
     """
     args = parse_constants(constants, argv, description)
+    if args.sweep and args.role == "train":
+        return sweep(script, args, build_model)
     run_dir = (REPO / args.OUT / run_name(script, args)).resolve()
     if args.role == "train":
         return train(script, args, build_model, run_dir, recipe_of(args))
     if args.role == "test":
         return test(script, args, run_dir)
     return predict(args, run_dir)
+
+
+def sweep(script: str, args, build_model) -> Path:
+    """The prototype's study: one run per training-set size, same BACKPROPS; table and plot."""
+    import copy
+    import json
+
+    import keras
+
+    from util import report
+
+    runs = []
+    for size in sorted(args.sweep, reverse=True):
+        run_args = copy.copy(args)
+        run_args.TRAIN_PATCHES = size
+        run_dir = (REPO / args.OUT / run_name(script, run_args)).resolve()
+        keras.backend.clear_session()
+        train(script, run_args, build_model, run_dir, recipe_of(run_args))
+        runs.append(json.loads((run_dir / "results.json").read_text()))
+    out_dir = (REPO / args.OUT / f"sweep-{args.TASK}-{Path(args.DATASET).name}").resolve()
+    table = report.sweep_table(script, runs)
+    write_json_atomic(out_dir / f"{script}.json", {"model": script, "runs": runs})
+    write_text_atomic(out_dir / f"{script}.md", table)
+    report.sweep_plot(out_dir, out_dir / "sweep.png")
+    print(table)
+    print(f"sweep of {script}: {out_dir}")
+    return out_dir
 
 
 def make_optimizer(args, recipe: dict, total_steps: int):
@@ -208,7 +254,13 @@ def train(script: str, args, build_model, run_dir: Path, recipe: dict) -> Path:
     )
     fit_started = time.time()
     model.fit(
-        train_ds, epochs=epochs, steps_per_epoch=steps_per_epoch, validation_data=val_ds, callbacks=callbacks, verbose=2
+        train_ds,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=val_ds,
+        callbacks=callbacks,
+        shuffle=False,  # tf.data already shuffles
+        verbose=2,
     )
     train_seconds = time.time() - fit_started
     if not np.isfinite(model.evaluate(val_ds, verbose=0)):
@@ -221,8 +273,6 @@ def train(script: str, args, build_model, run_dir: Path, recipe: dict) -> Path:
     keras.mixed_precision.set_global_policy("float32")
     saved = build_model(args.TASK, args)
     saved.set_weights(model.get_weights())
-    from util.files import atomic_path
-
     with atomic_path(run_dir / "model.keras") as tmp:
         keras.saving.save_model(saved, tmp)
     best.unlink(missing_ok=True)
@@ -329,8 +379,6 @@ def predict(args, run_dir: Path) -> Path:
     model, info = load_model(Path(args.model) if args.model else run_dir / "model.keras")
     out_dir = Path(args.output) if args.output else run_dir / "predictions"
     from PIL import Image
-
-    from util.files import atomic_path
 
     for path in files:
         result = enhance_array(model, info, load_image_rgb(path))
