@@ -104,13 +104,13 @@ def main(argv=None) -> None:
     dest = args.out / name
     counts = {"train": args.train, "test": args.test}
     settings = pairs.dataset_settings(name, images, counts, args.seed)
-    summary = f"seed {args.seed}, {args.train}/{args.test}"
     if pairs.is_up_to_date(dest, settings):
-        print(f"{_shown(dest)}: up to date ({summary})")
+        print(f"{_shown(dest)}: up to date (seed {args.seed}, {args.train}/{args.test})")
         return
     started = time.monotonic()
     pairs.write_dataset(dest, images, settings)
-    print(f"{_shown(dest)}: wrote {summary} patches in {time.monotonic() - started:.0f} s")
+    took = time.monotonic() - started
+    print(f"{_shown(dest)}: wrote {args.train} train / {args.test} test patches (seed {args.seed}) in {took:.0f} s")
 
 
 if __name__ == "__main__":

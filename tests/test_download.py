@@ -55,7 +55,7 @@ def test_builtin_writes_pairs_then_is_up_to_date(tmp_path, capsys):
     test_images = {manifest["splits"]["test"]["images"][row[0]] for row in manifest["splits"]["test"]["patches"]}
     assert test_images <= {"coffee.png", "rocket.png", "gravel.png"}
     assert not set(manifest["splits"]["train"]["images"]) & set(manifest["splits"]["test"]["images"])
-    assert "wrote seed 0, 40/10" in capsys.readouterr().out
+    assert "builtin: wrote 40 train / 10 test patches (seed 0)" in capsys.readouterr().out
 
     before = mtimes(dest) | mtimes(tmp_path / "raw" / "builtin")
     download.main(["--out", str(tmp_path), *SMALL])
