@@ -12,8 +12,8 @@ For bicubic and each model:
     pass, batch 1, on a 512x512 output, median of --repeats runs after a warm-up
     (bicubic: util.bicubic_upscale to the same output);
   * peak resident memory (MB) of `python3 enhance.py` on a synthetic 3000x4000 photo,
-    one child process per model (its own getrusage, via os.wait4), so each number
-    stands alone.
+    one child process per model (getrusage of its RUSAGE_CHILDREN in a small launcher),
+    so each number stands alone.
 Markdown on stdout; benchmark.md and benchmark.json in --out.
 """
 
@@ -83,23 +83,33 @@ def median_ms(function, warmup: int, repeats: int) -> float:
     return 1000.0 * float(np.median(times))
 
 
+# Runs the command given as its arguments (stdout discarded) and prints the command's own peak RSS.
+LAUNCHER = (
+    "import resource, subprocess, sys; code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)"
+)
+
+
 def peak_rss_mb(command: list[str]) -> float:
     """Run ``command`` in a child process; return its peak resident memory in MB.
 
-    The child's own rusage comes from ``os.wait4`` (RUSAGE_CHILDREN would report the
-    largest of all children so far). Raises UserError with the child's last stderr
-    line when it fails.
+    Linux counts the memory of the process that spawns a child into the child's peak
+    (the forked copy is measured until exec), so measured from this process, which
+    holds TensorFlow and the models, every number would start at this process's
+    size. A small launcher process runs the command instead and reports its
+    RUSAGE_CHILDREN, which holds the command alone (the launcher's ~10 MB at most).
+    Raises UserError with the command's last stderr line when it fails.
     """
     with tempfile.TemporaryFile() as stderr:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode != 0:
+        result = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, *map(str, command)], stdout=subprocess.PIPE, stderr=stderr
+        )
+        if result.returncode != 0:
             stderr.seek(0)
             lines = stderr.read().decode(errors="replace").strip().splitlines() or ["(no output)"]
             raise util.UserError(f"{' '.join(map(str, command))} failed: {lines[-1]}")
-    kilobytes = usage.ru_maxrss if sys.platform != "darwin" else usage.ru_maxrss / 1024  # macOS counts bytes
-    return kilobytes / 1024.0
+    maxrss = int(result.stdout.decode().split()[-1])
+    return maxrss / 1024.0 if sys.platform != "darwin" else maxrss / 2**20  # kB on Linux, bytes on macOS
 
 
 def enhance_peak_rss_mb(model_path: Path, photo_path: Path, out_dir: Path) -> float:

@@ -176,6 +176,7 @@ def _enhance_tile(model, info, pixels, top, left, tile_h, tile_w) -> np.ndarray:
             f"model output {result.shape} for an input of {model_input.shape}: expected {tile_h * scale}x"
             f"{tile_w * scale}x3 for task {info['task']} (scale {scale}, input kind {info['input_kind']})"
         )
+    np.clip(result, 0.0, 1.0, out=result)  # before grey's mean, so grey matches the rounded RGB channels
     if colours == 1:
         result = result.mean(axis=-1, keepdims=True)
     if has_alpha:

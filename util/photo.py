@@ -67,7 +67,7 @@ def read_photo(path) -> Photo:
                     icc_profile = None
                 pixels = _pil_pixels(img, path)
     except (OSError, ValueError, SyntaxError, zlib.error) as err:
-        raise ImageError(f"{path}: not a readable image ({err}); remove it or convert it to PNG") from None
+        raise ImageError(f"{path}: not a readable image ({err}); re-save it as PNG or JPEG") from None
     return Photo(_apply_orientation(pixels, orientation), icc_profile)
 
 

@@ -1,0 +1,59 @@
+"""benchmark.py on a tiny model: the table and JSON, and the isolated peak-memory measurement."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tiny_models
+from PIL import Image
+
+import benchmark
+import util
+
+SET5 = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmark" / "Set5"
+
+
+@pytest.fixture(scope="module")
+def sr4_model(tmp_path_factory):
+    return tiny_models.save(tiny_models.upsampled_model(), tmp_path_factory.mktemp("run"))
+
+
+def test_table_and_json_for_bicubic_and_a_model(sr4_model, tmp_path, capsys):
+    benchmark.main([str(sr4_model), "--data", str(SET5), "--repeats", "2", "--skip-memory", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert "| method | task | parameters | Set5 PSNR / SSIM | ms / output MP |" in printed
+    assert "| bicubic | x4 | 0 | 28.43 / 0.8113 |" in printed
+    assert f"| {sr4_model} | x4 | 443 |" in printed
+    result = json.loads((tmp_path / "benchmark.json").read_text())
+    bicubic, model = result["rows"]
+    assert model["parameters"] == 443 and model["info"]["task"] == "sr4"
+    assert 20 < model["quality"]["Set5"]["psnr"] < 40
+    assert model["ms_per_mp"] > 0 and bicubic["ms_per_mp"] > 0
+    assert model["peak_rss_mb"] is None and result["memory_photo"] is None
+    assert (tmp_path / "benchmark.md").read_text().count("| bicubic |") == 1
+
+
+def test_peak_memory_of_enhance_on_a_small_photo(sr4_model, tmp_path):
+    photo = tmp_path / "photo.png"
+    Image.fromarray(benchmark.synthetic_photo(48, 64)).save(photo)
+    peak = benchmark.enhance_peak_rss_mb(sr4_model, photo, tmp_path)
+    assert 50 < peak < 4000  # TensorFlow alone takes a few hundred MB
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"], "the output is removed afterwards"
+
+
+def test_peak_memory_is_the_childs_own_and_failures_are_one_line():
+    small = benchmark.peak_rss_mb([sys.executable, "-c", "pass"])
+    big = benchmark.peak_rss_mb([sys.executable, "-c", "import numpy; a = numpy.ones(200_000_000, numpy.uint8)"])
+    assert small < 100 and big > small + 150  # not this process's size, which holds TensorFlow
+    again = benchmark.peak_rss_mb([sys.executable, "-c", "pass"])
+    assert again < big - 150  # each number on its own, not the largest child so far
+    with pytest.raises(util.UserError, match="failed: SystemExit: boom") as err:
+        benchmark.peak_rss_mb([sys.executable, "-c", "raise SystemExit('SystemExit: boom')"])
+    assert "\n" not in str(err.value)
+
+
+def test_synthetic_photo():
+    photo = benchmark.synthetic_photo(30, 40)
+    assert photo.shape == (30, 40, 3) and photo.dtype == np.uint8 and photo.std() > 20

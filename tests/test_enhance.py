@@ -1,0 +1,149 @@
+"""enhance.py end to end on tiny models: kinds of photo kept, names, refusals and one-line errors."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tiny_models
+from PIL import Image, ImageCms
+
+import enhance
+import util
+from util.photo import read_photo, write_png
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    return {
+        "sr4": tiny_models.save(tiny_models.upsampled_model(), folder, "sr4.keras"),
+        "lr2": tiny_models.save(tiny_models.lr_model(task="sr2", scale=2), folder, "lr2.keras"),
+        "noise": tiny_models.save(tiny_models.upsampled_model("noise64", 1, 8), folder, "noise.keras"),
+    }
+
+
+def photo(height=24, width=32, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(128 + np.cumsum(rng.normal(0, 12, (height, width, 3)), axis=1), 0, 255).astype(np.uint8)
+
+
+def run(*argv):
+    enhance.main([str(a) for a in argv] + ["--quiet"])
+
+
+def test_rgb_photo_gives_x4_png_beside_it_with_its_icc_profile(tmp_path, models):
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(photo()).save(tmp_path / "photo.jpg", quality=95, icc_profile=icc)
+    run(tmp_path / "photo.jpg", "--model", models["sr4"])
+    with Image.open(tmp_path / "photo_x4.png") as out:
+        assert out.mode == "RGB" and out.size == (128, 96)
+        assert out.info.get("icc_profile") == icc
+
+
+def test_rgba_keeps_its_alpha_upscaled_by_bicubic(tmp_path, models):
+    alpha = np.tile(np.linspace(0, 255, 32), (24, 1)).astype(np.uint8)
+    Image.fromarray(np.dstack([photo(), alpha]), "RGBA").save(tmp_path / "logo.png")
+    run(tmp_path / "logo.png", "--model", models["lr2"])
+    with Image.open(tmp_path / "logo_x2.png") as out:
+        assert out.mode == "RGBA" and out.size == (64, 48)
+        upscaled_alpha = np.asarray(out)[..., 3].astype(int)
+    assert np.abs(upscaled_alpha - util.bicubic_upscale(alpha, 2)).max() <= 1
+
+
+def test_greyscale_stays_greyscale(tmp_path, models):
+    Image.fromarray(photo()[..., 0], "L").save(tmp_path / "scan.png")
+    run(tmp_path / "scan.png", "--model", models["sr4"])
+    with Image.open(tmp_path / "scan_x4.png") as out:
+        assert out.mode == "L" and out.size == (128, 96)
+
+
+def test_16_bit_png_stays_16_bit(tmp_path, models):
+    deep = np.minimum(photo().astype(np.uint32) * 257 + 100, 65535).astype(np.uint16)
+    write_png(tmp_path / "raw.png", deep)
+    run(tmp_path / "raw.png", "--model", models["sr4"])
+    out = read_photo(tmp_path / "raw_x4.png").pixels
+    assert out.dtype == np.uint16 and out.shape == (96, 128, 3)
+    eight_bit = tmp_path / "raw8.png"
+    Image.fromarray(photo()).save(eight_bit)
+    run(eight_bit, "--model", models["sr4"])
+    reference = np.asarray(Image.open(tmp_path / "raw8_x4.png"), dtype=np.float64)
+    assert np.abs(out / 257.0 - reference).max() < 3  # the same picture, at 16 bits
+    assert len(np.unique(out % 257)) > 1  # not just 8-bit values scaled up
+
+
+def test_exif_orientation_is_applied(tmp_path, models):
+    upright = photo(24, 32)
+    stored = np.rot90(upright, k=1)  # as a camera held sideways stores it; orientation 6 turns it back
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.ascontiguousarray(stored)).save(tmp_path / "turned.png", exif=exif.tobytes())
+    Image.fromarray(upright).save(tmp_path / "upright.png")
+    run(tmp_path / "turned.png", tmp_path / "upright.png", "--model", models["sr4"])
+    turned = np.asarray(Image.open(tmp_path / "turned_x4.png"))
+    assert turned.shape == (96, 128, 3)
+    np.testing.assert_array_equal(turned, np.asarray(Image.open(tmp_path / "upright_x4.png")))
+
+
+def test_folder_in_folder_out_and_denoised_names(tmp_path, models):
+    (tmp_path / "album" / "trip").mkdir(parents=True)
+    Image.fromarray(photo()).save(tmp_path / "album" / "a.png")
+    Image.fromarray(photo(seed=1)).save(tmp_path / "album" / "trip" / "b.jpg")
+    run(tmp_path / "album", "--model", models["noise"])
+    out = tmp_path / "album_denoised"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == [
+        "a_denoised.png",
+        "trip/b_denoised.png",
+    ]
+    with Image.open(out / "a_denoised.png") as img:
+        assert img.size == (32, 24)
+
+
+def test_refuses_to_overwrite(tmp_path, models):
+    source = tmp_path / "photo.png"
+    Image.fromarray(photo()).save(source)
+    run(source, "--model", models["sr4"])
+    before = (tmp_path / "photo_x4.png").stat().st_mtime_ns
+    with pytest.raises(util.UserError, match="exists; give --overwrite"):
+        run(source, "--model", models["sr4"])
+    assert (tmp_path / "photo_x4.png").stat().st_mtime_ns == before
+    run(source, "--model", models["sr4"], "--overwrite")
+    original = source.read_bytes()
+    with pytest.raises(util.UserError, match="is an input image"):
+        run(source, "--model", models["sr4"], "--out", source, "--overwrite")
+    assert source.read_bytes() == original
+    assert not list(tmp_path.glob(".*part*")), "no temporary file is left behind"
+
+
+def cli(*argv):
+    return subprocess.run(
+        [sys.executable, str(REPO / "enhance.py"), *map(str, argv)], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_non_image_and_missing_model_are_one_line_errors(tmp_path, models):
+    (tmp_path / "notes.png").write_text("these are notes, not pixels")
+    Image.fromarray(photo()).save(tmp_path / "photo.png")
+    cases = [
+        ((tmp_path / "notes.png", "--model", models["sr4"]), "notes.png"),
+        ((tmp_path / "photo.png", "--model", tmp_path / "missing.keras"), "missing.keras"),
+        ((tmp_path / "absent.jpg", "--model", models["sr4"]), "absent.jpg"),
+    ]
+    for argv, named in cases:
+        result = cli(*argv)
+        assert result.returncode == 1, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], result.stderr
+    assert not (tmp_path / "photo_x4.png").exists()
+
+
+def test_default_model_missing_names_its_path_and_how_to_train(tmp_path, monkeypatch):
+    Image.fromarray(photo()).save(tmp_path / "photo.png")
+    default = tmp_path / "assets" / "models" / "sr4.keras"
+    monkeypatch.setattr(enhance, "MODEL", default)  # the real one will exist once a model is trained
+    with pytest.raises(util.UserError, match="no such model file; train one") as err:
+        enhance.main([str(tmp_path / "photo.png")])
+    assert str(err.value).startswith(str(default)) and "\n" not in str(err.value)
