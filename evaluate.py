@@ -70,7 +70,7 @@ def main(argv=None) -> None:
     for folder in args.data:
         if not folder.is_dir():
             raise util.UserError(f"{folder}: no such folder; give --data folders of HR images (e.g. {DATA[0]})")
-    model, info, enhance = None, None, None
+    info, enhance = None, None
     if args.model != "bicubic":
         model_path = Path(args.model)
         if not model_path.is_file():
@@ -85,7 +85,7 @@ def main(argv=None) -> None:
             return enhance_array(model, info, degraded, progress=False)
 
     protocol = choose_protocol(args, info)
-    out_dir = args.out or (Path(args.model).parent if model is not None else BICUBIC_OUT)
+    out_dir = args.out or (Path(args.model).parent if info else BICUBIC_OUT)
     label = "model" if info is None else f"{info['architecture'] or 'model'} ({info['task']})"
     print(f"# {args.model}: {protocol.name}\n\n{protocol_note(protocol)}\n")
     for folder in args.data:
