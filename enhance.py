@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 import util
-from util.photo import Photo, check_photo, read_photo, write_png
+from util.photo import check_photo, read_photo, write_png
 
 # ---- Constants: edit these -------------------------------------------------
 MODEL = Path(__file__).resolve().parent / "assets" / "models" / "sr4.keras"  # --model default
@@ -63,19 +63,17 @@ def plan_outputs(found, out: Path | None, suffix: str, overwrite: bool) -> list[
     A folder's images go to ``--out`` or to ``<folder><suffix>/``, keeping sub-folders.
     """
     single_file = len(found) == 1 and found[0][1] is None
-    if out is not None and out.suffix.lower() == ".png" and not out.is_dir() and not single_file:
+    out_is_file = out is not None and out.suffix.lower() == ".png" and not out.is_dir()
+    if out_is_file and not single_file:
         raise util.UserError(f"--out {out} names one file but there are {len(found)} images; give a folder")
     pairs = []
     for path, folder in found:
         name = f"{path.stem}{suffix}.png"
         if folder is not None:
-            pairs.append(
-                (path, (out or folder.with_name(folder.name + suffix)) / path.relative_to(folder).with_name(name))
-            )
-        elif out is not None and out.suffix.lower() == ".png" and not out.is_dir():
-            pairs.append((path, out))
+            out_folder = out or folder.with_name(folder.name + suffix)
+            pairs.append((path, out_folder / path.relative_to(folder).with_name(name)))
         else:
-            pairs.append((path, (out or path.parent) / name))
+            pairs.append((path, out if out_is_file else (out or path.parent) / name))
     inputs = {path.resolve() for path, _ in found}
     outputs = set()
     for _, target in pairs:
@@ -89,13 +87,6 @@ def plan_outputs(found, out: Path | None, suffix: str, overwrite: bool) -> list[
     return pairs
 
 
-def enhance_photo(model, info, photo: Photo, tile=TILE, overlap=OVERLAP, progress=True) -> Photo:
-    from util.inference import enhance_array
-
-    pixels = enhance_array(model, info, photo.pixels, tile=tile, overlap=overlap, progress=progress)
-    return Photo(pixels, photo.icc_profile)
-
-
 def main(argv=None) -> None:
     args = parse_args(argv)
     if not args.model.is_file():
@@ -105,18 +96,17 @@ def main(argv=None) -> None:
         )
     found = find_inputs(args.inputs)
     # TensorFlow takes seconds to import (and logs to stderr): only once the inputs are checked.
+    from util.inference import enhance_array
     from util.models import load_model
 
     model, info = load_model(args.model)
     suffix = f"_x{info['scale']}" if info["scale"] > 1 else "_denoised"
     for source, target in plan_outputs(found, args.out, suffix, args.overwrite):
         photo = read_photo(source)
-        result = enhance_photo(model, info, photo, args.tile, args.overlap, progress=not args.quiet)
-        del photo  # the input's memory is not needed while the (larger) output is written
+        pixels = enhance_array(model, info, photo.pixels, args.tile, args.overlap, progress=not args.quiet)
         with util.atomic_path(target) as tmp:
-            write_png(tmp, result.pixels, result.icc_profile)
-        height, width = result.pixels.shape[:2]
-        print(f"{source} -> {target} ({width}x{height})")
+            write_png(tmp, pixels, photo.icc_profile)
+        print(f"{source} -> {target} ({pixels.shape[1]}x{pixels.shape[0]})")
 
 
 if __name__ == "__main__":

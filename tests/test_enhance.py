@@ -147,3 +147,14 @@ def test_default_model_missing_names_its_path_and_how_to_train(tmp_path, monkeyp
     with pytest.raises(util.UserError, match="no such model file; train one") as err:
         enhance.main([str(tmp_path / "photo.png")])
     assert str(err.value).startswith(str(default)) and "\n" not in str(err.value)
+
+
+def test_out_names_a_file_for_one_image_and_a_folder_for_several(tmp_path, models):
+    for name in ("a.png", "b.png"):
+        Image.fromarray(photo()).save(tmp_path / name)
+    run(tmp_path / "a.png", "--model", models["sr4"], "--out", tmp_path / "big" / "chosen.png")
+    assert (tmp_path / "big" / "chosen.png").is_file()
+    run(tmp_path / "a.png", tmp_path / "b.png", "--model", models["sr4"], "--out", tmp_path / "outputs")
+    assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["a_x4.png", "b_x4.png"]
+    with pytest.raises(util.UserError, match="names one file but there are 2 images"):
+        run(tmp_path / "a.png", tmp_path / "b.png", "--model", models["sr4"], "--out", tmp_path / "one.png")
