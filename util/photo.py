@@ -115,7 +115,7 @@ def _pil_pixels(img: Image.Image, path) -> np.ndarray:
         mode = {"1": "L", "La": "LA", "RGBa": "RGBA"}.get(mode, mode)
     if mode not in ("L", "LA", "RGB", "RGBA"):
         mode = "RGB"  # CMYK, YCbCr, LAB, HSV, RGBX
-    return np.asarray(img.convert(mode) if mode != img.mode else img).copy()
+    return np.asarray(img.convert(mode) if mode != img.mode else img)
 
 
 def _apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
