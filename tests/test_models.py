@@ -116,3 +116,21 @@ def test_sweep_writes_the_prototype_table_and_plot(tiny_pairs, tmp_path):
     assert [r["train_patches"] for r in runs] == [16, 8]
     assert runs[0]["backprops"] == runs[1]["backprops"] == 32  # same budget whatever the size
     assert (sweep_dir / "sweep.png").stat().st_size > 0
+
+
+def test_predict_role_enhances_a_folder_with_the_runs_model(tiny_pairs, tmp_path):
+    from PIL import Image
+
+    import inception2
+
+    args = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY]
+    inception2.main(args)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(np.load(tiny_pairs / "test_x4.npy")[0]).save(photos / "a.png")
+    Image.fromarray(np.load(tiny_pairs / "test_x4.npy")[1][..., 0]).convert("L").save(photos / "grey.png")
+    inception2.main([*args, "--role", "predict", "--input", str(photos)])
+    out = tmp_path / "inception2-sr4-16-tiny" / "predictions"
+    with Image.open(out / "a_x4.png") as colour, Image.open(out / "grey_x4.png") as grey:
+        assert colour.size == (128, 128) and colour.mode == "RGB"
+        assert grey.size == (128, 128) and grey.mode == "L"

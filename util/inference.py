@@ -157,9 +157,6 @@ def _enhance_tile(model, info, pixels, top, left, tile_h, tile_w) -> np.ndarray:
     context = BICUBIC_CONTEXT if scale > 1 and (upsampled or has_alpha) else 0
     y0, x0 = max(0, top - context), max(0, left - context)
     source = pixels[y0 : top + tile_h + context, x0 : left + tile_w + context]
-    if source.dtype == np.uint16:
-        # prepare_input upsamples uint16 without scaling it to [0, 1]: give it float.
-        source = source.astype(np.float32) / 65535.0
     colour = source[..., :colours]
     if colours == 1:
         colour = np.repeat(colour, 3, axis=-1)
@@ -181,7 +178,8 @@ def _enhance_tile(model, info, pixels, top, left, tile_h, tile_w) -> np.ndarray:
         result = result.mean(axis=-1, keepdims=True)
     if has_alpha:
         alpha = source[..., -1:]
-        alpha = alpha.astype(np.float64) / 255.0 if alpha.dtype == np.uint8 else alpha.astype(np.float64)
+        peak = np.iinfo(alpha.dtype).max if alpha.dtype.kind == "u" else 1.0
+        alpha = alpha.astype(np.float64) / peak
         alpha = bicubic_upscale(alpha, scale)[out_crop] if scale > 1 else alpha[lr_crop]
         result = np.concatenate([result, alpha.astype(np.float32)], axis=-1)
     return result

@@ -137,7 +137,8 @@ def load_model(path) -> tuple[keras.Model, dict]:
     try:
         model = keras.models.load_model(path, safe_mode=True, compile=False)
     except Exception as err:  # Keras raises many types for a bad archive
-        raise UserError(f"{path}: not a loadable .keras model ({type(err).__name__}: {err})") from None
+        detail = " ".join(str(err).split())[:300]  # Keras's messages span lines; the error is one
+        raise UserError(f"{path}: not a loadable .keras model ({type(err).__name__}: {detail})") from None
     return model, model_info(model)
 
 
@@ -147,12 +148,13 @@ def prepare_input(degraded: np.ndarray, info: dict, batch: bool = False) -> np.n
     ``degraded`` is HWC (or NHWC with ``batch``), uint8, uint16 or float in [0, 1]:
     the LR image for SR tasks, the noisy image for denoising. Models whose
     ``input_kind`` is ``"upsampled"`` get it bicubic-upsampled by the task's scale
-    first (uint8 stays uint8 and is rounded, as the stored training inputs are).
+    first: uint8 stays uint8 and is rounded, as the stored training inputs are;
+    other types are upsampled in float and clipped to [0, 1] (bicubic overshoots).
     """
+    if degraded.dtype == np.uint16:
+        degraded = degraded.astype(np.float32) / 65535.0
     if info["input_kind"] == "upsampled" and info["scale"] > 1:
         degraded = bicubic_upscale(degraded, info["scale"], batch=batch)
     if degraded.dtype == np.uint8:
         return degraded.astype(np.float32) / 255.0
-    if degraded.dtype == np.uint16:
-        return degraded.astype(np.float32) / 65535.0
-    return degraded.astype(np.float32)
+    return np.clip(degraded, 0.0, 1.0).astype(np.float32)

@@ -366,24 +366,13 @@ def test(script: str, args, run_dir: Path) -> Path:
 
 
 def predict(args, run_dir: Path) -> Path:
-    from util.images import list_images, load_image_rgb
-    from util.inference import enhance_array
-    from util.models import load_model
+    """Enhance an image or a folder with this run's model: ``enhance.py``'s code, so that
+    grey, alpha, 16-bit, EXIF and ICC are handled alike."""
+    import enhance
 
     if not args.input:
         raise UserError("--role predict needs --input IMAGE_OR_FOLDER")
-    source = Path(args.input)
-    files = [source] if source.is_file() else list_images(source)
-    if not files:
-        raise UserError(f"{source}: no images found")
-    model, info = load_model(Path(args.model) if args.model else run_dir / "model.keras")
     out_dir = Path(args.output) if args.output else run_dir / "predictions"
-    from PIL import Image
-
-    for path in files:
-        result = enhance_array(model, info, load_image_rgb(path))
-        target = out_dir / f"{path.stem}.png"
-        with atomic_path(target) as tmp:
-            Image.fromarray(result).save(tmp, format="PNG")
-        print(f"{path} -> {target}")
+    model = Path(args.model) if args.model else run_dir / "model.keras"
+    enhance.main([args.input, "--model", str(model), "--out", str(out_dir), "--overwrite"])
     return out_dir
