@@ -36,7 +36,7 @@ SCHEDULE = "cosine"  # cosine | constant
 # ----------------------------------------------------------------------------------------
 
 from util.files import run_cli
-from util.models import BicubicUpsample, DepthToSpace, SuiteInfo, keras, task_scale
+from util.models import BicubicUpsample, DepthToSpace, keras, suite_input, task_scale
 from util.train import run_script
 
 layers = keras.layers
@@ -52,14 +52,8 @@ def res_block(x, filters):
 def build_model(task=TASK, args=None):
     filters, blocks = (args.FILTERS, args.BLOCKS) if args else (FILTERS, BLOCKS)
     scale = task_scale(task)
-    inputs = keras.Input(shape=(None, None, 3))
-    lr = SuiteInfo(
-        task=task,
-        scale=scale,
-        input_kind="lr",
-        size_multiple=1,
-        architecture=f"EDSR-lite ({blocks} blocks x {filters} filters, sub-pixel x{scale}, bicubic skip)",
-    )(inputs)
+    architecture = f"EDSR-lite ({blocks} blocks x {filters} filters, sub-pixel x{scale}, bicubic skip)"
+    inputs, lr = suite_input(task, "lr", 1, architecture)
     head = layers.Conv2D(filters, 3, padding="same")(layers.Rescaling(1.0, offset=-0.5)(lr))
     x = head
     for _ in range(blocks):

@@ -30,7 +30,7 @@ PRECISION = "auto"  # auto | float32 | mixed_bfloat16; prototype: float32
 # ----------------------------------------------------------------------------------------
 
 from util.files import run_cli
-from util.models import SuiteInfo, keras, task_scale  # Keras, with TensorFlow imported quietly
+from util.models import keras, suite_input  # Keras, with TensorFlow imported quietly
 from util.train import run_script
 
 layers = keras.layers
@@ -67,15 +67,8 @@ def srcnn535(x, dim=64):
 
 
 def build_model(task=TASK, args=None):
-    inputs = keras.Input(shape=(None, None, 3))
     # Four stride-2 levels: height and width must be multiples of 16.
-    x = SuiteInfo(
-        task=task,
-        scale=task_scale(task),
-        input_kind="upsampled",
-        size_multiple=16,
-        architecture="Inception-Unet+SRCNN535",
-    )(inputs)
+    inputs, x = suite_input(task, "upsampled", 16, "Inception-Unet+SRCNN535")
     # The sum is kept in float32 so that bfloat16 training does not round the image.
     outputs = layers.Add(dtype="float32")([x, unet(x), srcnn535(x)])
     return keras.Model(inputs, outputs, name="inception_unet_srcnn535")

@@ -29,7 +29,7 @@ PRECISION = "auto"  # auto | float32 | mixed_bfloat16; prototype: float32
 # ----------------------------------------------------------------------------------------
 
 from util.files import run_cli
-from util.models import SuiteInfo, keras, task_scale  # Keras, with TensorFlow imported quietly
+from util.models import keras, suite_input  # Keras, with TensorFlow imported quietly
 from util.train import run_script
 
 layers = keras.layers
@@ -45,14 +45,8 @@ def conv_block(x, filters):
 
 
 def build_model(task=TASK, args=None):
-    inputs = keras.Input(shape=(None, None, 3))
-    x = SuiteInfo(
-        task=task,
-        scale=task_scale(task),
-        input_kind="upsampled",
-        size_multiple=16,
-        architecture="U-Net autoencoder",
-    )(inputs)
+    # Four 2x2 poolings: height and width must be multiples of 16.
+    inputs, x = suite_input(task, "upsampled", 16, "U-Net autoencoder")
     skips = []
     for filters in FILTERS[:-1]:
         x = conv_block(x, filters)

@@ -121,6 +121,19 @@ class BicubicUpsample(keras.layers.Layer):
         return {**super().get_config(), "scale": self.scale}
 
 
+def suite_input(task: str, input_kind: str, size_multiple: int, architecture: str):
+    """``keras.Input`` of any size followed by the SuiteInfo layer; returns ``(inputs, x)``."""
+    inputs = keras.Input(shape=(None, None, 3))
+    info = SuiteInfo(
+        task=task,
+        scale=task_scale(task),
+        input_kind=input_kind,
+        size_multiple=size_multiple,
+        architecture=architecture,
+    )
+    return inputs, info(inputs)
+
+
 def model_info(model: keras.Model) -> dict:
     """The SuiteInfo of a model as a dict (task, scale, input_kind, size_multiple, architecture)."""
     for layer in model.layers:

@@ -49,6 +49,16 @@ def results_markdown(results: dict, path: Path) -> str:
     return text
 
 
+def summary_line(results: dict) -> str:
+    """One line: baseline and model PSNR / SSIM on the test pairs."""
+    base, model = results["baseline"], results["model_scores"]
+    return (
+        f"{results['model']} {results['task']} on {results['dataset']}: {results['n_test']} test pairs, "
+        f"{results.get('baseline_name', 'baseline')} {base['psnr']:.2f} dB / {base['ssim']:.4f}, "
+        f"model {model['psnr']:.2f} dB / {model['ssim']:.4f}"
+    )
+
+
 def training_curve(csv_path: Path, png_path: Path) -> None:
     """Training and validation PSNR (from the MSE/L1 loss logged by CSVLogger) per epoch."""
     if not csv_path.exists():

@@ -299,12 +299,7 @@ def train(script: str, args, build_model, run_dir: Path, recipe: dict) -> Path:
     results["wall_seconds"] = round(time.time() - started, 1)
     write_json_atomic(run_dir / "results.json", results)
     report.results_markdown(results, run_dir / "results.md")
-    print(
-        f"{script} {args.TASK} on {args.DATASET}: {results['n_test']} test pairs, "
-        f"baseline {results['baseline']['psnr']:.2f} dB / {results['baseline']['ssim']:.4f}, "
-        f"model {results['model_scores']['psnr']:.2f} dB / {results['model_scores']['ssim']:.4f}; "
-        f"wall time {results['wall_seconds']:.0f} s; outputs in {run_dir}"
-    )
+    print(f"{report.summary_line(results)}; wall time {results['wall_seconds']:.0f} s; outputs in {run_dir}")
     return run_dir
 
 
@@ -357,11 +352,7 @@ def test(script: str, args, run_dir: Path) -> Path:
     results = evaluate_run(model, args, data.dataset_dir(args.DATASET), out_dir, meta)
     write_json_atomic(out_dir / "test_results.json", results)
     report.results_markdown(results, out_dir / "test_results.md")
-    print(
-        f"test {model_path} on {args.DATASET} {args.TASK}: {results['n_test']} pairs, "
-        f"baseline {results['baseline']['psnr']:.2f} dB / {results['baseline']['ssim']:.4f}, "
-        f"model {results['model_scores']['psnr']:.2f} dB / {results['model_scores']['ssim']:.4f}"
-    )
+    print(f"test of {model_path}: {report.summary_line(results)}")
     return out_dir
 
 
