@@ -91,9 +91,10 @@ def model_diagram(model, png_path: Path) -> None:
         return
     try:
         with atomic_path(png_path) as tmp:
-            keras.utils.plot_model(model, to_file=str(tmp), show_shapes=True, dpi=60)
-    except (ImportError, OSError) as err:
-        print(f"note: model.png was not drawn ({err})")
+            # Keras's default orthogonal edges crash Graphviz 2.43's router on the U-Net (maze.c).
+            keras.utils.plot_model(model, to_file=str(tmp), show_shapes=True, dpi=60, splines="spline")
+    except Exception as err:  # pydot reports a failed dot run as AssertionError; a diagram is never worth a run
+        print(f"note: model.png was not drawn ({type(err).__name__}: {' '.join(str(err).split())[:200]})")
 
 
 def comparison_figure(lr, base, outputs, hr, results: dict, png_path: Path, count: int = 4) -> None:
