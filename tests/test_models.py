@@ -1,6 +1,7 @@
 """Short real trainings of the two prototype models, and their reports."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,8 @@ def check_run(run_dir: Path, task: str, n_test: int):
     for name in ("model.keras", "results.json", "results.md", "comparison.png", "training_curve.png", "training.csv"):
         assert (run_dir / name).is_file(), name
     assert not (run_dir / "backup").exists(), "BackupAndRestore leaves nothing behind after a finished run"
+    if shutil.which("dot"):
+        assert (run_dir / "model.png").stat().st_size > 0, "the diagram is drawn where Graphviz is installed"
     results = json.loads((run_dir / "results.json").read_text())
     for key in ("model", "dataset", "task", "train_patches", "backprops", "wall_seconds", "n_test"):
         assert key in results
