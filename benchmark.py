@@ -15,6 +15,13 @@ For bicubic and each model:
     one child process per model (getrusage of its RUSAGE_CHILDREN in a small launcher),
     so each number stands alone.
 Markdown on stdout; benchmark.md and benchmark.json in --out.
+
+    python3 benchmark.py --training                               # training speed of the three model scripts
+
+``--training`` instead times training: each model script with its own default
+constants (BATCH, PRECISION, loss, augmentation) at --task, on random patches
+through the same tf.data pipeline, for about --seconds after two warm-up steps;
+samples/s on training_speed.md and training_speed.json in --out.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ WARMUP = 2
 REPEATS = 5
 MEMORY_PHOTO = (3000, 4000)  # height, width of the synthetic photo enhanced for the memory column
 ENHANCE = REPO / "enhance.py"
+TRAINING_SCRIPTS = ("inception2", "unet_autoencoder", "edsr_lite")  # timed by --training
+TRAINING_SECONDS = 60.0
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -53,6 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data", nargs="+", type=Path, default=SETS, help="benchmark folders (default: Set5 Set14)")
     parser.add_argument("--repeats", type=int, default=REPEATS, help="timed runs per model (the median is kept)")
     parser.add_argument("--skip-memory", action="store_true", help="leave out the (slow) peak-memory column")
+    parser.add_argument("--training", action="store_true", help="time training of the model scripts instead")
+    parser.add_argument("--task", default="sr4", help="--training: the task trained (default sr4)")
+    parser.add_argument("--seconds", type=float, default=TRAINING_SECONDS, help="--training: seconds per script")
     return parser.parse_args(argv)
 
 
@@ -172,6 +184,86 @@ def model_row(path: Path, model, info: dict, args, photo_path: Path | None, work
     return row
 
 
+def training_speed(script: str, task: str, seconds: float) -> dict:
+    """Samples/s of one model script's training step with its default constants (see the module doc)."""
+    import importlib
+
+    import keras
+
+    from util import data, train
+    from util.models import model_info
+
+    module = importlib.import_module(script)
+    constants = {k: v for k, v in vars(module).items() if k.isupper()}
+    args = train.parse_constants(constants, ["--task", task], module.__doc__)
+    precision = train.configure_precision(args.PRECISION)
+    keras.utils.set_random_seed(0)
+    model = module.build_model(task, args)
+    info = model_info(model)
+    recipe = train.recipe_of(args)
+    model.compile(optimizer=train.make_optimizer(args, recipe, 10_000), loss=recipe["loss"])
+    rng = np.random.default_rng(0)
+    size = 128 // info["scale"]
+    lr = rng.integers(0, 256, (4 * args.BATCH, size, size, 3), dtype=np.uint8)
+    hr = rng.integers(0, 256, (4 * args.BATCH, 128, 128, 3), dtype=np.uint8)
+    batches = iter(data.make_dataset(train._stored_input(info)(lr), hr, args.BATCH, 0, augment=recipe["augment"]))
+    for _ in range(2):  # warm-up: tracing and oneDNN's first calls
+        model.train_on_batch(*next(batches))
+    steps, start = 0, time.perf_counter()
+    while steps < 3 or time.perf_counter() - start < seconds:
+        model.train_on_batch(*next(batches))
+        steps += 1
+    elapsed = time.perf_counter() - start
+    keras.backend.clear_session()
+    return {
+        "script": script,
+        "architecture": info["architecture"],
+        "parameters": int(model.count_params()),
+        "task": task,
+        "batch": args.BATCH,
+        "precision": precision,
+        "steps": steps,
+        "seconds": round(elapsed, 1),
+        "samples_per_second": round(steps * args.BATCH / elapsed, 2),
+    }
+
+
+def training_markdown(rows: list[dict]) -> str:
+    fastest_prototype = max(r["samples_per_second"] for r in rows if r["script"] != "edsr_lite") if rows else 0
+    lines = [
+        "| script | architecture | parameters | batch | precision | samples / s | vs fastest prototype |",
+        "|---|---|---:|---:|---|---:|---:|",
+    ]
+    for r in rows:
+        ratio = f"{r['samples_per_second'] / fastest_prototype:.1f}x" if fastest_prototype else "—"
+        lines.append(
+            f"| {r['script']} | {r['architecture']} | {r['parameters']:,} | {r['batch']} | {r['precision']} | "
+            f"{r['samples_per_second']:.1f} | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
+def machine_name() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}"
+
+
+def main_training(args) -> None:
+    if args.seconds <= 0:
+        raise util.UserError(f"--seconds {args.seconds}: give a positive number of seconds")
+    from util.models import task_scale
+
+    task_scale(args.task)
+    rows = []
+    for script in TRAINING_SCRIPTS:
+        print(f"timing the training of {script} ({args.task}) ...", file=sys.stderr)
+        rows.append(training_speed(script, args.task, args.seconds))
+    table = training_markdown(rows)
+    print(table)
+    util.write_text_atomic(args.out / "training_speed.md", f"Training speed on {machine_name()}\n\n{table}\n")
+    util.write_json_atomic(args.out / "training_speed.json", {"machine": machine_name(), "rows": rows})
+    print(f"\nwritten: {args.out / 'training_speed.md'}, {args.out / 'training_speed.json'}")
+
+
 def markdown(rows: list[dict], sets: list[str]) -> str:
     def cell(value, fmt):
         return "—" if value is None else format(value, fmt)
@@ -191,6 +283,8 @@ def markdown(rows: list[dict], sets: list[str]) -> str:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.training:
+        return main_training(args)
     models = args.models or sorted(MODELS.glob("*.keras"))
     if not args.models:
         print(f"note: {len(models)} model(s) in {MODELS}", file=sys.stderr)
@@ -219,7 +313,7 @@ def main(argv=None) -> None:
             rows.append(model_row(path, model, info, args, photo_path, work_dir))
     sets = [folder.name for folder in args.data]
     table = markdown(rows, sets)
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}"
+    machine = machine_name()
     print(table)
     util.write_text_atomic(args.out / "benchmark.md", f"Benchmark on {machine}\n\n{table}\n")
     result = {

@@ -33,6 +33,7 @@ BLOCKS = 8  # residual blocks
 LOSS = "mae"  # mae (L1) | mse
 AUGMENT = 1  # 1: random one of the 8 flips/rotations per patch; 0: none
 SCHEDULE = "cosine"  # cosine | constant
+BICUBIC_SKIP = 1  # 1: learn only what bicubic upsampling misses; 0: predict the whole image
 # ----------------------------------------------------------------------------------------
 
 from util.files import run_cli
@@ -51,8 +52,10 @@ def res_block(x, filters):
 
 def build_model(task=TASK, args=None):
     filters, blocks = (args.FILTERS, args.BLOCKS) if args else (FILTERS, BLOCKS)
+    bicubic_skip = args.BICUBIC_SKIP if args else BICUBIC_SKIP
     scale = task_scale(task)
-    architecture = f"EDSR-lite ({blocks} blocks x {filters} filters, sub-pixel x{scale}, bicubic skip)"
+    skip_note = ", bicubic skip" if bicubic_skip else ""
+    architecture = f"EDSR-lite ({blocks} blocks x {filters} filters, sub-pixel x{scale}{skip_note})"
     inputs, lr = suite_input(task, "lr", 1, architecture)
     head = layers.Conv2D(filters, 3, padding="same")(layers.Rescaling(1.0, offset=-0.5)(lr))
     x = head
@@ -62,9 +65,9 @@ def build_model(task=TASK, args=None):
     x = layers.Conv2D(3 * scale * scale, 3, padding="same")(x)
     if scale > 1:
         x = DepthToSpace(scale)(x)
-        skip = BicubicUpsample(scale)(lr)
-    else:
-        skip = lr
+    if not bicubic_skip:  # the output layer alone makes the image (centred like the input)
+        return keras.Model(inputs, layers.Rescaling(1.0, offset=0.5, dtype="float32")(x), name="edsr_lite")
+    skip = BicubicUpsample(scale)(lr) if scale > 1 else lr
     outputs = layers.Add(dtype="float32")([skip, x])
     return keras.Model(inputs, outputs, name="edsr_lite")
 

@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 import util
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: patches balanced over images (1: by area)
 PATCH = 128
 SPLITS = ("train", "test")
 SCALES = (2, 4, 8)
@@ -241,14 +241,16 @@ def _split_single(u: UsableImage, fraction: float):
 def plan_patches(usable: list[UsableImage], count: int, rng: np.random.Generator) -> np.ndarray:
     """(count, 4) int64 rows (image index, top, left, k): where each patch is cut.
 
-    Uniform over every possible crop position of the split: an image is picked
-    with probability proportional to its number of positions, (H-127)(W-127),
-    then a position in it. top/left are relative to the image's region.
+    Every image gives the same number of patches (give or take one), in shuffled
+    rounds of one patch per image, so that any first N rows are balanced too (the
+    training scripts take the first N). Within an image the position is uniform.
+    Sampling by area instead let one big image make up half a split (the builtin
+    set's 1411 px retina photograph). top/left are relative to the image's region.
     """
     heights = np.array([u.height for u in usable], dtype=np.int64)
     widths = np.array([u.width for u in usable], dtype=np.int64)
-    positions = (heights - PATCH + 1) * (widths - PATCH + 1)
-    index = rng.choice(len(usable), size=count, p=positions / positions.sum())
+    rounds = -(-count // len(usable))
+    index = np.concatenate([rng.permutation(len(usable)) for _ in range(rounds)])[:count]
     top = rng.integers(0, heights[index] - PATCH + 1)
     left = rng.integers(0, widths[index] - PATCH + 1)
     rot = rng.integers(0, 4, size=count)

@@ -113,12 +113,40 @@ def test_sweep_writes_the_prototype_table_and_plot(tiny_pairs, tmp_path):
     edsr_lite.main([*args, "--sweep", "8,16"])
     sweep_dir = tmp_path / "sweep-sr4-tiny"
     table = (sweep_dir / "edsr_lite.md").read_text()
-    assert "| | bicubic | 16 patches | 8 patches |" in table
+    assert "| | LR (bicubic) | 16 patches | 8 patches |" in table
     assert table.count("\n| PSNR |") == 1 and "| SSIM |" in table
     runs = json.loads((sweep_dir / "edsr_lite.json").read_text())["runs"]
     assert [r["train_patches"] for r in runs] == [16, 8]
     assert runs[0]["backprops"] == runs[1]["backprops"] == 32  # same budget whatever the size
     assert (sweep_dir / "sweep.png").stat().st_size > 0
+
+
+def test_ablation_undoes_one_choice_per_run_and_resumes(tiny_pairs, tmp_path, capsys):
+    import edsr_lite
+
+    args = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY, "--filters", "8", "--blocks", "1"]
+    edsr_lite.main([*args, "--ablation", "recipe,no-skip"])
+    out_dir = tmp_path / "ablation-sr4-tiny"
+    recipe = json.loads((out_dir / "edsr_lite-recipe" / "results.json").read_text())
+    no_skip = json.loads((out_dir / "edsr_lite-no-skip" / "results.json").read_text())
+    assert recipe["ablation"]["settings"]["BICUBIC_SKIP"] == 1 and no_skip["ablation"]["settings"]["BICUBIC_SKIP"] == 0
+    assert "bicubic skip" in recipe["architecture"] and "bicubic skip" not in no_skip["architecture"]
+    assert recipe["backprops"] == no_skip["backprops"] == 32
+    set5 = recipe["ablation"]["set5"]
+    assert abs(set5["baseline"]["psnr"] - 28.43) < 0.01  # Set5 x4 bicubic, the standard protocol
+    assert 10 < set5["model"]["psnr"] < 40
+    table = (out_dir / "edsr_lite.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ")][1:]
+    assert [row.split(" | ")[0] for row in rows] == ["| recipe", "| no-skip", "| bicubic"]
+    delta = no_skip["ablation"]["set5"]["model"]["psnr"] - set5["model"]["psnr"]
+    assert f"| {delta:+.2f} |" in rows[1]
+
+    capsys.readouterr()
+    edsr_lite.main([*args, "--ablation", "no-skip,mse"])  # no-skip is done: only mse trains
+    out = capsys.readouterr().out
+    assert "ablation no-skip: already trained" in out and (out_dir / "edsr_lite-mse" / "results.json").exists()
+    with pytest.raises(util.UserError, match="can run recipe, mse, no-augment, constant-lr, no-skip"):
+        edsr_lite.main([*args, "--ablation", "dropout"])
 
 
 def test_predict_role_enhances_a_folder_with_the_runs_model(tiny_pairs, tmp_path):

@@ -127,7 +127,8 @@ def sweep_table(script: str, runs: list[dict]) -> str:
     """The prototype's table: rows PSNR and SSIM, columns bicubic (or noisy) then each training-set size."""
     runs = sorted(runs, key=lambda r: -r["train_patches"])
     first = runs[0]
-    header = [first.get("baseline_name", "baseline")] + [f"{r['train_patches']} patches" for r in runs]
+    base = first.get("baseline_name", "baseline")
+    header = ["LR (bicubic)" if base == "bicubic" else base] + [f"{r['train_patches']} patches" for r in runs]
     lines = [
         f"{script} — {first['task']} on {first['dataset']}, {first['backprops']} backprops each, "
         f"{first['n_test']} test pairs (RGB PSNR / SSIM, the prototype's protocol)",
@@ -138,6 +139,32 @@ def sweep_table(script: str, runs: list[dict]) -> str:
     for metric, fmt in (("psnr", "{:.2f}"), ("ssim", "{:.4f}")):
         cells = [fmt.format(first["baseline"][metric])] + [fmt.format(r["model_scores"][metric]) for r in runs]
         lines.append(f"| {metric.upper()} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def ablation_table(script: str, runs: list[dict]) -> str:
+    """One row per ablation run: the choice undone, Set5 PSNR / SSIM and the change against the recipe."""
+    order = {"recipe": 0}
+    runs = sorted(runs, key=lambda r: (order.get(r["ablation"]["name"], 1), r["ablation"]["name"]))
+    recipe = next((r for r in runs if r["ablation"]["name"] == "recipe"), None)
+    first = runs[0]
+    lines = [
+        f"{script} — {first['task']} on {first['dataset']}, {first['train_patches']} patches, "
+        f"{first['backprops']} backprops each; Set5 by the standard protocol (Y, border = scale), "
+        f"builtin test pairs by the prototype's (RGB)",
+        "",
+        "| run | change | Set5 PSNR / SSIM | vs recipe (dB) | test pairs PSNR | training (s) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in runs:
+        set5 = r["ablation"]["set5"]["model"]
+        delta = "" if recipe is None or r is recipe else f"{set5['psnr'] - recipe['ablation']['set5']['model']['psnr']:+.2f}"
+        lines.append(
+            f"| {r['ablation']['name']} | {r['ablation']['change']} | {set5['psnr']:.2f} / {set5['ssim']:.4f} | "
+            f"{delta} | {r['model_scores']['psnr']:.2f} | {r['train_seconds']:.0f} |"
+        )
+    bicubic = first["ablation"]["set5"]["baseline"]
+    lines.append(f"| bicubic | — | {bicubic['psnr']:.2f} / {bicubic['ssim']:.4f} | | {first['baseline']['psnr']:.2f} | |")
     return "\n".join(lines) + "\n"
 
 

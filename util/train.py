@@ -41,6 +41,20 @@ CONSTANT_HELP = {
     "OUT": "folder that receives the run folder <script>-<task>-<n>; relative to the repository",
     "SEED": "random seed of weights, shuffling and dropout",
     "PRECISION": "auto (bfloat16 where the CPU has native bf16, else float32) | float32 | mixed_bfloat16",
+    "LOSS": "mae (L1) | mse",
+    "AUGMENT": "1: a random one of the 8 flips/rotations per patch; 0: none",
+    "SCHEDULE": "cosine (Adam's rate decayed to 0 over the run) | constant",
+    "BICUBIC_SKIP": "1: the network adds to bicubic upsampling; 0: it predicts the whole image",
+    "FILTERS": "feature channels",
+    "BLOCKS": "residual blocks",
+}
+
+# What --ablation undoes, one choice at a time: name -> (constant, the prototypes' value, what that means).
+ABLATIONS = {
+    "mse": ("LOSS", "mse", "MSE loss instead of L1"),
+    "no-augment": ("AUGMENT", 0, "no flips/rotations"),
+    "constant-lr": ("SCHEDULE", "constant", "constant learning rate instead of cosine"),
+    "no-skip": ("BICUBIC_SKIP", 0, "no bicubic skip: the network predicts the whole image"),
 }
 
 
@@ -58,6 +72,15 @@ def parse_constants(constants: dict, argv, description: str) -> argparse.Namespa
         metavar="N,N,...",
         help="role train: one run per training-set size with the same BACKPROPS, then the prototype's table "
         "and sweep.png (e.g. 100,1000,10000)",
+    )
+    parser.add_argument(
+        "--ablation",
+        nargs="?",
+        const="all",
+        metavar="NAME,NAME,...",
+        help="role train: train the recipe as given and once more per choice undone ("
+        + ", ".join(ABLATIONS)
+        + "), same BACKPROPS; score each on Set5 and write ablation.md (default: all that apply)",
     )
     for name, default in constants.items():
         kind = type(default)
@@ -163,8 +186,12 @@ def run_script(script: str, constants: dict, build_model, argv, description: str
     ``args`` holds every constant, for scripts whose architecture has knobs.
     """
     args = parse_constants(constants, argv, description)
+    if args.sweep and args.ablation:
+        raise UserError("--sweep and --ablation are separate studies; give one of them")
     if args.sweep and args.role == "train":
         return sweep(script, args, build_model)
+    if args.ablation and args.role == "train":
+        return ablation(script, args, build_model)
     run_dir = (REPO / args.OUT / run_name(script, args)).resolve()
     if args.role == "train":
         return train(script, args, build_model, run_dir, recipe_of(args))
@@ -197,6 +224,63 @@ def sweep(script: str, args, build_model) -> Path:
     report.sweep_plot(out_dir, out_dir / "sweep.png")
     print(table)
     print(f"sweep of {script}: {out_dir}")
+    return out_dir
+
+
+def ablation(script: str, args, build_model) -> Path:
+    """Train the recipe, then one run per choice undone (same BACKPROPS); score each on Set5; write the table.
+
+    Runs go to ``<OUT>/ablation-<task>-<dataset>/<script>-<variant>/``. A variant whose
+    results.json already holds the same settings is not trained again, so the study
+    resumes after an interruption and can be split over processes by name.
+    """
+    import copy
+    import json
+
+    import keras
+
+    from util import evaluation, report
+    from util.inference import enhance_array
+    from util.models import load_model
+
+    applicable = {n: v for n, v in ABLATIONS.items() if hasattr(args, v[0]) and getattr(args, v[0]) != v[1]}
+    names = ["recipe", *applicable]
+    if args.ablation != "all":
+        asked = [n.strip() for n in args.ablation.split(",") if n.strip()]
+        unknown = [n for n in asked if n not in names]
+        if unknown or not asked:
+            raise UserError(f"--ablation {args.ablation!r}: {script} can run {', '.join(names)}; give some of them")
+        names = asked
+    set5 = evaluation.BENCHMARK_DIR / "Set5"
+    protocol = evaluation.parse_protocol(args.TASK)
+    if not evaluation.list_images(set5):
+        raise UserError(f"{set5}: no Set5 images; the ablation scores on Set5 (see README.md, Data)")
+    out_dir = (REPO / args.OUT / f"ablation-{args.TASK}-{Path(args.DATASET).name}").resolve()
+    for name in names:
+        run_args = copy.copy(args)
+        change = "the recipe as given"
+        if name != "recipe":
+            constant, value, change = applicable[name]
+            setattr(run_args, constant, value)
+        settings = {k: v for k, v in vars(run_args).items() if k.isupper() and k != "OUT"}
+        run_dir = out_dir / f"{script}-{name}"
+        done = run_dir / "results.json"
+        if done.exists() and json.loads(done.read_text()).get("ablation", {}).get("settings") == settings:
+            print(f"ablation {name}: already trained with these settings ({done})")
+            continue
+        keras.backend.clear_session()
+        train(script, run_args, build_model, run_dir, recipe_of(run_args))
+        model, info = load_model(run_dir / "model.keras")
+        scores = evaluation.evaluate_folder(set5, protocol, lambda x: enhance_array(model, info, x, progress=False))
+        results = json.loads(done.read_text())
+        results["ablation"] = {"name": name, "change": change, "settings": settings, "set5": scores["mean"]}
+        write_json_atomic(done, results)
+    runs = [json.loads(p.read_text()) for p in sorted(out_dir.glob(f"{script}-*/results.json"))]
+    runs = [r for r in runs if "ablation" in r]
+    table = report.ablation_table(script, runs)
+    write_text_atomic(out_dir / f"{script}.md", table)
+    print(table)
+    print(f"ablation of {script}: {out_dir}")
     return out_dir
 
 
