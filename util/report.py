@@ -158,13 +158,17 @@ def ablation_table(script: str, runs: list[dict]) -> str:
     ]
     for r in runs:
         set5 = r["ablation"]["set5"]["model"]
-        delta = "" if recipe is None or r is recipe else f"{set5['psnr'] - recipe['ablation']['set5']['model']['psnr']:+.2f}"
+        delta = ""
+        if recipe is not None and r is not recipe:
+            delta = f"{set5['psnr'] - recipe['ablation']['set5']['model']['psnr']:+.2f}"
         lines.append(
             f"| {r['ablation']['name']} | {r['ablation']['change']} | {set5['psnr']:.2f} / {set5['ssim']:.4f} | "
             f"{delta} | {r['model_scores']['psnr']:.2f} | {r['train_seconds']:.0f} |"
         )
     bicubic = first["ablation"]["set5"]["baseline"]
-    lines.append(f"| bicubic | — | {bicubic['psnr']:.2f} / {bicubic['ssim']:.4f} | | {first['baseline']['psnr']:.2f} | |")
+    lines.append(
+        f"| bicubic | — | {bicubic['psnr']:.2f} / {bicubic['ssim']:.4f} | | {first['baseline']['psnr']:.2f} | |"
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -236,6 +236,7 @@ def ablation(script: str, args, build_model) -> Path:
     """
     import copy
     import json
+    from functools import partial
 
     import keras
 
@@ -271,7 +272,7 @@ def ablation(script: str, args, build_model) -> Path:
         keras.backend.clear_session()
         train(script, run_args, build_model, run_dir, recipe_of(run_args))
         model, info = load_model(run_dir / "model.keras")
-        scores = evaluation.evaluate_folder(set5, protocol, lambda x: enhance_array(model, info, x, progress=False))
+        scores = evaluation.evaluate_folder(set5, protocol, partial(enhance_array, model, info, progress=False))
         results = json.loads(done.read_text())
         results["ablation"] = {"name": name, "change": change, "settings": settings, "set5": scores["mean"]}
         write_json_atomic(done, results)
