@@ -43,6 +43,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--scale", type=int, help="SR scale (default: the model's)")
     parser.add_argument("--task", help="protocol by name: sr2 / x2 ..., or noiseS for denoising (default: the model's)")
     parser.add_argument("--out", type=Path, help="folder of the JSON files (default: the model's folder; runs/bicubic)")
+    parser.add_argument(
+        "--ensemble", action="store_true", help="self-ensemble (EDSR+): the model averaged over the 8 flips/rotations"
+    )
     return parser.parse_args(argv)
 
 
@@ -82,17 +85,20 @@ def main(argv=None) -> None:
         model, info = load_model(model_path)
 
         def enhance(degraded):
-            return enhance_array(model, info, degraded, progress=False)
+            return enhance_array(model, info, degraded, progress=False, ensemble=args.ensemble)
 
     protocol = choose_protocol(args, info)
     out_dir = args.out or (Path(args.model).parent if info else BICUBIC_OUT)
+    if args.ensemble and info is None:
+        raise util.UserError("--ensemble applies to a model, not to bicubic; give --model PATH.keras")
     label = "model" if info is None else f"{info['architecture'] or 'model'} ({info['task']})"
+    label += " + self-ensemble" if args.ensemble else ""
     print(f"# {args.model}: {protocol.name}\n\n{protocol_note(protocol)}\n")
     for folder in args.data:
         result = evaluate_folder(folder, protocol, enhance)
-        result.update(model=str(args.model), info=info)
+        result.update(model=str(args.model), info=info, ensemble=args.ensemble)
         print(f"## {result['dataset']} {protocol.name}\n\n{markdown_table(result, protocol, label)}\n")
-        path = out_dir / f"eval_{result['dataset']}_{protocol.name}.json"
+        path = out_dir / f"eval_{result['dataset']}_{protocol.name}{'_ensemble' if args.ensemble else ''}.json"
         util.write_json_atomic(path, result)
         print(f"written: {path}\n")
 

@@ -158,3 +158,14 @@ def test_out_names_a_file_for_one_image_and_a_folder_for_several(tmp_path, model
     assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["a_x4.png", "b_x4.png"]
     with pytest.raises(util.UserError, match="names one file but there are 2 images"):
         run(tmp_path / "a.png", tmp_path / "b.png", "--model", models["sr4"], "--out", tmp_path / "one.png")
+
+
+def test_ensemble_flag_averages_the_flips_and_rotations(tmp_path, models):
+    from util.inference import enhance_array
+    from util.models import load_model
+
+    Image.fromarray(photo()).save(tmp_path / "photo.png")
+    run(tmp_path / "photo.png", "--model", models["lr2"], "--ensemble", "--out", tmp_path / "plus.png")
+    model, info = load_model(models["lr2"])
+    expected = enhance_array(model, info, photo(), progress=False, ensemble=True)
+    assert np.array_equal(read_photo(tmp_path / "plus.png").pixels, expected)

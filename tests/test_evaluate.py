@@ -90,3 +90,21 @@ def test_denoising_model_on_a_small_folder(tmp_path, capsys):
     assert "| image | noisy input PSNR |" in capsys.readouterr().out
     result = json.loads((model.parent / "eval_Tiny_noise25.json").read_text())
     assert result["images"][0]["baseline"]["psnr"] == pytest.approx(20.5, abs=1.0)
+
+
+def test_self_ensemble_writes_its_own_json(tmp_path, capsys):
+    model = tiny_models.save(tiny_models.lr_model(), tmp_path / "run")
+    folder = tmp_path / "Tiny"
+    folder.mkdir()
+    from PIL import Image
+
+    Image.open(SET5 / "bird.png").crop((0, 0, 96, 80)).save(folder / "bird.png")
+    evaluate.main(["--model", str(model), "--data", str(folder)])
+    evaluate.main(["--model", str(model), "--data", str(folder), "--ensemble"])
+    assert "tiny-lr (sr4) + self-ensemble PSNR" in capsys.readouterr().out
+    plain = json.loads((model.parent / "eval_Tiny_x4.json").read_text())
+    ensembled = json.loads((model.parent / "eval_Tiny_x4_ensemble.json").read_text())
+    assert ensembled["ensemble"] and not plain["ensemble"]
+    assert ensembled["mean"]["model"]["psnr"] != plain["mean"]["model"]["psnr"]
+    with pytest.raises(util.UserError, match="--ensemble applies to a model"):
+        evaluate.main(["--model", "bicubic", "--data", str(folder), "--ensemble"])

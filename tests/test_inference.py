@@ -121,3 +121,33 @@ def test_bad_arguments_are_refused(tiny):
         enhance_array(model, info, smooth_image(8, 8), tile=8, overlap=8, progress=False)
     with pytest.raises(ValueError, match="channels"):
         enhance_array(model, info, np.zeros((8, 8, 5), np.uint8), progress=False)
+
+
+def test_self_ensemble_averages_the_eight_flips_and_rotations(tiny):
+    model, info = tiny
+    lr = smooth_image(16, 24)  # not square: rotations swap height and width
+    x = prepare_input(lr, info)
+    expected = 0.0
+    for k in range(4):
+        for mirror in (False, True):
+            view = np.rot90(x[:, ::-1] if mirror else x, k)
+            y = np.rot90(model.predict_on_batch(view[None])[0], -k)
+            expected = expected + (y[:, ::-1] if mirror else y)
+    expected = np.floor(np.clip(expected / 8, 0, 1) * 255 + 0.5)
+    plain = enhance_array(model, info, lr, tile=1000, progress=False)
+    ensembled = enhance_array(model, info, lr, tile=1000, progress=False, ensemble=True)
+    assert ensembled.shape == plain.shape == expected.shape
+    assert np.abs(ensembled - expected).max() <= 1
+    assert np.abs(ensembled.astype(int) - plain).max() > 1  # the tiny models are not rotation-invariant
+    big = smooth_image(64, 80)
+    whole = enhance_array(model, info, big, tile=1000, progress=False, ensemble=True)
+    tiled = enhance_array(model, info, big, tile=24, overlap=8, progress=False, ensemble=True)
+    assert np.abs(tiled.astype(int) - whole).max() <= 1
+
+
+def test_self_ensemble_of_a_pointwise_model_is_the_model():
+    info = {"task": "t", "scale": 2, "input_kind": "lr", "size_multiple": 1}
+    image = np.random.default_rng(0).random((9, 14, 3)).astype(np.float32)
+    plain = enhance_array(NearestModel(2), info, image, tile=6, overlap=2, progress=False)
+    ensembled = enhance_array(NearestModel(2), info, image, tile=6, overlap=2, progress=False, ensemble=True)
+    np.testing.assert_allclose(ensembled, plain, atol=1e-6)

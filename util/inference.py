@@ -83,7 +83,13 @@ def default_tile(info: dict) -> int:
 
 
 def enhance_array(
-    model, info: dict, image: np.ndarray, tile: int | None = None, overlap: int | None = None, progress=True
+    model,
+    info: dict,
+    image: np.ndarray,
+    tile: int | None = None,
+    overlap: int | None = None,
+    progress=True,
+    ensemble: bool = False,
 ):
     """Apply a suite model to a whole degraded image in overlapping, blended tiles.
 
@@ -94,6 +100,9 @@ def enhance_array(
     ``tile`` and ``overlap``: in pixels of ``image``, rounded up so that every model
     input is a multiple of the model's ``size_multiple`` (default: a ~512-pixel output
     tile, overlapping by a quarter). An image no larger than one tile is one pass.
+    ``ensemble``: the self-ensemble of EDSR+ / RCAN+: each tile goes through the
+    model in all eight flips/rotations and the eight outputs, turned back, are
+    averaged (8x the time; typically +0.1 dB or more on the SR benchmarks).
     Returns the same layout and dtype at ``info["scale"]`` times the size (uint8 and
     uint16 rounded, float32 clipped to [0, 1]).
     """
@@ -133,7 +142,7 @@ def enhance_array(
     with bar:
         for r, top in enumerate(rows):
             for c, left in enumerate(cols):
-                result = _enhance_tile(model, info, pixels, top, left, tile_h, tile_w)
+                result = _enhance_tile(model, info, pixels, top, left, tile_h, tile_w, ensemble)
                 result *= row_weights[r][:, None, None]
                 result *= col_weights[c][None, :, None]
                 band[:, left * scale : (left + tile_w) * scale] += result
@@ -147,7 +156,7 @@ def enhance_array(
     return out[..., 0] if grey_2d else out
 
 
-def _enhance_tile(model, info, pixels, top, left, tile_h, tile_w) -> np.ndarray:
+def _enhance_tile(model, info, pixels, top, left, tile_h, tile_w, ensemble=False) -> np.ndarray:
     """One tile through the model: float32 (tile_h * scale, tile_w * scale, channels)."""
     scale = info["scale"]
     upsampled = info["input_kind"] == "upsampled" and scale > 1
@@ -167,7 +176,10 @@ def _enhance_tile(model, info, pixels, top, left, tile_h, tile_w) -> np.ndarray:
     ]
     model_input = prepare_input(colour, info)[out_crop] if upsampled else prepare_input(colour[lr_crop], info)
     model_input = np.clip(model_input, 0.0, 1.0)  # bicubic overshoots in float; uint8 clips, so clip alike
-    result = np.asarray(model.predict_on_batch(model_input[None]), dtype=np.float32)[0]
+    if ensemble:
+        result = self_ensemble(model, model_input)
+    else:
+        result = np.asarray(model.predict_on_batch(model_input[None]), dtype=np.float32)[0]
     if result.shape != (tile_h * scale, tile_w * scale, 3):
         raise ValueError(
             f"model output {result.shape} for an input of {model_input.shape}: expected {tile_h * scale}x"
@@ -183,6 +195,21 @@ def _enhance_tile(model, info, pixels, top, left, tile_h, tile_w) -> np.ndarray:
         alpha = bicubic_upscale(alpha, scale)[out_crop] if scale > 1 else alpha[lr_crop]
         result = np.concatenate([result, alpha.astype(np.float32)], axis=-1)
     return result
+
+
+def self_ensemble(model, model_input: np.ndarray) -> np.ndarray:
+    """Mean of the model's outputs over the eight flips/rotations of one HWC input, each turned back.
+
+    The four rotations of the input and of its mirror image run as one batch of two
+    per rotation (a rotation by 90 degrees swaps height and width).
+    """
+    total = None
+    for k in range(4):
+        batch = np.stack([np.rot90(model_input, k), np.rot90(model_input[:, ::-1], k)])
+        outputs = np.asarray(model.predict_on_batch(batch), dtype=np.float32)
+        restored = np.rot90(outputs[0], -k) + np.rot90(outputs[1], -k)[:, ::-1]
+        total = restored if total is None else total + restored
+    return total / 8.0
 
 
 def _output_dtype(dtype) -> np.dtype:
