@@ -188,44 +188,12 @@ def training_speed(script: str, task: str, seconds: float) -> dict:
     """Samples/s of one model script's training step with its default constants (see the module doc)."""
     import importlib
 
-    import keras
-
-    from util import data, train
-    from util.models import model_info
+    from util import train
 
     module = importlib.import_module(script)
     constants = {k: v for k, v in vars(module).items() if k.isupper()}
     args = train.parse_constants(constants, ["--task", task], module.__doc__)
-    precision = train.configure_precision(args.PRECISION)
-    keras.utils.set_random_seed(0)
-    model = module.build_model(task, args)
-    info = model_info(model)
-    recipe = train.recipe_of(args)
-    model.compile(optimizer=train.make_optimizer(args, recipe, 10_000), loss=recipe["loss"])
-    rng = np.random.default_rng(0)
-    size = 128 // info["scale"]
-    lr = rng.integers(0, 256, (4 * args.BATCH, size, size, 3), dtype=np.uint8)
-    hr = rng.integers(0, 256, (4 * args.BATCH, 128, 128, 3), dtype=np.uint8)
-    batches = iter(data.make_dataset(train._stored_input(info)(lr), hr, args.BATCH, 0, augment=recipe["augment"]))
-    for _ in range(2):  # warm-up: tracing and oneDNN's first calls
-        model.train_on_batch(*next(batches))
-    steps, start = 0, time.perf_counter()
-    while steps < 3 or time.perf_counter() - start < seconds:
-        model.train_on_batch(*next(batches))
-        steps += 1
-    elapsed = time.perf_counter() - start
-    keras.backend.clear_session()
-    return {
-        "script": script,
-        "architecture": info["architecture"],
-        "parameters": int(model.count_params()),
-        "task": task,
-        "batch": args.BATCH,
-        "precision": precision,
-        "steps": steps,
-        "seconds": round(elapsed, 1),
-        "samples_per_second": round(steps * args.BATCH / elapsed, 2),
-    }
+    return {"script": script, **train.training_speed(module.build_model, args, seconds)}
 
 
 def training_markdown(rows: list[dict]) -> str:

@@ -31,43 +31,60 @@ PRECISION = "auto"  # auto | float32 | mixed_bfloat16
 FILTERS = 64  # feature channels
 BLOCKS = 8  # residual blocks
 LOSS = "mae"  # mae (L1) | mse
-AUGMENT = 1  # 1: random one of the 8 flips/rotations per patch; 0: none
+AUGMENT = "flips,channels"  # flips (8 flips/rotations), channels (RGB permutation), invert; "none"
 SCHEDULE = "cosine"  # cosine | constant
 BICUBIC_SKIP = 1  # 1: learn only what bicubic upsampling misses; 0: predict the whole image
+INPUT_KIND = "lr"  # lr: layers at LR resolution, sub-pixel upsampling at the end; upsampled: the prototypes' way
+NORM = "none"  # none | batch (batch normalization in each residual block)
+DROPOUT = 0.0  # dropout rate in each residual block (the prototypes: 0.2)
 # ----------------------------------------------------------------------------------------
 
-from util.files import run_cli
+from types import SimpleNamespace
+
+from util.files import UserError, run_cli
 from util.models import BicubicUpsample, DepthToSpace, keras, suite_input, task_scale
 from util.train import run_script
 
 layers = keras.layers
 
 
-def res_block(x, filters):
-    """conv-ReLU-conv with an identity shortcut (EDSR: no batch norm)."""
-    y = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+def res_block(x, filters, norm="none", dropout=0.0):
+    """conv-ReLU-conv with an identity shortcut (EDSR: no batch norm, no dropout by default)."""
+    y = layers.Conv2D(filters, 3, padding="same")(x)
+    y = layers.BatchNormalization()(y) if norm == "batch" else y
+    y = layers.Activation("relu")(y)
+    y = layers.Dropout(dropout)(y) if dropout else y
     y = layers.Conv2D(filters, 3, padding="same")(y)
+    y = layers.BatchNormalization()(y) if norm == "batch" else y
     return layers.Add()([x, y])
 
 
 def build_model(task=TASK, args=None):
-    filters, blocks = (args.FILTERS, args.BLOCKS) if args else (FILTERS, BLOCKS)
-    bicubic_skip = args.BICUBIC_SKIP if args else BICUBIC_SKIP
+    c = args or SimpleNamespace(**{k: v for k, v in globals().items() if k.isupper()})
+    if c.INPUT_KIND not in ("lr", "upsampled") or c.NORM not in ("none", "batch") or not 0 <= c.DROPOUT < 1:
+        raise UserError(
+            f"INPUT_KIND={c.INPUT_KIND!r}, NORM={c.NORM!r}, DROPOUT={c.DROPOUT}: use lr or upsampled, "
+            "none or batch, and a rate in [0, 1)"
+        )
     scale = task_scale(task)
-    skip_note = ", bicubic skip" if bicubic_skip else ""
-    architecture = f"EDSR-lite ({blocks} blocks x {filters} filters, sub-pixel x{scale}{skip_note})"
-    inputs, lr = suite_input(task, "lr", 1, architecture)
-    head = layers.Conv2D(filters, 3, padding="same")(layers.Rescaling(1.0, offset=-0.5)(lr))
+    lr_space = c.INPUT_KIND == "lr"
+    notes = [f"sub-pixel x{scale}" if lr_space else "HR-space input"]
+    notes += ["bicubic skip"] * bool(c.BICUBIC_SKIP) + ["batch norm"] * (c.NORM == "batch")
+    notes += [f"dropout {c.DROPOUT:g}"] * bool(c.DROPOUT)
+    architecture = f"EDSR-lite ({c.BLOCKS} blocks x {c.FILTERS} filters, {', '.join(notes)})"
+    inputs, image = suite_input(task, c.INPUT_KIND, 1, architecture)
+    head = layers.Conv2D(c.FILTERS, 3, padding="same")(layers.Rescaling(1.0, offset=-0.5)(image))
     x = head
-    for _ in range(blocks):
-        x = res_block(x, filters)
-    x = layers.Add()([head, layers.Conv2D(filters, 3, padding="same")(x)])
-    x = layers.Conv2D(3 * scale * scale, 3, padding="same")(x)
-    if scale > 1:
-        x = DepthToSpace(scale)(x)
-    if not bicubic_skip:  # the output layer alone makes the image (centred like the input)
+    for _ in range(c.BLOCKS):
+        x = res_block(x, c.FILTERS, c.NORM, c.DROPOUT)
+    x = layers.Add()([head, layers.Conv2D(c.FILTERS, 3, padding="same")(x)])
+    up = scale if lr_space else 1
+    x = layers.Conv2D(3 * up * up, 3, padding="same")(x)
+    if up > 1:
+        x = DepthToSpace(up)(x)
+    if not c.BICUBIC_SKIP:  # the output layer alone makes the image (centred like the input)
         return keras.Model(inputs, layers.Rescaling(1.0, offset=0.5, dtype="float32")(x), name="edsr_lite")
-    skip = BicubicUpsample(scale)(lr) if scale > 1 else lr
+    skip = BicubicUpsample(up)(image) if up > 1 else image
     outputs = layers.Add(dtype="float32")([skip, x])
     return keras.Model(inputs, outputs, name="edsr_lite")
 

@@ -145,8 +145,26 @@ def test_ablation_undoes_one_choice_per_run_and_resumes(tiny_pairs, tmp_path, ca
     edsr_lite.main([*args, "--ablation", "no-skip,mse"])  # no-skip is done: only mse trains
     out = capsys.readouterr().out
     assert "ablation no-skip: already trained" in out and (out_dir / "edsr_lite-mse" / "results.json").exists()
-    with pytest.raises(util.UserError, match="can run recipe, mse, no-augment, constant-lr, no-skip"):
-        edsr_lite.main([*args, "--ablation", "dropout"])
+    names = "recipe, no-flips, no-channels, mse, constant-lr, no-skip, hr-space, batchnorm, dropout"
+    with pytest.raises(util.UserError, match=f"can run {names};"):
+        edsr_lite.main([*args, "--ablation", "weight-decay"])
+
+
+def test_ablation_gives_a_costlier_variant_the_same_training_time(tiny_pairs, tmp_path, monkeypatch):
+    import edsr_lite
+    from util import train
+
+    monkeypatch.setattr(train, "SPEED_SECONDS", 0.3)
+    args = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY, "--filters", "8", "--blocks", "1"]
+    edsr_lite.main([*args, "--backprops", "320", "--ablation", "hr-space,batchnorm,dropout"])
+    out_dir = tmp_path / "ablation-sr4-tiny"
+    hr_space = json.loads((out_dir / "edsr_lite-hr-space" / "results.json").read_text())
+    assert "HR-space input" in hr_space["architecture"]
+    assert hr_space["ablation"]["settings"]["INPUT_KIND"] == "upsampled"
+    assert hr_space["backprops"] < 320 and f"{hr_space['backprops']} backprops" in hr_space["ablation"]["change"]
+    for name, note in (("batchnorm", "batch norm"), ("dropout", "dropout 0.2")):
+        results = json.loads((out_dir / f"edsr_lite-{name}" / "results.json").read_text())
+        assert note in results["architecture"] and results["backprops"] == 320
 
 
 def test_predict_role_enhances_a_folder_with_the_runs_model(tiny_pairs, tmp_path):

@@ -62,20 +62,40 @@ def baseline(degraded: np.ndarray, task: str) -> np.ndarray:
     return bicubic_upscale(degraded, scale, batch=True) if scale > 1 else degraded
 
 
-def make_dataset(inputs: np.ndarray, targets: np.ndarray, batch: int, seed: int, augment: bool = False):
+# Augmentations that commute with the degradation, so that (input, target) stays an exact pair:
+# each is applied identically to both, a fresh random draw per patch.
+AUGMENTATIONS = {
+    "flips": "a random one of the 8 flips/rotations (the dihedral group)",
+    "channels": "a random permutation of the R, G, B channels (Yoo et al., CVPR 2020)",
+    "invert": "the negative (x -> 1 - x) half of the time (bicubic resizing and noise commute with it)",
+}
+
+
+def parse_augment(text: str) -> tuple[str, ...]:
+    """``"flips,channels"`` -> ``("flips", "channels")``; ``""`` or ``"none"`` -> ``()``."""
+    names = tuple(n.strip() for n in str(text).split(",") if n.strip() and n.strip() != "none")
+    unknown = [n for n in names if n not in AUGMENTATIONS]
+    if unknown:
+        raise UserError(
+            f"AUGMENT={text!r}: unknown {', '.join(unknown)}; use a comma list of {', '.join(AUGMENTATIONS)}"
+        )
+    return names
+
+
+def make_dataset(inputs: np.ndarray, targets: np.ndarray, batch: int, seed: int, augment=()):
     """Endless shuffled ``tf.data`` of (input, target) float32 batches in [0, 1].
 
     ``inputs`` and ``targets`` are uint8 NHWC (the model's input kind already
-    applied). ``augment`` adds a random one of the eight flips/rotations, the same
-    for input and target.
+    applied). ``augment``: names from AUGMENTATIONS, applied in that table's order.
     """
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((inputs, targets))
     ds = ds.shuffle(min(len(inputs), 10_000), seed=seed, reshuffle_each_iteration=True).repeat()
     ds = ds.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
-    if augment:
-        ds = ds.map(_dihedral, num_parallel_calls=tf.data.AUTOTUNE)
+    for name, function in (("flips", _dihedral), ("channels", _permute_channels), ("invert", _invert)):
+        if name in augment:
+            ds = ds.map(function, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
@@ -94,3 +114,17 @@ def _dihedral(x, y):
     x = tf.cond(flip, lambda: tf.image.flip_left_right(x), lambda: x)
     y = tf.cond(flip, lambda: tf.image.flip_left_right(y), lambda: y)
     return x, y
+
+
+def _permute_channels(x, y):
+    import tensorflow as tf
+
+    order = tf.random.shuffle(tf.range(3))
+    return tf.gather(x, order, axis=-1), tf.gather(y, order, axis=-1)
+
+
+def _invert(x, y):
+    import tensorflow as tf
+
+    invert = tf.random.uniform([]) < 0.5
+    return tf.cond(invert, lambda: (1.0 - x, 1.0 - y), lambda: (x, y))

@@ -42,20 +42,43 @@ CONSTANT_HELP = {
     "SEED": "random seed of weights, shuffling and dropout",
     "PRECISION": "auto (bfloat16 where the CPU has native bf16, else float32) | float32 | mixed_bfloat16",
     "LOSS": "mae (L1) | mse",
-    "AUGMENT": "1: a random one of the 8 flips/rotations per patch; 0: none",
+    "AUGMENT": "comma list of flips (the 8 flips/rotations), channels (RGB permutation), invert; none",
     "SCHEDULE": "cosine (Adam's rate decayed to 0 over the run) | constant",
     "BICUBIC_SKIP": "1: the network adds to bicubic upsampling; 0: it predicts the whole image",
+    "INPUT_KIND": "lr (layers at LR resolution, sub-pixel upsampling) | upsampled (bicubic input, HR resolution)",
+    "NORM": "none | batch (batch normalization in each residual block)",
+    "DROPOUT": "dropout rate in each residual block",
     "FILTERS": "feature channels",
     "BLOCKS": "residual blocks",
 }
 
-# What --ablation undoes, one choice at a time: name -> (constant, the prototypes' value, what that means).
+# What --ablation undoes, one choice at a time: constant -> (the value that undoes it, run name, what that means).
+# AUGMENT is undone one augmentation at a time (see ablation_variants).
 ABLATIONS = {
-    "mse": ("LOSS", "mse", "MSE loss instead of L1"),
-    "no-augment": ("AUGMENT", 0, "no flips/rotations"),
-    "constant-lr": ("SCHEDULE", "constant", "constant learning rate instead of cosine"),
-    "no-skip": ("BICUBIC_SKIP", 0, "no bicubic skip: the network predicts the whole image"),
+    "LOSS": ("mse", "mse", "MSE loss instead of L1"),
+    "SCHEDULE": ("constant", "constant-lr", "constant learning rate instead of cosine"),
+    "BICUBIC_SKIP": (0, "no-skip", "no bicubic skip: the network predicts the whole image"),
+    "INPUT_KIND": ("upsampled", "hr-space", "bicubic-upsampled input, layers at HR resolution (same training time)"),
+    "NORM": ("batch", "batchnorm", "batch normalization in every residual block"),
+    "DROPOUT": (0.2, "dropout", "dropout 0.2 in every residual block (the prototype's)"),
 }
+SAME_TIME = {"INPUT_KIND"}  # variants of another cost per sample get the recipe's training time, not its BACKPROPS
+SPEED_SECONDS = 20.0  # how long each training speed is measured for SAME_TIME variants
+
+
+def ablation_variants(args) -> dict[str, tuple[dict, str]]:
+    """Run name -> (constants changed, what that means) for every choice of ``args`` that can be undone."""
+    from util.data import AUGMENTATIONS, parse_augment
+
+    variants = {}
+    augment = parse_augment(getattr(args, "AUGMENT", ""))
+    for name in augment:
+        rest = ",".join(a for a in augment if a != name) or "none"
+        variants[f"no-{name}"] = ({"AUGMENT": rest}, f"without {name}: {AUGMENTATIONS[name]}")
+    for constant, (value, name, change) in ABLATIONS.items():
+        if hasattr(args, constant) and getattr(args, constant) != value:
+            variants[name] = ({constant: value}, change)
+    return variants
 
 
 def parse_constants(constants: dict, argv, description: str) -> argparse.Namespace:
@@ -167,9 +190,11 @@ def score_pairs(outputs: np.ndarray, targets: np.ndarray) -> dict:
 
 def recipe_of(args) -> dict:
     """How to train: a script's LOSS / AUGMENT / SCHEDULE constants, else the prototypes' way."""
+    from util import data
+
     recipe = {
         "loss": getattr(args, "LOSS", "mse"),
-        "augment": bool(getattr(args, "AUGMENT", 0)),
+        "augment": list(data.parse_augment(getattr(args, "AUGMENT", ""))),
         "schedule": getattr(args, "SCHEDULE", "constant"),
     }
     if recipe["loss"] not in ("mse", "mae"):
@@ -228,9 +253,12 @@ def sweep(script: str, args, build_model) -> Path:
 
 
 def ablation(script: str, args, build_model) -> Path:
-    """Train the recipe, then one run per choice undone (same BACKPROPS); score each on Set5; write the table.
+    """Train the recipe, then one run per choice undone; score each on Set5; write the table.
 
-    Runs go to ``<OUT>/ablation-<task>-<dataset>/<script>-<variant>/``. A variant whose
+    Every run gets the same BACKPROPS, except variants that change the cost per
+    sample (SAME_TIME), which get the recipe's training time: BACKPROPS scaled by
+    the two models' training speed, measured here. Runs go to
+    ``<OUT>/ablation-<task>-<dataset>/<script>-<variant>/``. A variant whose
     results.json already holds the same settings is not trained again, so the study
     resumes after an interruption and can be split over processes by name.
     """
@@ -244,11 +272,11 @@ def ablation(script: str, args, build_model) -> Path:
     from util.inference import enhance_array
     from util.models import load_model
 
-    applicable = {n: v for n, v in ABLATIONS.items() if hasattr(args, v[0]) and getattr(args, v[0]) != v[1]}
-    names = ["recipe", *applicable]
+    variants = {"recipe": ({}, "the recipe as given"), **ablation_variants(args)}
+    names = list(variants)
     if args.ablation != "all":
         asked = [n.strip() for n in args.ablation.split(",") if n.strip()]
-        unknown = [n for n in asked if n not in names]
+        unknown = [n for n in asked if n not in variants]
         if unknown or not asked:
             raise UserError(f"--ablation {args.ablation!r}: {script} can run {', '.join(names)}; give some of them")
         names = asked
@@ -258,12 +286,15 @@ def ablation(script: str, args, build_model) -> Path:
         raise UserError(f"{set5}: no Set5 images; the ablation scores on Set5 (see README.md, Data)")
     out_dir = (REPO / args.OUT / f"ablation-{args.TASK}-{Path(args.DATASET).name}").resolve()
     for name in names:
+        changes, change = variants[name]
         run_args = copy.copy(args)
-        change = "the recipe as given"
-        if name != "recipe":
-            constant, value, change = applicable[name]
+        for constant, value in changes.items():
             setattr(run_args, constant, value)
-        settings = {k: v for k, v in vars(run_args).items() if k.isupper() and k != "OUT"}
+        if SAME_TIME & changes.keys():
+            run_args.BACKPROPS = same_time_backprops(build_model, args, run_args)
+            change += f", {run_args.BACKPROPS} backprops"
+        settings = {k: v for k, v in vars(args).items() if k.isupper() and k != "OUT"}
+        settings.update(changes)
         run_dir = out_dir / f"{script}-{name}"
         done = run_dir / "results.json"
         if done.exists() and json.loads(done.read_text()).get("ablation", {}).get("settings") == settings:
@@ -283,6 +314,56 @@ def ablation(script: str, args, build_model) -> Path:
     print(table)
     print(f"ablation of {script}: {out_dir}")
     return out_dir
+
+
+def same_time_backprops(build_model, args, variant_args) -> int:
+    """BACKPROPS that give ``variant_args`` the training time of ``args``'s BACKPROPS (speeds measured)."""
+    recipe_speed = training_speed(build_model, args, SPEED_SECONDS)["samples_per_second"]
+    variant_speed = training_speed(build_model, variant_args, SPEED_SECONDS)["samples_per_second"]
+    backprops = round(args.BACKPROPS * variant_speed / recipe_speed)
+    return max(args.BATCH, backprops // args.BATCH * args.BATCH)
+
+
+def training_speed(build_model, args, seconds: float) -> dict:
+    """Samples/s of training ``build_model(args.TASK, args)`` with its recipe, on random patches.
+
+    The steps go through the training's own tf.data pipeline and precision, after two
+    warm-up steps (tracing, oneDNN's first calls), for at least ``seconds`` and 3 steps.
+    """
+    import keras
+
+    from util import data
+
+    precision = configure_precision(args.PRECISION)
+    keras.utils.set_random_seed(0)
+    model = build_model(args.TASK, args)
+    info = model_info(model)
+    recipe = recipe_of(args)
+    model.compile(optimizer=make_optimizer(args, recipe, 10_000), loss=recipe["loss"])
+    rng = np.random.default_rng(0)
+    size = 128 // info["scale"]
+    lr = rng.integers(0, 256, (4 * args.BATCH, size, size, 3), dtype=np.uint8)
+    hr = rng.integers(0, 256, (4 * args.BATCH, 128, 128, 3), dtype=np.uint8)
+    batches = iter(data.make_dataset(_stored_input(info)(lr), hr, args.BATCH, 0, augment=recipe["augment"]))
+    for _ in range(2):
+        model.train_on_batch(*next(batches))
+    steps, start = 0, time.perf_counter()
+    while steps < 3 or time.perf_counter() - start < seconds:
+        model.train_on_batch(*next(batches))
+        steps += 1
+    elapsed = time.perf_counter() - start
+    parameters = int(model.count_params())
+    keras.backend.clear_session()
+    return {
+        "architecture": info["architecture"],
+        "parameters": parameters,
+        "task": args.TASK,
+        "batch": args.BATCH,
+        "precision": precision,
+        "steps": steps,
+        "seconds": round(elapsed, 1),
+        "samples_per_second": round(steps * args.BATCH / elapsed, 2),
+    }
 
 
 def make_optimizer(args, recipe: dict, total_steps: int):
