@@ -1,6 +1,7 @@
 """Enhance your photos with a saved model of the suite: a photo in, a better photo out.
 
     python3 enhance.py photo.jpg                              # -> photo_x4.png beside it
+    python3 enhance.py photo.jpg --scale 2                    # the shipped x2 model (sr2, sr4, sr8)
     python3 enhance.py photo.jpg --model runs/<run>/model.keras --out big.png
     python3 enhance.py photos/                                # a folder in -> photos_x4/ beside it
     python3 enhance.py noisy.png --model runs/<denoise run>/model.keras   # -> noisy_denoised.png
@@ -24,7 +25,8 @@ import util
 from util.photo import check_photo, read_photo, write_png
 
 # ---- Constants: edit these -------------------------------------------------
-MODEL = Path(__file__).resolve().parent / "assets" / "models" / "sr4.keras"  # --model default
+MODELS = Path(__file__).resolve().parent / "assets" / "models"  # the shipped models: sr2, sr4, sr8.keras
+MODEL = MODELS / "sr4.keras"  # --model default
 TILE = None  # tile side in input pixels; None: a ~512-pixel output tile (util.inference.default_tile)
 OVERLAP = None  # overlap of neighbouring tiles in input pixels; None: a quarter of the tile
 
@@ -32,7 +34,10 @@ OVERLAP = None  # overlap of neighbouring tiles in input pixels; None: a quarter
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders of images")
-    parser.add_argument("--model", type=Path, default=MODEL, help=f"a saved model.keras (default: {MODEL})")
+    parser.add_argument("--model", type=Path, help=f"a saved model.keras (default: {MODEL})")
+    parser.add_argument(
+        "--scale", type=int, choices=(2, 4, 8), help=f"use the shipped model of this scale, {MODELS}/sr<scale>.keras"
+    )
     parser.add_argument("--out", type=Path, help="output file (one input image) or folder (default: beside the input)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
     parser.add_argument("--tile", type=int, default=TILE, help="tile side in input pixels")
@@ -94,6 +99,9 @@ def plan_outputs(found, out: Path | None, suffix: str, overwrite: bool) -> list[
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.model is not None and args.scale is not None:
+        raise util.UserError(f"--model {args.model} and --scale {args.scale}: give one (--scale picks a shipped model)")
+    args.model = args.model or (MODELS / f"sr{args.scale}.keras" if args.scale else MODEL)
     if not args.model.is_file():
         raise util.UserError(
             f"{args.model}: no such model file; train one with a model script (e.g. python3 inception2.py, task sr4) "

@@ -169,3 +169,31 @@ def test_ensemble_flag_averages_the_flips_and_rotations(tmp_path, models):
     model, info = load_model(models["lr2"])
     expected = enhance_array(model, info, photo(), progress=False, ensemble=True)
     assert np.array_equal(read_photo(tmp_path / "plus.png").pixels, expected)
+
+
+def test_scale_picks_the_shipped_model_of_that_scale(tmp_path, models, monkeypatch):
+    import shutil
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    shutil.copy(models["lr2"], shipped / "sr2.keras")
+    monkeypatch.setattr(enhance, "MODELS", shipped)
+    Image.fromarray(photo()).save(tmp_path / "photo.png")
+    run(tmp_path / "photo.png", "--scale", 2)
+    assert read_photo(tmp_path / "photo_x2.png").pixels.shape == (48, 64, 3)
+    with pytest.raises(util.UserError, match="sr8.keras: no such model file"):
+        run(tmp_path / "photo.png", "--scale", 8)
+    with pytest.raises(util.UserError, match="give one"):
+        run(tmp_path / "photo.png", "--scale", 2, "--model", models["sr4"])
+
+
+def test_shipped_models_say_what_they_do():
+    """Each assets/models/sr<N>.keras is a suite model of task srN, small enough to commit."""
+    from util.models import load_model
+
+    shipped = sorted((REPO / "assets" / "models").glob("*.keras"))
+    assert shipped, "assets/models/ holds no model"
+    for path in shipped:
+        assert path.stat().st_size < 5 * 2**20, path
+        _, info = load_model(path)
+        assert info["task"] == path.stem and info["scale"] == int(path.stem[2:]), (path, info)

@@ -113,8 +113,8 @@ def test_sweep_writes_the_prototype_table_and_plot(tiny_pairs, tmp_path):
     edsr_lite.main([*args, "--sweep", "8,16"])
     sweep_dir = tmp_path / "sweep-sr4-tiny"
     table = (sweep_dir / "edsr_lite.md").read_text()
-    assert "| | LR (bicubic) | 16 patches | 8 patches |" in table
-    assert table.count("\n| PSNR |") == 1 and "| SSIM |" in table
+    assert "| | HR | LR (bicubic) | 16 patches | 8 patches |" in table
+    assert table.count("\n| PSNR | ∞ |") == 1 and "| SSIM | 1.0000 |" in table and "| training (s) |" in table
     runs = json.loads((sweep_dir / "edsr_lite.json").read_text())["runs"]
     assert [r["train_patches"] for r in runs] == [16, 8]
     assert runs[0]["backprops"] == runs[1]["backprops"] == 32  # same budget whatever the size

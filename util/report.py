@@ -124,11 +124,14 @@ def comparison_figure(lr, base, outputs, hr, results: dict, png_path: Path, coun
 
 
 def sweep_table(script: str, runs: list[dict]) -> str:
-    """The prototype's table: rows PSNR and SSIM, columns bicubic (or noisy) then each training-set size."""
+    """The prototype's table: rows PSNR and SSIM, columns HR, bicubic (or noisy), then each training-set size.
+
+    HR against itself is the reference (PSNR infinite, SSIM 1); a last row gives each run's training time.
+    """
     runs = sorted(runs, key=lambda r: -r["train_patches"])
     first = runs[0]
     base = first.get("baseline_name", "baseline")
-    header = ["LR (bicubic)" if base == "bicubic" else base] + [f"{r['train_patches']} patches" for r in runs]
+    header = ["HR", "LR (bicubic)" if base == "bicubic" else base] + [f"{r['train_patches']} patches" for r in runs]
     lines = [
         f"{script} — {first['task']} on {first['dataset']}, {first['backprops']} backprops each, "
         f"{first['n_test']} test pairs (RGB PSNR / SSIM, the prototype's protocol)",
@@ -136,9 +139,10 @@ def sweep_table(script: str, runs: list[dict]) -> str:
         "| | " + " | ".join(header) + " |",
         "|---" * (len(header) + 1) + "|",
     ]
-    for metric, fmt in (("psnr", "{:.2f}"), ("ssim", "{:.4f}")):
-        cells = [fmt.format(first["baseline"][metric])] + [fmt.format(r["model_scores"][metric]) for r in runs]
+    for metric, fmt, hr in (("psnr", "{:.2f}", "∞"), ("ssim", "{:.4f}", "1.0000")):
+        cells = [hr, fmt.format(first["baseline"][metric])] + [fmt.format(r["model_scores"][metric]) for r in runs]
         lines.append(f"| {metric.upper()} | " + " | ".join(cells) + " |")
+    lines.append("| training (s) | | | " + " | ".join(f"{r['train_seconds']:.0f}" for r in runs) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -190,7 +194,7 @@ def sweep_plot(sweep_dir: Path, png_path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("training patches")
     ax.set_ylabel("PSNR on the test pairs (dB)")
-    ax.set_title(f"{baseline['task']} on {baseline['dataset']}, same backprops per run")
+    ax.set_title(f"{baseline['task']} on {baseline['dataset']}, same backprops per model")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     _save(fig, png_path)
