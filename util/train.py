@@ -321,7 +321,9 @@ def same_time_backprops(build_model, args, variant_args) -> int:
     recipe_speed = training_speed(build_model, args, SPEED_SECONDS)["samples_per_second"]
     variant_speed = training_speed(build_model, variant_args, SPEED_SECONDS)["samples_per_second"]
     backprops = round(args.BACKPROPS * variant_speed / recipe_speed)
-    return max(args.BATCH, backprops // args.BATCH * args.BATCH)
+    # whole steps in each epoch, so that the run trains exactly the backprops its label says
+    chunk = args.BATCH * max(1, min(args.EPOCHS, backprops // args.BATCH))
+    return max(chunk, round(backprops / chunk) * chunk)
 
 
 def training_speed(build_model, args, seconds: float) -> dict:
