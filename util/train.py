@@ -292,7 +292,6 @@ def ablation(script: str, args, build_model) -> Path:
             setattr(run_args, constant, value)
         if SAME_TIME & changes.keys():
             run_args.BACKPROPS = same_time_backprops(build_model, args, run_args)
-            change += f", {run_args.BACKPROPS} backprops"
         settings = {k: v for k, v in vars(args).items() if k.isupper() and k != "OUT"}
         settings.update(changes)
         run_dir = out_dir / f"{script}-{name}"
@@ -305,6 +304,8 @@ def ablation(script: str, args, build_model) -> Path:
         model, info = load_model(run_dir / "model.keras")
         scores = evaluation.evaluate_folder(set5, protocol, partial(enhance_array, model, info, progress=False))
         results = json.loads(done.read_text())
+        if SAME_TIME & changes.keys():  # what train() ran: whole steps per epoch
+            change += f", {results['backprops']} backprops"
         results["ablation"] = {"name": name, "change": change, "settings": settings, "set5": scores["mean"]}
         write_json_atomic(done, results)
     runs = [json.loads(p.read_text()) for p in sorted(out_dir.glob(f"{script}-*/results.json"))]
@@ -321,9 +322,7 @@ def same_time_backprops(build_model, args, variant_args) -> int:
     recipe_speed = training_speed(build_model, args, SPEED_SECONDS)["samples_per_second"]
     variant_speed = training_speed(build_model, variant_args, SPEED_SECONDS)["samples_per_second"]
     backprops = round(args.BACKPROPS * variant_speed / recipe_speed)
-    # whole steps in each epoch, so that the run trains exactly the backprops its label says
-    chunk = args.BATCH * max(1, min(args.EPOCHS, backprops // args.BATCH))
-    return max(chunk, round(backprops / chunk) * chunk)
+    return max(args.BATCH, backprops // args.BATCH * args.BATCH)
 
 
 def training_speed(build_model, args, seconds: float) -> dict:
