@@ -106,6 +106,21 @@ def test_bad_constant_is_one_line_error(tiny_pairs, tmp_path):
         inception2.main(["--dataset", str(tiny_pairs), "--backprops", "0"])
 
 
+def test_bad_recipe_constant_is_one_line_error(tiny_pairs, tmp_path):
+    import edsr_lite
+
+    args = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY]
+    for flag, value, named in (
+        ("--augment", "flips,rotate", "AUGMENT='flips,rotate': unknown rotate"),
+        ("--input-kind", "hr", "INPUT_KIND='hr'"),
+        ("--norm", "layer", "NORM='layer'"),
+    ):
+        with pytest.raises(util.UserError, match=named) as err:
+            edsr_lite.main([*args, flag, value])
+        assert "\n" not in str(err.value)
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
 def test_sweep_writes_the_prototype_table_and_plot(tiny_pairs, tmp_path):
     import edsr_lite
 
