@@ -182,6 +182,23 @@ def test_ablation_gives_a_costlier_variant_the_same_training_time(tiny_pairs, tm
         assert note in results["architecture"] and results["backprops"] == 320
 
 
+def test_minutes_sets_backprops_from_the_speed_measured_here(tiny_pairs, tmp_path, monkeypatch, capsys):
+    import edsr_lite
+    from util import train
+
+    monkeypatch.setattr(train, "SPEED_SECONDS", 0.3)
+    args = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY, "--filters", "8", "--blocks", "1"]
+    with pytest.raises(util.UserError, match="--minutes 0: give a positive"):
+        edsr_lite.main([*args, "--minutes", "0"])
+    assert not list(tmp_path.iterdir())
+    speeds = iter([50.0])
+    monkeypatch.setattr(train, "training_speed", lambda *a: {"samples_per_second": next(speeds)})
+    edsr_lite.main([*args, "--minutes", "0.5"])  # 50 samples/s x 30 s = 1500 -> 2 epochs of batch 8
+    assert "--minutes 0.5: 50.0 samples/s measured here -> BACKPROPS 1488" in capsys.readouterr().out
+    results = json.loads((tmp_path / "edsr_lite-sr4-16-tiny" / "results.json").read_text())
+    assert results["backprops"] == 1488 and results["minutes_asked"] == 0.5
+
+
 def test_predict_role_enhances_a_folder_with_the_runs_model(tiny_pairs, tmp_path):
     from PIL import Image
 

@@ -105,6 +105,13 @@ def parse_constants(constants: dict, argv, description: str) -> argparse.Namespa
         + ", ".join(ABLATIONS)
         + "), same BACKPROPS; score each on Set5 and write ablation.md (default: all that apply)",
     )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        metavar="M",
+        help="role train: train each run for about M minutes on this machine: BACKPROPS is set from the "
+        f"training speed measured first ({SPEED_SECONDS:g} s), instead of --backprops",
+    )
     for name, default in constants.items():
         kind = type(default)
         parser.add_argument(
@@ -119,6 +126,8 @@ def parse_constants(constants: dict, argv, description: str) -> argparse.Namespa
     for name in ("TRAIN_PATCHES", "BACKPROPS", "BATCH", "EPOCHS"):
         if name in constants and getattr(args, name) < 1:
             raise UserError(f"{name}={getattr(args, name)} must be at least 1 (--{name.lower().replace('_', '-')})")
+    if args.minutes is not None and not args.minutes > 0:
+        raise UserError(f"--minutes {args.minutes:g}: give a positive training time in minutes")
     task_scale(args.TASK)
     return args
 
@@ -213,6 +222,8 @@ def run_script(script: str, constants: dict, build_model, argv, description: str
     args = parse_constants(constants, argv, description)
     if args.sweep and args.ablation:
         raise UserError("--sweep and --ablation are separate studies; give one of them")
+    if args.minutes and args.role == "train":
+        args.BACKPROPS = budget_backprops(build_model, args, args.minutes)
     if args.sweep and args.role == "train":
         return sweep(script, args, build_model)
     if args.ablation and args.role == "train":
@@ -315,6 +326,19 @@ def ablation(script: str, args, build_model) -> Path:
     print(table)
     print(f"ablation of {script}: {out_dir}")
     return out_dir
+
+
+def budget_backprops(build_model, args, minutes: float) -> int:
+    """BACKPROPS that ``minutes`` of training buy on this machine (the speed measured here, whole epochs).
+
+    Machines differ (the same 2-core budget ran 2x faster on a CPU with native bfloat16),
+    so a time budget is the portable way to say "30 minutes of training".
+    """
+    speed = training_speed(build_model, args, SPEED_SECONDS)["samples_per_second"]
+    whole = args.BATCH * args.EPOCHS  # what train() runs: whole steps in every epoch
+    backprops = max(whole, int(speed * minutes * 60) // whole * whole)
+    print(f"--minutes {minutes:g}: {speed:.1f} samples/s measured here -> BACKPROPS {backprops}")
+    return backprops
 
 
 def same_time_backprops(build_model, args, variant_args) -> int:
@@ -460,6 +484,8 @@ def train(script: str, args, build_model, run_dir: Path, recipe: dict) -> Path:
         "train_seconds": round(train_seconds, 1),
         "train_samples_per_second": round(steps_per_epoch * epochs * args.BATCH / train_seconds, 2),
     }
+    if getattr(args, "minutes", None):
+        meta["minutes_asked"] = args.minutes
     results = evaluate_run(saved, args, folder, run_dir, meta)
     report.training_curve(run_dir / "training.csv", run_dir / "training_curve.png")
     report.model_diagram(saved, run_dir / "model.png")
