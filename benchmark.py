@@ -20,8 +20,11 @@ Markdown on stdout; benchmark.md and benchmark.json in --out.
 
 ``--training`` instead times training: each model script with its own default
 constants (BATCH, PRECISION, loss, augmentation) at --task, on random patches
-through the same tf.data pipeline, for about --seconds after two warm-up steps;
-samples/s on training_speed.md and training_speed.json in --out.
+through the same tf.data pipeline, for about --seconds after two warm-up steps,
+split into --rounds that take the scripts in turn: a shared 2-core machine drifts
+by 20% and more within minutes, and interleaving lets the drift hit every script
+alike; the median round is kept. Samples/s on training_speed.md and
+training_speed.json in --out.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ MEMORY_PHOTO = (3000, 4000)  # height, width of the synthetic photo enhanced for
 ENHANCE = REPO / "enhance.py"
 TRAINING_SCRIPTS = ("inception2", "unet_autoencoder", "edsr_lite")  # timed by --training
 TRAINING_SECONDS = 60.0
+TRAINING_ROUNDS = 3
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -65,6 +69,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--training", action="store_true", help="time training of the model scripts instead")
     parser.add_argument("--task", default="sr4", help="--training: the task trained (default sr4)")
     parser.add_argument("--seconds", type=float, default=TRAINING_SECONDS, help="--training: seconds per script")
+    parser.add_argument(
+        "--rounds", type=int, default=TRAINING_ROUNDS, help="--training: interleaved rounds (the median is kept)"
+    )
     return parser.parse_args(argv)
 
 
@@ -199,14 +206,16 @@ def training_speed(script: str, task: str, seconds: float) -> dict:
 def training_markdown(rows: list[dict]) -> str:
     fastest_prototype = max(r["samples_per_second"] for r in rows if r["script"] != "edsr_lite") if rows else 0
     lines = [
-        "| script | architecture | parameters | batch | precision | samples / s | vs fastest prototype |",
-        "|---|---|---:|---:|---|---:|---:|",
+        "| script | architecture | parameters | batch | precision | samples / s (median) | rounds | "
+        "vs fastest prototype |",
+        "|---|---|---:|---:|---|---:|---|---:|",
     ]
     for r in rows:
         ratio = f"{r['samples_per_second'] / fastest_prototype:.1f}x" if fastest_prototype else "—"
+        rounds = ", ".join(f"{v:.1f}" for v in r.get("rounds", [r["samples_per_second"]]))
         lines.append(
             f"| {r['script']} | {r['architecture']} | {r['parameters']:,} | {r['batch']} | {r['precision']} | "
-            f"{r['samples_per_second']:.1f} | {ratio} |"
+            f"{r['samples_per_second']:.1f} | {rounds} | {ratio} |"
         )
     return "\n".join(lines)
 
@@ -218,13 +227,21 @@ def machine_name() -> str:
 def main_training(args) -> None:
     if args.seconds <= 0:
         raise util.UserError(f"--seconds {args.seconds}: give a positive number of seconds")
+    if args.rounds < 1:
+        raise util.UserError(f"--rounds {args.rounds}: give at least 1")
     from util.models import task_scale
 
     task_scale(args.task)
+    timings = {script: [] for script in TRAINING_SCRIPTS}
+    for round_ in range(args.rounds):
+        for script in TRAINING_SCRIPTS:
+            print(f"round {round_ + 1}/{args.rounds}: timing {script} ({args.task}) ...", file=sys.stderr)
+            timings[script].append(training_speed(script, args.task, args.seconds / args.rounds))
     rows = []
-    for script in TRAINING_SCRIPTS:
-        print(f"timing the training of {script} ({args.task}) ...", file=sys.stderr)
-        rows.append(training_speed(script, args.task, args.seconds))
+    for runs in timings.values():
+        speeds = [r["samples_per_second"] for r in runs]
+        median = sorted(runs, key=lambda r: r["samples_per_second"])[len(runs) // 2]  # an odd count: the middle
+        rows.append({**median, "rounds": speeds})
     table = training_markdown(rows)
     print(table)
     util.write_text_atomic(args.out / "training_speed.md", f"Training speed on {machine_name()}\n\n{table}\n")

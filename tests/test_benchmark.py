@@ -63,11 +63,14 @@ def test_training_speed_of_the_model_scripts(tmp_path, monkeypatch, capsys):
     import benchmark
 
     monkeypatch.setattr(benchmark, "TRAINING_SCRIPTS", ("edsr_lite", "inception2"))
-    benchmark.main(["--training", "--seconds", "0.5", "--out", str(tmp_path)])
+    with pytest.raises(util.UserError, match="--rounds 0: give at least 1"):
+        benchmark.main(["--training", "--rounds", "0", "--out", str(tmp_path)])
+    benchmark.main(["--training", "--seconds", "0.9", "--rounds", "3", "--out", str(tmp_path)])
     rows = json.loads((tmp_path / "training_speed.json").read_text())["rows"]
     assert [r["script"] for r in rows] == ["edsr_lite", "inception2"]
     for r in rows:
         assert r["steps"] >= 3 and r["samples_per_second"] > 0 and r["task"] == "sr4"
+        assert len(r["rounds"]) == 3 and r["samples_per_second"] == sorted(r["rounds"])[1]  # the median round
     assert rows[0]["batch"] == 16 and "EDSR-lite" in rows[0]["architecture"]
     ratio = rows[0]["samples_per_second"] / rows[1]["samples_per_second"]
     assert f"| {ratio:.1f}x |" in (tmp_path / "training_speed.md").read_text()
