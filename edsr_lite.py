@@ -21,7 +21,7 @@ import sys
 DATASET = "builtin"  # builtin | div2k | mars | unsplash | a folder's name under datasets/
 TASK = "sr4"  # sr2 | sr4 | sr8 | noise64 | noise64blur | x4noise64
 TRAIN_PATCHES = 1000  # the prototype's study: 100 / 1000 / 10000
-BACKPROPS = 360_000  # samples shown in all (x4: about 26 min on a 2-core CPU; sr8 300k, sr2 120k)
+BACKPROPS = 360_000  # samples shown in all (x4: 26 min on 2 bf16 cores, ~45 in float32; or --minutes)
 BATCH = 16
 LEARNING_RATE = 1e-3  # Adam, cosine-decayed to 0 over the run
 EPOCHS = 10  # validations / checkpoints
