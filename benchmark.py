@@ -212,7 +212,7 @@ def training_markdown(rows: list[dict]) -> str:
     ]
     for r in rows:
         ratio = f"{r['samples_per_second'] / fastest_prototype:.1f}x" if fastest_prototype else "—"
-        rounds = ", ".join(f"{v:.1f}" for v in r.get("rounds", [r["samples_per_second"]]))
+        rounds = ", ".join(f"{v:.1f}" for v in r["rounds"])
         lines.append(
             f"| {r['script']} | {r['architecture']} | {r['parameters']:,} | {r['batch']} | {r['precision']} | "
             f"{r['samples_per_second']:.1f} | {rounds} | {ratio} |"
@@ -240,7 +240,7 @@ def main_training(args) -> None:
     rows = []
     for runs in timings.values():
         speeds = [r["samples_per_second"] for r in runs]
-        median = sorted(runs, key=lambda r: r["samples_per_second"])[len(runs) // 2]  # an odd count: the middle
+        median = sorted(runs, key=lambda r: r["samples_per_second"])[len(runs) // 2]  # even counts: the upper middle
         rows.append({**median, "rounds": speeds})
     table = training_markdown(rows)
     print(table)

@@ -331,7 +331,7 @@ def ablation(script: str, args, build_model) -> Path:
 def budget_backprops(build_model, args, minutes: float) -> int:
     """BACKPROPS that ``minutes`` of training buy on this machine (the speed measured here, whole epochs).
 
-    Machines differ (the same 2-core budget ran 2x faster on a CPU with native bfloat16),
+    Machines differ (the same 2-core budget ran up to 1.8x faster on a CPU with native bfloat16),
     so a time budget is the portable way to say "30 minutes of training".
     """
     speed = training_speed(build_model, args, SPEED_SECONDS)["samples_per_second"]
@@ -484,7 +484,7 @@ def train(script: str, args, build_model, run_dir: Path, recipe: dict) -> Path:
         "train_seconds": round(train_seconds, 1),
         "train_samples_per_second": round(steps_per_epoch * epochs * args.BATCH / train_seconds, 2),
     }
-    if getattr(args, "minutes", None):
+    if args.minutes:
         meta["minutes_asked"] = args.minutes
     results = evaluate_run(saved, args, folder, run_dir, meta)
     report.training_curve(run_dir / "training.csv", run_dir / "training_curve.png")
