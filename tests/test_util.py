@@ -169,3 +169,41 @@ def test_run_cli_turns_a_user_error_into_one_line(capsys):
     assert util.run_cli(fails, ["X"]) == 1
     assert capsys.readouterr().err == "error: X: bad setting; fix it\n"
     assert util.run_cli(lambda argv: None, []) == 0
+
+
+# ---- util.data: the shifts augmentation ---------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_shifts_make_exact_pairs_at_every_sub_pixel_phase(scale):
+    from util import data
+
+    rng = np.random.default_rng(0)
+    hr = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    lr = util.bicubic_downscale(hr, scale, batch=True)
+    batches = iter(data.make_dataset(lr, hr, 8, 0, augment=("shifts",), shift_scale=scale))
+    size = 32 - scale
+    phases = set()
+    for _ in range(20):
+        x, y = (np.round(t.numpy() * 255).astype(np.uint8) for t in next(batches))
+        assert x.shape == (8, size // scale, size // scale, 3) and y.shape == (8, size, size, 3)
+        for small, crop in zip(x, y, strict=True):
+            found = [
+                (i, dy, dx)
+                for i in range(len(hr))
+                for dy in range(scale)
+                for dx in range(scale)
+                if np.array_equal(hr[i, dy : dy + size, dx : dx + size], crop)
+            ]
+            assert len(found) == 1
+            phases.add(found[0][1:])
+            assert np.array_equal(small, util.bicubic_downscale(crop, scale))
+    assert len(phases) == scale * scale
+
+
+def test_shifts_need_a_bicubic_task():
+    from util import data
+
+    patches = np.zeros((2, 16, 16, 3), dtype=np.uint8)
+    with pytest.raises(util.UserError, match="AUGMENT=shifts applies to the bicubic SR tasks"):
+        data.make_dataset(patches, patches, 1, 0, augment=("shifts",), shift_scale=0)

@@ -68,6 +68,8 @@ AUGMENTATIONS = {
     "flips": "a random one of the 8 flips/rotations (the dihedral group)",
     "channels": "a random permutation of the R, G, B channels (Yoo et al., CVPR 2020)",
     "invert": "the negative (x -> 1 - x) half of the time (bicubic resizing and noise commute with it)",
+    "shifts": "a random sub-pixel phase: the HR patch cropped by 0..s-1 pixels (s = the scale) and "
+    "downscaled again as download.py does (bicubic SR tasks only)",
 }
 
 
@@ -82,16 +84,22 @@ def parse_augment(text: str) -> tuple[str, ...]:
     return names
 
 
-def make_dataset(inputs: np.ndarray, targets: np.ndarray, batch: int, seed: int, augment=()):
+def make_dataset(inputs: np.ndarray, targets: np.ndarray, batch: int, seed: int, augment=(), shift_scale=0):
     """Endless shuffled ``tf.data`` of (input, target) float32 batches in [0, 1].
 
     ``inputs`` and ``targets`` are uint8 NHWC (the model's input kind already
     applied). ``augment``: names from AUGMENTATIONS, applied in that table's order.
+    ``shift_scale``: the bicubic scale that made ``inputs`` from ``targets`` (needed by
+    ``shifts``; 0 where the inputs are not a plain bicubic downscale).
     """
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((inputs, targets))
     ds = ds.shuffle(min(len(inputs), 10_000), seed=seed, reshuffle_each_iteration=True).repeat()
+    if "shifts" in augment:
+        if shift_scale < 2:
+            raise UserError("AUGMENT=shifts applies to the bicubic SR tasks (sr2, sr4, sr8) only; drop shifts")
+        ds = ds.map(lambda x, y: _shift(y, shift_scale), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
     for name, function in (("flips", _dihedral), ("channels", _permute_channels), ("invert", _invert)):
         if name in augment:
@@ -103,6 +111,30 @@ def _to_float(x, y):
     import tensorflow as tf
 
     return tf.cast(x, tf.float32) / 255.0, tf.cast(y, tf.float32) / 255.0
+
+
+def _shift(hr, scale: int):
+    """(LR, HR) from one uint8 HR patch: crop a random 0..scale-1 pixels off the top and left
+    (and the rest of a scale-sized margin off the bottom and right), then downscale the crop
+    with the MATLAB bicubic of download.py. The pair is as exact as the stored one, but its
+    LR pixels sample the scene at another of the scale**2 sub-pixel phases."""
+    import tensorflow as tf
+
+    size = hr.shape[0] - scale  # a multiple of the scale, as the stored patches
+    dy, dx = tf.unstack(tf.random.uniform([2], 0, scale, dtype=tf.int32))
+    crop = hr[dy : dy + size, dx : dx + size]
+    # util.resize.imresize as one matrix per axis (float64, rounded as MATLAB): in-graph,
+    # because calling the NumPy version per patch cost a quarter of the training's CPU time.
+    weights = tf.constant(_downscale_matrix(size, scale))
+    lr = tf.einsum("ij,jkc,lk->ilc", weights, tf.cast(crop, tf.float64), weights)
+    return tf.cast(tf.clip_by_value(tf.floor(lr + 0.5), 0, 255), tf.uint8), crop
+
+
+def _downscale_matrix(size: int, scale: int) -> np.ndarray:
+    """The (size/scale, size) matrix of util.resize's antialiased bicubic downscale along one axis."""
+    from util.resize import imresize
+
+    return imresize(np.eye(size), output_shape=(size // scale, size), batch=False)
 
 
 def _dihedral(x, y):

@@ -42,7 +42,8 @@ CONSTANT_HELP = {
     "SEED": "random seed of weights, shuffling and dropout",
     "PRECISION": "auto (bfloat16 where the CPU has native bf16, else float32) | float32 | mixed_bfloat16",
     "LOSS": "mae (L1) | mse",
-    "AUGMENT": "comma list of flips (the 8 flips/rotations), channels (RGB permutation), invert; none",
+    "AUGMENT": "comma list of flips (the 8 flips/rotations), channels (RGB permutation), invert, shifts "
+    "(sub-pixel phase, bicubic SR only); none",
     "SCHEDULE": "cosine (Adam's rate decayed to 0 over the run) | constant",
     "BICUBIC_SKIP": "1: the network adds to bicubic upsampling; 0: it predicts the whole image",
     "INPUT_KIND": "lr (layers at LR resolution, sub-pixel upsampling) | upsampled (bicubic input, HR resolution)",
@@ -369,7 +370,10 @@ def training_speed(build_model, args, seconds: float) -> dict:
     size = 128 // info["scale"]
     lr = rng.integers(0, 256, (4 * args.BATCH, size, size, 3), dtype=np.uint8)
     hr = rng.integers(0, 256, (4 * args.BATCH, 128, 128, 3), dtype=np.uint8)
-    batches = iter(data.make_dataset(_stored_input(info)(lr), hr, args.BATCH, 0, augment=recipe["augment"]))
+    stored = _stored_input(info)(lr)
+    batches = iter(
+        data.make_dataset(stored, hr, args.BATCH, 0, augment=recipe["augment"], shift_scale=_shift_scale(args, info))
+    )
     for _ in range(2):
         model.train_on_batch(*next(batches))
     steps, start = 0, time.perf_counter()
@@ -426,7 +430,9 @@ def train(script: str, args, build_model, run_dir: Path, recipe: dict) -> Path:
     steps_total = max(1, args.BACKPROPS // args.BATCH)
     epochs = min(args.EPOCHS, steps_total)
     steps_per_epoch = math.ceil(steps_total / epochs)
-    train_ds = data.make_dataset(train_x, train_hr, args.BATCH, args.SEED, augment=recipe["augment"])
+    train_ds = data.make_dataset(
+        train_x, train_hr, args.BATCH, args.SEED, augment=recipe["augment"], shift_scale=_shift_scale(args, info)
+    )
     val_ds = tf.data.Dataset.from_tensor_slices((val_x, val_hr)).batch(32).map(data._to_float)
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -494,6 +500,14 @@ def train(script: str, args, build_model, run_dir: Path, recipe: dict) -> Path:
     report.results_markdown(results, run_dir / "results.md")
     print(f"{report.summary_line(results)}; wall time {results['wall_seconds']:.0f} s; outputs in {run_dir}")
     return run_dir
+
+
+def _shift_scale(args, info: dict) -> int:
+    """The scale for the ``shifts`` augmentation: the task's where its input is a plain bicubic LR, else 0."""
+    from util.models import TASKS
+
+    plain = TASKS[args.TASK][1] == f"x{info['scale']}" and info["input_kind"] == "lr"
+    return info["scale"] if plain and info["scale"] > 1 else 0
 
 
 def _stored_input(info: dict):
