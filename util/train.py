@@ -53,11 +53,15 @@ CONSTANT_HELP = {
     "BLOCKS": "residual blocks",
 }
 
-# What --ablation undoes, one choice at a time: constant -> (the value that undoes it, run name, what that means).
+# What --ablation undoes, one choice at a time: constant -> (the value that undoes it, run name, what that means),
+# or a tuple of those where the recipe may hold either value (the first one that differs from it is run).
 # AUGMENT is undone one augmentation at a time (see ablation_variants).
 ABLATIONS = {
     "LOSS": ("mse", "mse", "MSE loss instead of L1"),
-    "SCHEDULE": ("constant", "constant-lr", "constant learning rate instead of cosine"),
+    "SCHEDULE": (
+        ("constant", "constant-lr", "constant learning rate instead of cosine"),
+        ("cosine", "cosine-lr", "learning rate cosine-decayed to 0 instead of constant"),
+    ),
     "BICUBIC_SKIP": (0, "no-skip", "no bicubic skip: the network predicts the whole image"),
     "INPUT_KIND": ("upsampled", "hr-space", "bicubic-upsampled input, layers at HR resolution (same training time)"),
     "NORM": ("batch", "batchnorm", "batch normalization in every residual block"),
@@ -76,8 +80,11 @@ def ablation_variants(args) -> dict[str, tuple[dict, str]]:
     for name in augment:
         rest = ",".join(a for a in augment if a != name) or "none"
         variants[f"no-{name}"] = ({"AUGMENT": rest}, f"without {name}: {AUGMENTATIONS[name]}")
-    for constant, (value, name, change) in ABLATIONS.items():
-        if hasattr(args, constant) and getattr(args, constant) != value:
+    for constant, options in ABLATIONS.items():
+        options = options if isinstance(options[0], tuple) else (options,)
+        undo = [(value, name, change) for value, name, change in options if getattr(args, constant, value) != value]
+        if hasattr(args, constant) and undo:
+            value, name, change = undo[0]
             variants[name] = ({constant: value}, change)
     return variants
 
