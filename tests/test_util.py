@@ -174,19 +174,21 @@ def test_run_cli_turns_a_user_error_into_one_line(capsys):
 # ---- util.data: the shifts augmentation ---------------------------------------------
 
 
-@pytest.mark.parametrize("scale", [2, 4])
-def test_shifts_make_exact_pairs_at_every_sub_pixel_phase(scale):
+@pytest.mark.parametrize(("scale", "upsampled"), [(2, False), (4, False), (4, True)])
+def test_shifts_make_exact_pairs_at_every_sub_pixel_phase(scale, upsampled):
     from util import data
 
     rng = np.random.default_rng(0)
     hr = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
     lr = util.bicubic_downscale(hr, scale, batch=True)
-    batches = iter(data.make_dataset(lr, hr, 8, 0, augment=("shifts",), shift_scale=scale))
+    stored = util.bicubic_upscale(lr, scale, batch=True) if upsampled else lr
+    batches = iter(data.make_dataset(stored, hr, 8, 0, augment=("shifts",), shift_scale=scale, upsampled=upsampled))
     size = 32 - scale
     phases = set()
     for _ in range(20):
         x, y = (np.round(t.numpy() * 255).astype(np.uint8) for t in next(batches))
-        assert x.shape == (8, size // scale, size // scale, 3) and y.shape == (8, size, size, 3)
+        side = size if upsampled else size // scale
+        assert x.shape == (8, side, side, 3) and y.shape == (8, size, size, 3)
         for small, crop in zip(x, y, strict=True):
             found = [
                 (i, dy, dx)
@@ -197,7 +199,9 @@ def test_shifts_make_exact_pairs_at_every_sub_pixel_phase(scale):
             ]
             assert len(found) == 1
             phases.add(found[0][1:])
-            assert np.array_equal(small, util.bicubic_downscale(crop, scale))
+            expected = util.bicubic_downscale(crop, scale)
+            expected = util.bicubic_upscale(expected, scale) if upsampled else expected
+            assert np.array_equal(small, expected)
     assert len(phases) == scale * scale
 
 

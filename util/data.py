@@ -84,13 +84,16 @@ def parse_augment(text: str) -> tuple[str, ...]:
     return names
 
 
-def make_dataset(inputs: np.ndarray, targets: np.ndarray, batch: int, seed: int, augment=(), shift_scale=0):
+def make_dataset(
+    inputs: np.ndarray, targets: np.ndarray, batch: int, seed: int, augment=(), shift_scale=0, upsampled=False
+):
     """Endless shuffled ``tf.data`` of (input, target) float32 batches in [0, 1].
 
     ``inputs`` and ``targets`` are uint8 NHWC (the model's input kind already
     applied). ``augment``: names from AUGMENTATIONS, applied in that table's order.
     ``shift_scale``: the bicubic scale that made ``inputs`` from ``targets`` (needed by
-    ``shifts``; 0 where the inputs are not a plain bicubic downscale).
+    ``shifts``; 0 where the inputs are not a plain bicubic downscale); ``upsampled``: the
+    inputs are that LR upsampled again by bicubic (the prototypes' input kind).
     """
     import tensorflow as tf
 
@@ -99,7 +102,7 @@ def make_dataset(inputs: np.ndarray, targets: np.ndarray, batch: int, seed: int,
     if "shifts" in augment:
         if shift_scale < 2:
             raise UserError("AUGMENT=shifts applies to the bicubic SR tasks (sr2, sr4, sr8) only; drop shifts")
-        ds = ds.map(lambda x, y: _shift(y, shift_scale), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda x, y: _shift(y, shift_scale, upsampled), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
     for name, function in (("flips", _dihedral), ("channels", _permute_channels), ("invert", _invert)):
         if name in augment:
@@ -113,28 +116,34 @@ def _to_float(x, y):
     return tf.cast(x, tf.float32) / 255.0, tf.cast(y, tf.float32) / 255.0
 
 
-def _shift(hr, scale: int):
+def _shift(hr, scale: int, upsampled: bool = False):
     """(LR, HR) from one uint8 HR patch: crop a random 0..scale-1 pixels off the top and left
     (and the rest of a scale-sized margin off the bottom and right), then downscale the crop
     with the MATLAB bicubic of download.py. The pair is as exact as the stored one, but its
-    LR pixels sample the scene at another of the scale**2 sub-pixel phases."""
+    LR pixels sample the scene at another of the scale**2 sub-pixel phases. ``upsampled``:
+    return the LR upsampled again by the same bicubic (as ``util.resize.bicubic_upscale``)."""
     import tensorflow as tf
 
     size = hr.shape[0] - scale  # a multiple of the scale, as the stored patches
     dy, dx = tf.unstack(tf.random.uniform([2], 0, scale, dtype=tf.int32))
     crop = hr[dy : dy + size, dx : dx + size]
+
     # util.resize.imresize as one matrix per axis (float64, rounded as MATLAB): in-graph,
     # because calling the NumPy version per patch cost a quarter of the training's CPU time.
-    weights = tf.constant(_downscale_matrix(size, scale))
-    lr = tf.einsum("ij,jkc,lk->ilc", weights, tf.cast(crop, tf.float64), weights)
-    return tf.cast(tf.clip_by_value(tf.floor(lr + 0.5), 0, 255), tf.uint8), crop
+    def resize(image, rows: int, cols: int):
+        weights = tf.constant(_resize_matrix(cols, rows))
+        out = tf.einsum("ij,jkc,lk->ilc", weights, tf.cast(image, tf.float64), weights)
+        return tf.cast(tf.clip_by_value(tf.floor(out + 0.5), 0, 255), tf.uint8)
+
+    lr = resize(crop, size // scale, size)
+    return (resize(lr, size, size // scale) if upsampled else lr), crop
 
 
-def _downscale_matrix(size: int, scale: int) -> np.ndarray:
-    """The (size/scale, size) matrix of util.resize's antialiased bicubic downscale along one axis."""
+def _resize_matrix(in_len: int, out_len: int) -> np.ndarray:
+    """The (out_len, in_len) matrix of util.resize's bicubic along one axis (antialiased when shrinking)."""
     from util.resize import imresize
 
-    return imresize(np.eye(size), output_shape=(size // scale, size), batch=False)
+    return imresize(np.eye(in_len), output_shape=(out_len, in_len), batch=False)
 
 
 def _dihedral(x, y):

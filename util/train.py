@@ -365,8 +365,6 @@ def training_speed(build_model, args, seconds: float) -> dict:
     """
     import keras
 
-    from util import data
-
     precision = configure_precision(args.PRECISION)
     keras.utils.set_random_seed(0)
     model = build_model(args.TASK, args)
@@ -377,10 +375,7 @@ def training_speed(build_model, args, seconds: float) -> dict:
     size = 128 // info["scale"]
     lr = rng.integers(0, 256, (4 * args.BATCH, size, size, 3), dtype=np.uint8)
     hr = rng.integers(0, 256, (4 * args.BATCH, 128, 128, 3), dtype=np.uint8)
-    stored = _stored_input(info)(lr)
-    batches = iter(
-        data.make_dataset(stored, hr, args.BATCH, 0, augment=recipe["augment"], shift_scale=_shift_scale(args, info))
-    )
+    batches = iter(_training_dataset(_stored_input(info)(lr), hr, args, info, recipe, seed=0))
     for _ in range(2):
         model.train_on_batch(*next(batches))
     steps, start = 0, time.perf_counter()
@@ -437,9 +432,7 @@ def train(script: str, args, build_model, run_dir: Path, recipe: dict) -> Path:
     steps_total = max(1, args.BACKPROPS // args.BATCH)
     epochs = min(args.EPOCHS, steps_total)
     steps_per_epoch = math.ceil(steps_total / epochs)
-    train_ds = data.make_dataset(
-        train_x, train_hr, args.BATCH, args.SEED, augment=recipe["augment"], shift_scale=_shift_scale(args, info)
-    )
+    train_ds = _training_dataset(train_x, train_hr, args, info, recipe, seed=args.SEED)
     val_ds = tf.data.Dataset.from_tensor_slices((val_x, val_hr)).batch(32).map(data._to_float)
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -509,12 +502,21 @@ def train(script: str, args, build_model, run_dir: Path, recipe: dict) -> Path:
     return run_dir
 
 
-def _shift_scale(args, info: dict) -> int:
-    """The scale for the ``shifts`` augmentation: the task's where its input is a plain bicubic LR, else 0."""
+def _training_dataset(inputs, targets, args, info: dict, recipe: dict, seed: int):
+    """The training's tf.data pipeline; ``shifts`` gets the task's scale where its input is a plain bicubic LR."""
+    from util import data
     from util.models import TASKS
 
-    plain = TASKS[args.TASK][1] == f"x{info['scale']}" and info["input_kind"] == "lr"
-    return info["scale"] if plain and info["scale"] > 1 else 0
+    plain = TASKS[args.TASK][1] == f"x{info['scale']}" and info["scale"] > 1
+    return data.make_dataset(
+        inputs,
+        targets,
+        args.BATCH,
+        seed,
+        augment=recipe["augment"],
+        shift_scale=info["scale"] if plain else 0,
+        upsampled=info["input_kind"] == "upsampled",
+    )
 
 
 def _stored_input(info: dict):
