@@ -22,7 +22,7 @@ import sys
 DATASET = "builtin"  # builtin | div2k | mars | unsplash | a folder's name under datasets/
 TASK = "sr4"  # sr2 | sr4 | sr8 | noise64 | noise64blur | x4noise64
 TRAIN_PATCHES = 1000  # the prototype's study: 100 / 1000 / 10000
-BACKPROPS = 120_000  # samples shown in all (x4: ~10 min on 2 bf16 cores, ~20 in float32; or --minutes)
+BACKPROPS = 120_000  # samples shown in all (x4, float32: 11-15 min on 2 cores, ~20 on one; or --minutes)
 BATCH = 16
 LEARNING_RATE = 2e-3  # Adam
 EPOCHS = 10  # validations / checkpoints

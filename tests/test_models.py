@@ -114,6 +114,7 @@ def test_bad_recipe_constant_is_one_line_error(tiny_pairs, tmp_path):
         ("--augment", "flips,rotate", "AUGMENT='flips,rotate': unknown rotate"),
         ("--input-kind", "hr", "INPUT_KIND='hr'"),
         ("--norm", "layer", "NORM='layer'"),
+        ("--task", "noise64", "AUGMENT=shifts applies to the bicubic SR tasks"),
     ):
         with pytest.raises(util.UserError, match=named) as err:
             edsr_lite.main([*args, flag, value])

@@ -81,11 +81,13 @@ def ablation_variants(args) -> dict[str, tuple[dict, str]]:
         rest = ",".join(a for a in augment if a != name) or "none"
         variants[f"no-{name}"] = ({"AUGMENT": rest}, f"without {name}: {AUGMENTATIONS[name]}")
     for constant, options in ABLATIONS.items():
+        if not hasattr(args, constant):
+            continue
         options = options if isinstance(options[0], tuple) else (options,)
-        undo = [(value, name, change) for value, name, change in options if getattr(args, constant, value) != value]
-        if hasattr(args, constant) and undo:
-            value, name, change = undo[0]
-            variants[name] = ({constant: value}, change)
+        for value, name, change in options:
+            if getattr(args, constant) != value:
+                variants[name] = ({constant: value}, change)
+                break
     return variants
 
 
