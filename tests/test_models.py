@@ -122,6 +122,45 @@ def test_bad_recipe_constant_is_one_line_error(tiny_pairs, tmp_path):
     assert not list(tmp_path.iterdir())  # nothing written
 
 
+def test_edsr_lite_starts_as_exactly_bicubic():
+    """OUTPUT_INIT=zeros: before training the network adds nothing to its bicubic skip."""
+    import edsr_lite
+    from util.models import BicubicUpsample
+    from util.train import parse_constants
+
+    constants = {k: v for k, v in vars(edsr_lite).items() if k.isupper()}
+    x = np.random.default_rng(0).random((2, 16, 24, 3)).astype(np.float32)
+    for task, scale in (("sr2", 2), ("sr4", 4), ("sr8", 8)):
+        for init, exact in (("zeros", True), ("glorot_uniform", False)):
+            model = edsr_lite.build_model(task, parse_constants(constants, ["--output-init", init], ""))
+            bicubic = np.asarray(BicubicUpsample(scale)(x))
+            assert np.array_equal(np.asarray(model(x)), bicubic) == exact, (task, init)
+
+
+def test_ema_weights_are_the_ones_validated_and_saved(tiny_pairs, tmp_path):
+    """The saved model (best checkpoint) scores on the validation pairs the val_loss logged for it."""
+    import keras
+
+    import edsr_lite
+    from util import data
+
+    base = ["--dataset", str(tiny_pairs), *TINY, "--filters", "8", "--blocks", "1", "--epochs", "2"]
+    saved = {}
+    for ema in ("0.5", "0"):
+        out = tmp_path / ema
+        edsr_lite.main([*base, "--out", str(out), "--ema", ema, "--backprops", "64"])
+        run_dir = out / "edsr_lite-sr4-16-tiny"
+        logged = min(float(row.split(",")[-1]) for row in (run_dir / "training.csv").read_text().splitlines()[1:])
+        model, _ = load_model(run_dir / "model.keras")
+        val_lr, val_hr = data.load_split(tiny_pairs, "sr4", "train", 8, start=16)
+        x, y = data._to_float(val_lr, val_hr)
+        assert float(keras.losses.MeanAbsoluteError()(y, model(x))) == pytest.approx(logged, rel=1e-4), ema
+        saved[ema] = model.get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(saved["0.5"], saved["0"], strict=True))
+    with pytest.raises(util.UserError, match="EMA=1 is not a momentum"):
+        edsr_lite.main([*base, "--out", str(tmp_path), "--ema", "1"])
+
+
 def test_sweep_writes_the_prototype_table_and_plot(tiny_pairs, tmp_path):
     import edsr_lite
 

@@ -49,6 +49,8 @@ CONSTANT_HELP = {
     "INPUT_KIND": "lr (layers at LR resolution, sub-pixel upsampling) | upsampled (bicubic input, HR resolution)",
     "NORM": "none | batch (batch normalization in each residual block)",
     "DROPOUT": "dropout rate in each residual block",
+    "EMA": "momentum of the weights' exponential moving average, used for validation and saved (0 = off)",
+    "OUTPUT_INIT": "initializer of the output convolution: zeros (the untrained model is bicubic) | glorot_uniform",
     "FILTERS": "feature channels",
     "BLOCKS": "residual blocks",
 }
@@ -66,6 +68,8 @@ ABLATIONS = {
     "INPUT_KIND": ("upsampled", "hr-space", "bicubic-upsampled input, layers at HR resolution (same training time)"),
     "NORM": ("batch", "batchnorm", "batch normalization in every residual block"),
     "DROPOUT": (0.2, "dropout", "dropout 0.2 in every residual block (the prototype's)"),
+    "EMA": (0.0, "no-ema", "the raw weights validated and saved instead of their moving average"),
+    "OUTPUT_INIT": ("glorot_uniform", "glorot-output", "output convolution initialised by Keras' default, not zeros"),
 }
 SAME_TIME = {"INPUT_KIND"}  # variants of another cost per sample get the recipe's training time, not its BACKPROPS
 SPEED_SECONDS = 20.0  # how long each training speed is measured for SAME_TIME variants
@@ -215,11 +219,14 @@ def recipe_of(args) -> dict:
         "loss": getattr(args, "LOSS", "mse"),
         "augment": list(data.parse_augment(getattr(args, "AUGMENT", ""))),
         "schedule": getattr(args, "SCHEDULE", "constant"),
+        "ema": float(getattr(args, "EMA", 0.0)),
     }
     if recipe["loss"] not in ("mse", "mae"):
         raise UserError(f"LOSS={recipe['loss']!r} is unknown; use mse or mae")
     if recipe["schedule"] not in ("constant", "cosine"):
         raise UserError(f"SCHEDULE={recipe['schedule']!r} is unknown; use constant or cosine")
+    if not 0 <= recipe["ema"] < 1:
+        raise UserError(f"EMA={recipe['ema']:g} is not a momentum; use 0 (off) or a value below 1 such as 0.99")
     return recipe
 
 
@@ -400,12 +407,14 @@ def training_speed(build_model, args, seconds: float) -> dict:
 
 
 def make_optimizer(args, recipe: dict, total_steps: int):
-    """Adam at LEARNING_RATE, constant (the prototypes) or cosine-decayed to zero."""
+    """Adam at LEARNING_RATE, constant (the prototypes) or cosine-decayed to zero; EMA of the weights if asked."""
     import keras
 
     rate = args.LEARNING_RATE
     if recipe["schedule"] == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=total_steps)
+    if recipe["ema"]:
+        return keras.optimizers.Adam(learning_rate=rate, use_ema=True, ema_momentum=recipe["ema"])
     return keras.optimizers.Adam(learning_rate=rate)
 
 
@@ -439,8 +448,12 @@ def train(script: str, args, build_model, run_dir: Path, recipe: dict) -> Path:
 
     run_dir.mkdir(parents=True, exist_ok=True)
     best = run_dir / "best.weights.h5"
+    # With EMA, SwapEMAWeights puts the averaged weights in the model for validation and for
+    # ModelCheckpoint (after it in the list); the backup before it keeps the raw ones to resume.
+    swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if recipe["ema"] else []
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        *swap,
         keras.callbacks.ModelCheckpoint(str(best), monitor="val_loss", save_best_only=True, save_weights_only=True),
         keras.callbacks.CSVLogger(str(run_dir / "training.csv"), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
