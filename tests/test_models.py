@@ -165,15 +165,27 @@ def test_sweep_writes_the_prototype_table_and_plot(tiny_pairs, tmp_path):
     import edsr_lite
 
     args = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY, "--filters", "8", "--blocks", "1"]
-    edsr_lite.main([*args, "--sweep", "8,16"])
+    edsr_lite.main([*args, "--sweep", "8,16", "--ensemble"])
     sweep_dir = tmp_path / "sweep-sr4-tiny"
     table = (sweep_dir / "edsr_lite.md").read_text()
     assert "| | HR | LR (bicubic) | 16 patches | 8 patches |" in table
     assert table.count("\n| PSNR | ∞ |") == 1 and "| SSIM | 1.0000 |" in table and "| training (s) |" in table
+    assert "| PSNR, self-ensemble | | |" in table and "| SSIM, self-ensemble | | |" in table
     runs = json.loads((sweep_dir / "edsr_lite.json").read_text())["runs"]
     assert [r["train_patches"] for r in runs] == [16, 8]
     assert runs[0]["backprops"] == runs[1]["backprops"] == 32  # same budget whatever the size
     assert (sweep_dir / "sweep.png").stat().st_size > 0
+
+    # The batched self-ensemble of the scoring is enhance.py's, patch by patch.
+    from util.inference import self_ensemble
+    from util.models import prepare_input
+    from util.train import score_pairs
+
+    model, info = load_model(tmp_path / "edsr_lite-sr4-16-tiny" / "model.keras")
+    lr, hr = np.load(tiny_pairs / "test_x4.npy"), np.load(tiny_pairs / "test_hr.npy")
+    means = np.stack([self_ensemble(model, prepare_input(patch, info)) for patch in lr])
+    expected = score_pairs(np.clip(np.floor(means * 255.0 + 0.5), 0, 255).astype(np.uint8), hr)
+    assert runs[0]["ensemble_scores"]["psnr"] == pytest.approx(expected["psnr"], abs=1e-6)
 
 
 def test_ablation_undoes_one_choice_per_run_and_resumes(tiny_pairs, tmp_path, capsys):

@@ -42,8 +42,14 @@ def results_markdown(results: dict, path: Path) -> str:
         f"| {base['ssim']:.4f} ± {base['ssim_std']:.4f} |",
         f"| {results['model']} | {model['psnr']:.2f} ± {model['psnr_std']:.2f} "
         f"| {model['ssim']:.4f} ± {model['ssim_std']:.4f} |",
-        "",
     ]
+    if "ensemble_scores" in results:
+        ens = results["ensemble_scores"]
+        rows.append(
+            f"| {results['model']} + self-ensemble | {ens['psnr']:.2f} ± {ens['psnr_std']:.2f} "
+            f"| {ens['ssim']:.4f} ± {ens['ssim_std']:.4f} |"
+        )
+    rows.append("")
     text = "\n".join(rows)
     write_text_atomic(path, text)
     return text
@@ -56,6 +62,7 @@ def summary_line(results: dict) -> str:
         f"{results['model']} {results['task']} on {results['dataset']}: {results['n_test']} test pairs, "
         f"{results.get('baseline_name', 'baseline')} {base['psnr']:.2f} dB / {base['ssim']:.4f}, "
         f"model {model['psnr']:.2f} dB / {model['ssim']:.4f}"
+        + (f", self-ensemble {results['ensemble_scores']['psnr']:.2f} dB" if "ensemble_scores" in results else "")
     )
 
 
@@ -142,6 +149,10 @@ def sweep_table(script: str, runs: list[dict]) -> str:
     for metric, fmt, hr in (("psnr", "{:.2f}", "∞"), ("ssim", "{:.4f}", "1.0000")):
         cells = [hr, fmt.format(first["baseline"][metric])] + [fmt.format(r["model_scores"][metric]) for r in runs]
         lines.append(f"| {metric.upper()} | " + " | ".join(cells) + " |")
+    if all("ensemble_scores" in r for r in runs):  # --ensemble: the same models averaged over 8 flips/rotations
+        for metric, fmt in (("psnr", "{:.2f}"), ("ssim", "{:.4f}")):
+            cells = [fmt.format(r["ensemble_scores"][metric]) for r in runs]
+            lines.append(f"| {metric.upper()}, self-ensemble | | | " + " | ".join(cells) + " |")
     lines.append("| training (s) | | | " + " | ".join(f"{r['train_seconds']:.0f}" for r in runs) + " |")
     return "\n".join(lines) + "\n"
 

@@ -120,6 +120,12 @@ def parse_constants(constants: dict, argv, description: str) -> argparse.Namespa
         + "), same BACKPROPS; score each on Set5 and write ablation.md (default: all that apply)",
     )
     parser.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="roles train/test: also score the test pairs with the self-ensemble (EDSR+: the model averaged over "
+        "the 8 flips/rotations, 8x the inference)",
+    )
+    parser.add_argument(
         "--minutes",
         type=float,
         metavar="M",
@@ -182,14 +188,24 @@ def run_name(script: str, args) -> str:
 # ---- scoring -----------------------------------------------------------------
 
 
-def predict_patches(model, info: dict, degraded: np.ndarray, batch: int = 32) -> np.ndarray:
-    """Model outputs for uint8 NHWC degraded patches, as uint8 (rounded, clipped)."""
-    outputs = []
-    for start in range(0, len(degraded), batch):
-        x = prepare_input(degraded[start : start + batch], info, batch=True)
-        y = model(x, training=False)
-        outputs.append(np.clip(np.floor(np.asarray(y, dtype=np.float32) * 255.0 + 0.5), 0, 255).astype(np.uint8))
-    return np.concatenate(outputs)
+def predict_patches(model, info: dict, degraded: np.ndarray, batch: int = 32, ensemble: bool = False) -> np.ndarray:
+    """Model outputs for uint8 NHWC degraded patches, as uint8 (rounded, clipped).
+
+    ``ensemble``: the mean over the eight flips/rotations of each patch, each turned back
+    (EDSR+), as ``enhance.py --ensemble`` does for a photo; 8x the inference.
+    """
+    total = None
+    for k, mirror in ((k, m) for k in range(4) for m in (False, True)) if ensemble else ((0, False),):
+        turned = np.rot90(degraded[:, :, ::-1] if mirror else degraded, k, axes=(1, 2))
+        outputs = []
+        for start in range(0, len(turned), batch):
+            x = prepare_input(np.ascontiguousarray(turned[start : start + batch]), info, batch=True)
+            outputs.append(np.asarray(model(x, training=False), dtype=np.float32))
+        back = np.rot90(np.concatenate(outputs), -k, axes=(1, 2))
+        back = back[:, :, ::-1] if mirror else back
+        total = back if total is None else total + back
+    mean = total / (8.0 if ensemble else 1.0)
+    return np.clip(np.floor(mean * 255.0 + 0.5), 0, 255).astype(np.uint8)
 
 
 def score_pairs(outputs: np.ndarray, targets: np.ndarray) -> dict:
@@ -562,6 +578,10 @@ def evaluate_run(model, args, folder: Path, run_dir: Path, meta: dict) -> dict:
         model_scores=score_pairs(outputs, test_hr),
         test_patches_per_second=round(len(test_hr) / infer_seconds, 2),
     )
+    if getattr(args, "ensemble", False):
+        started = time.time()
+        results["ensemble_scores"] = score_pairs(predict_patches(model, info, test_lr, ensemble=True), test_hr)
+        results["ensemble_patches_per_second"] = round(len(test_hr) / (time.time() - started), 2)
     report.comparison_figure(test_lr, base, outputs, test_hr, results, run_dir / "comparison.png")
     return results
 
