@@ -19,7 +19,7 @@ Markdown on stdout; benchmark.md and benchmark.json in --out.
     python3 benchmark.py --training                               # training speed of the three model scripts
 
 ``--training`` instead times training: each model script with its own default
-constants (BATCH, PRECISION, loss, augmentation) at --task, on random patches
+constants (BATCH, PRECISION, loss, augmentation; --batch sets one BATCH for all) at --task, on random patches
 through the same tf.data pipeline, for about --seconds after two warm-up steps,
 split into --rounds that take the scripts in turn: a shared 2-core machine drifts
 by 20% and more within minutes, and interleaving lets the drift hit every script
@@ -69,6 +69,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--training", action="store_true", help="time training of the model scripts instead")
     parser.add_argument("--task", default="sr4", help="--training: the task trained (default sr4)")
     parser.add_argument("--seconds", type=float, default=TRAINING_SECONDS, help="--training: seconds per script")
+    parser.add_argument(
+        "--batch", type=int, help="--training: one batch size for every script (default: each script's BATCH)"
+    )
     parser.add_argument(
         "--rounds", type=int, default=TRAINING_ROUNDS, help="--training: interleaved rounds (the median is kept)"
     )
@@ -191,7 +194,7 @@ def model_row(path: Path, model, info: dict, args, photo_path: Path | None, work
     return row
 
 
-def training_speed(script: str, task: str, seconds: float) -> dict:
+def training_speed(script: str, task: str, seconds: float, batch: int | None = None) -> dict:
     """Samples/s of one model script's training step with its default constants (see the module doc)."""
     import importlib
 
@@ -199,7 +202,7 @@ def training_speed(script: str, task: str, seconds: float) -> dict:
 
     module = importlib.import_module(script)
     constants = {k: v for k, v in vars(module).items() if k.isupper()}
-    args = train.parse_constants(constants, ["--task", task], module.__doc__)
+    args = train.parse_constants(constants, ["--task", task, *(["--batch", str(batch)] if batch else [])], "")
     return {"script": script, **train.training_speed(module.build_model, args, seconds)}
 
 
@@ -236,7 +239,7 @@ def main_training(args) -> None:
     for round_ in range(args.rounds):
         for script in TRAINING_SCRIPTS:
             print(f"round {round_ + 1}/{args.rounds}: timing {script} ({args.task}) ...", file=sys.stderr)
-            timings[script].append(training_speed(script, args.task, args.seconds / args.rounds))
+            timings[script].append(training_speed(script, args.task, args.seconds / args.rounds, args.batch))
     rows = []
     for runs in timings.values():
         speeds = [r["samples_per_second"] for r in runs]

@@ -74,3 +74,6 @@ def test_training_speed_of_the_model_scripts(tmp_path, monkeypatch, capsys):
     assert (rows[0]["batch"], rows[1]["batch"]) == (8, 16) and "EDSR-lite" in rows[0]["architecture"]
     ratio = rows[0]["samples_per_second"] / rows[1]["samples_per_second"]
     assert f"| {ratio:.1f}x |" in (tmp_path / "training_speed.md").read_text()
+    benchmark.main(["--training", "--seconds", "0.3", "--rounds", "1", "--batch", "4", "--out", str(tmp_path)])
+    rows = json.loads((tmp_path / "training_speed.json").read_text())["rows"]
+    assert [r["batch"] for r in rows] == [4, 4]  # one batch size for every script
