@@ -197,7 +197,10 @@ def sweep_plot(sweep_dir: Path, png_path: Path) -> None:
     for path in sorted(sweep_dir.glob("*.json")):
         runs = sorted(json.loads(path.read_text())["runs"], key=lambda r: r["train_patches"])
         sizes = [r["train_patches"] for r in runs]
-        ax.plot(sizes, [r["model_scores"]["psnr"] for r in runs], marker="o", label=path.stem)
+        line = ax.plot(sizes, [r["model_scores"]["psnr"] for r in runs], marker="o", label=path.stem)[0]
+        if all("ensemble_scores" in r for r in runs):
+            ensemble = [r["ensemble_scores"]["psnr"] for r in runs]
+            ax.plot(sizes, ensemble, marker="x", linestyle=":", color=line.get_color(), label=f"{path.stem} + ensemble")
         baseline = runs[0]
     if baseline is None:
         return
@@ -205,7 +208,7 @@ def sweep_plot(sweep_dir: Path, png_path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("training patches")
     ax.set_ylabel("PSNR on the test pairs (dB)")
-    ax.set_title(f"{baseline['task']} on {baseline['dataset']}, same backprops per model")
+    ax.set_title(f"{baseline['task']} on {baseline['dataset']}, each model: same backprops at every size")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     _save(fig, png_path)
