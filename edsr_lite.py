@@ -24,7 +24,7 @@ import sys
 DATASET = "builtin"  # builtin | div2k | mars | unsplash | a folder's name under datasets/
 TASK = "sr4"  # sr2 | sr4 | sr8 | noise64 | noise64blur | x4noise64
 TRAIN_PATCHES = 1000  # the prototype's study: 100 / 1000 / 10000
-BACKPROPS = 120_000  # samples shown in all (x4, float32: 11-15 min on 2 cores, ~20 on one; or --minutes)
+BACKPROPS = 120_000  # samples shown in all (x4, float32: ~21 min on one core of a 2-core Xeon; or --minutes)
 BATCH = 8  # 8 learnt more per sample than 16 and 4 (2-min runs), ~10% slower per sample than 16
 LEARNING_RATE = 1e-3  # Adam
 EPOCHS = 10  # validations / checkpoints
