@@ -212,7 +212,8 @@ def test_ablation_undoes_one_choice_per_run_and_resumes(tiny_pairs, tmp_path, ca
     edsr_lite.main([*args, "--ablation", "no-skip,mse"])  # no-skip is done: only mse trains
     out = capsys.readouterr().out
     assert "ablation no-skip: already trained" in out and (out_dir / "edsr_lite-mse" / "results.json").exists()
-    names = "recipe, no-flips, no-channels, no-shifts, mse, cosine-lr, no-skip, hr-space, batchnorm, dropout"
+    names = "recipe, no-flips, no-channels, no-shifts, mse, cosine-lr, no-skip, hr-space, batchnorm, dropout, "
+    names += "no-ema, glorot-output"
     with pytest.raises(util.UserError, match=f"can run {names};"):
         edsr_lite.main([*args, "--ablation", "weight-decay"])
 
