@@ -130,8 +130,8 @@ def _shift(hr, scale: int, upsampled: bool = False):
 
     # util.resize.imresize as one matrix per axis (float64, rounded as MATLAB): in-graph,
     # because calling the NumPy version per patch cost a quarter of the training's CPU time.
-    def resize(image, rows: int, cols: int):
-        weights = tf.constant(_resize_matrix(cols, rows))
+    def resize(image, out_len: int, in_len: int):
+        weights = tf.constant(_resize_matrix(in_len, out_len))
         out = tf.einsum("ij,jkc,lk->ilc", weights, tf.cast(image, tf.float64), weights)
         return tf.cast(tf.clip_by_value(tf.floor(out + 0.5), 0, 255), tf.uint8)
 

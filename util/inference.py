@@ -198,16 +198,21 @@ def _enhance_tile(model, info, pixels, top, left, tile_h, tile_w, ensemble=False
 
 
 def self_ensemble(model, model_input: np.ndarray) -> np.ndarray:
-    """Mean of the model's outputs over the eight flips/rotations of one HWC input, each turned back.
+    """Mean of the model's outputs over the eight flips/rotations of one HWC input, each turned back."""
+    return batch_self_ensemble(model, model_input[np.newaxis])[0]
 
-    The four rotations of the input and of its mirror image run as one batch of two
-    per rotation (a rotation by 90 degrees swaps height and width).
+
+def batch_self_ensemble(model, inputs: np.ndarray) -> np.ndarray:
+    """``self_ensemble`` of every image of an NHWC batch (all of one size).
+
+    The four rotations of the images and of their mirror images run as one batch of
+    2N per rotation (a rotation by 90 degrees swaps height and width).
     """
-    total = None
+    n, total = len(inputs), None
     for k in range(4):
-        batch = np.stack([np.rot90(model_input, k), np.rot90(model_input[:, ::-1], k)])
+        batch = np.concatenate([np.rot90(inputs, k, axes=(1, 2)), np.rot90(inputs[:, :, ::-1], k, axes=(1, 2))])
         outputs = np.asarray(model.predict_on_batch(batch), dtype=np.float32)
-        restored = np.rot90(outputs[0], -k) + np.rot90(outputs[1], -k)[:, ::-1]
+        restored = np.rot90(outputs[:n], -k, axes=(1, 2)) + np.rot90(outputs[n:], -k, axes=(1, 2))[:, :, ::-1]
         total = restored if total is None else total + restored
     return total / 8.0
 

@@ -194,18 +194,14 @@ def predict_patches(model, info: dict, degraded: np.ndarray, batch: int = 32, en
     ``ensemble``: the mean over the eight flips/rotations of each patch, each turned back
     (EDSR+), as ``enhance.py --ensemble`` does for a photo; 8x the inference.
     """
-    total = None
-    for k, mirror in ((k, m) for k in range(4) for m in (False, True)) if ensemble else ((0, False),):
-        turned = np.rot90(degraded[:, :, ::-1] if mirror else degraded, k, axes=(1, 2))
-        outputs = []
-        for start in range(0, len(turned), batch):
-            x = prepare_input(np.ascontiguousarray(turned[start : start + batch]), info, batch=True)
-            outputs.append(np.asarray(model(x, training=False), dtype=np.float32))
-        back = np.rot90(np.concatenate(outputs), -k, axes=(1, 2))
-        back = back[:, :, ::-1] if mirror else back
-        total = back if total is None else total + back
-    mean = total / (8.0 if ensemble else 1.0)
-    return np.clip(np.floor(mean * 255.0 + 0.5), 0, 255).astype(np.uint8)
+    from util.inference import batch_self_ensemble
+
+    outputs = []
+    for start in range(0, len(degraded), batch):
+        x = prepare_input(degraded[start : start + batch], info, batch=True)
+        y = batch_self_ensemble(model, x) if ensemble else model(x, training=False)
+        outputs.append(np.clip(np.floor(np.asarray(y, dtype=np.float32) * 255.0 + 0.5), 0, 255).astype(np.uint8))
+    return np.concatenate(outputs)
 
 
 def score_pairs(outputs: np.ndarray, targets: np.ndarray) -> dict:
