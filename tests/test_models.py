@@ -114,6 +114,8 @@ def test_bad_recipe_constant_is_one_line_error(tiny_pairs, tmp_path):
         ("--augment", "flips,rotate", "AUGMENT='flips,rotate': unknown rotate"),
         ("--input-kind", "hr", "INPUT_KIND='hr'"),
         ("--norm", "layer", "NORM='layer'"),
+        ("--output-init", "he_normal", "OUTPUT_INIT='he_normal' is unknown"),
+        ("--ema", "1.5", "EMA=1.5 is not a momentum"),
         ("--task", "noise64", "AUGMENT=shifts applies to the bicubic SR tasks"),
     ):
         with pytest.raises(util.UserError, match=named) as err:
