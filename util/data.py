@@ -99,15 +99,24 @@ def make_dataset(
 
     ds = tf.data.Dataset.from_tensor_slices((inputs, targets))
     ds = ds.shuffle(min(len(inputs), 10_000), seed=seed, reshuffle_each_iteration=True).repeat()
-    if "shifts" in augment:
-        if shift_scale < 2:
-            raise UserError("AUGMENT=shifts applies to the bicubic SR tasks (sr2, sr4, sr8) only; drop shifts")
-        ds = ds.map(lambda x, y: _shift(y, shift_scale, upsampled), num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
-    for name, function in (("flips", _dihedral), ("channels", _permute_channels), ("invert", _invert)):
-        if name in augment:
-            ds = ds.map(function, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    if "shifts" in augment and shift_scale < 2:
+        raise UserError("AUGMENT=shifts applies to the bicubic SR tasks (sr2, sr4, sr8) only; drop shifts")
+    steps = [lambda x, y: _shift(y, shift_scale, upsampled)] if "shifts" in augment else []
+    pair_steps = (("flips", _dihedral), ("channels", _permute_channels), ("invert", _invert))
+    steps += [function for name, function in pair_steps if name in augment]
+
+    def augment_pair(x, y):
+        for step in steps:
+            x, y = step(x, y)
+        return x, y
+
+    # One map of all augmentations on the uint8 pair, then the cast on whole batches: a
+    # quarter of the bytes to move, and per-patch op overhead paid once (the pipeline shares
+    # the CPU with training; done in float, per stage, it took ~15% of the training's CPU time).
+    if steps:
+        ds = ds.map(augment_pair, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch, drop_remainder=True).map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def _to_float(x, y):
@@ -168,4 +177,4 @@ def _invert(x, y):
     import tensorflow as tf
 
     invert = tf.random.uniform([]) < 0.5
-    return tf.cond(invert, lambda: (1.0 - x, 1.0 - y), lambda: (x, y))
+    return tf.cond(invert, lambda: (255 - x, 255 - y), lambda: (x, y))
