@@ -205,6 +205,42 @@ def test_shifts_make_exact_pairs_at_every_sub_pixel_phase(scale, upsampled):
     assert len(phases) == scale * scale
 
 
+def test_pair_augmentations_transform_input_and_target_alike():
+    """flips, channels and invert: each draw is one of the 8 x 6 x 2 transforms, the same on both sides."""
+    import itertools
+
+    from util import data
+
+    rng = np.random.default_rng(0)
+    lr = rng.integers(0, 256, (4, 6, 6, 3), dtype=np.uint8)
+    hr = lr.repeat(2, axis=1).repeat(2, axis=2)  # nearest x2: commutes with every one of them
+    augment = ("flips", "channels", "invert")
+    batches = iter(data.make_dataset(lr, hr, 8, 0, augment=augment))
+
+    def variants(image):
+        for k, flip, order, invert in itertools.product(range(4), (0, 1), itertools.permutations(range(3)), (0, 1)):
+            out = np.rot90(image, k)[:, ::-1] if flip else np.rot90(image, k)
+            out = out[..., list(order)]
+            yield (k, flip, order, invert), 255 - out if invert else out
+
+    known = {}
+    for image in lr:
+        for key, out in variants(image):
+            known.setdefault(out.tobytes(), []).append(key)
+    seen = set()
+    for _ in range(30):
+        x, y = (np.round(t.numpy() * 255).astype(np.uint8) for t in next(batches))
+        assert x.dtype == np.uint8 and x.shape == (8, 6, 6, 3) and y.shape == (8, 12, 12, 3)
+        for small, big in zip(x, y, strict=True):
+            assert np.array_equal(big, small.repeat(2, axis=0).repeat(2, axis=1))
+            found = known[small.tobytes()]
+            assert len(found) == 1
+            seen.add(found[0])
+    assert {key[:2] for key in seen} == set(itertools.product(range(4), (0, 1)))
+    assert {key[2] for key in seen} == set(itertools.permutations(range(3)))
+    assert {key[3] for key in seen} == {0, 1}
+
+
 def test_shifts_need_a_bicubic_task():
     from util import data
 
