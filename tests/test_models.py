@@ -251,12 +251,16 @@ def test_minutes_sets_backprops_from_the_speed_measured_here(tiny_pairs, tmp_pat
     with pytest.raises(util.UserError, match="--minutes 0: give a positive"):
         edsr_lite.main([*args, "--minutes", "0"])
     assert not list(tmp_path.iterdir())
-    speeds = iter([50.0])
-    monkeypatch.setattr(train, "training_speed", lambda *a: {"samples_per_second": next(speeds)})
-    edsr_lite.main([*args, "--minutes", "0.5"])  # 50 samples/s x 30 s = 1500 -> 2 epochs of batch 8
-    assert "--minutes 0.5: 50.0 samples/s measured here -> BACKPROPS 1488" in capsys.readouterr().out
+    measured = {"samples_per_second": 50.0, "validation_seconds": 10.0}
+    monkeypatch.setattr(train, "training_speed", lambda *a, **k: measured)
+    with pytest.raises(util.UserError, match="--minutes 0.5: the 2 validations alone take 20 s here"):
+        edsr_lite.main([*args, "--minutes", "0.5"])  # TINY: 2 epochs, each validated in 10 s of the 30
+    measured["validation_seconds"] = 1.0
+    edsr_lite.main([*args, "--minutes", "0.5"])  # 50 samples/s x (30 - 2 x 1) s = 1400 -> 2 epochs of batch 8
+    out = capsys.readouterr().out
+    assert "--minutes 0.5: 50.0 samples/s and 2.0 s of validation measured here -> BACKPROPS 1392" in out
     results = json.loads((tmp_path / "edsr_lite-sr4-16-tiny" / "results.json").read_text())
-    assert results["backprops"] == 1488 and results["minutes_asked"] == 0.5
+    assert results["backprops"] == 1392 and results["minutes_asked"] == 0.5
 
 
 def test_predict_role_enhances_a_folder_with_the_runs_model(tiny_pairs, tmp_path):

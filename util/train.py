@@ -360,13 +360,25 @@ def ablation(script: str, args, build_model) -> Path:
 def budget_backprops(build_model, args, minutes: float) -> int:
     """BACKPROPS that ``minutes`` of training buy on this machine (the speed measured here, whole epochs).
 
-    Machines differ (the same 2-core budget ran up to 1.8x faster on a CPU with native bfloat16),
-    so a time budget is the portable way to say "30 minutes of training".
+    The minutes are those of ``model.fit`` as the run reports them (``train_seconds``): the
+    training steps and the EPOCHS validations of VAL_PATCHES pairs, which cost a slow model
+    a good part of a short budget. Machines differ (the same 2-core budget ran up to 1.8x
+    faster on a CPU with native bfloat16), so a time budget is the portable way to say
+    "30 minutes of training".
     """
-    speed = training_speed(build_model, args, SPEED_SECONDS)["samples_per_second"]
+    measured = training_speed(build_model, args, SPEED_SECONDS, validation_patches=args.VAL_PATCHES)
+    speed, validation = measured["samples_per_second"], measured["validation_seconds"] * args.EPOCHS
+    if validation >= minutes * 60 / 2:
+        raise UserError(
+            f"--minutes {minutes:g}: the {args.EPOCHS} validations alone take {validation:.0f} s here; "
+            "give more minutes or fewer EPOCHS / VAL_PATCHES"
+        )
     whole = args.BATCH * args.EPOCHS  # what train() runs: whole steps in every epoch
-    backprops = max(whole, int(speed * minutes * 60) // whole * whole)
-    print(f"--minutes {minutes:g}: {speed:.1f} samples/s measured here -> BACKPROPS {backprops}")
+    backprops = max(whole, int(speed * (minutes * 60 - validation)) // whole * whole)
+    print(
+        f"--minutes {minutes:g}: {speed:.1f} samples/s and {validation:.1f} s of validation measured here "
+        f"-> BACKPROPS {backprops}"
+    )
     return backprops
 
 
@@ -378,13 +390,18 @@ def same_time_backprops(build_model, args, variant_args) -> int:
     return max(args.BATCH, backprops // args.BATCH * args.BATCH)
 
 
-def training_speed(build_model, args, seconds: float) -> dict:
+def training_speed(build_model, args, seconds: float, validation_patches: int = 0) -> dict:
     """Samples/s of training ``build_model(args.TASK, args)`` with its recipe, on random patches.
 
-    The steps go through the training's own tf.data pipeline and precision, after two
-    warm-up steps (tracing, oneDNN's first calls), for at least ``seconds`` and 3 steps.
+    The steps run as in train(): ``model.fit`` on the training's own tf.data pipeline and
+    precision, timed from the end of the second step (tracing, oneDNN's first calls) for at
+    least ``seconds`` and 3 steps. ``validation_patches``: also time one validation pass
+    over that many pairs (after a first, warm-up pass), as ``validation_seconds``.
     """
     import keras
+    import tensorflow as tf
+
+    from util import data
 
     precision = configure_precision(args.PRECISION)
     keras.utils.set_random_seed(0)
@@ -394,28 +411,51 @@ def training_speed(build_model, args, seconds: float) -> dict:
     model.compile(optimizer=make_optimizer(args, recipe, 10_000), loss=recipe["loss"])
     rng = np.random.default_rng(0)
     size = 128 // info["scale"]
-    lr = rng.integers(0, 256, (4 * args.BATCH, size, size, 3), dtype=np.uint8)
+    lr = _stored_input(info)(rng.integers(0, 256, (4 * args.BATCH, size, size, 3), dtype=np.uint8))
     hr = rng.integers(0, 256, (4 * args.BATCH, 128, 128, 3), dtype=np.uint8)
-    batches = iter(_training_dataset(_stored_input(info)(lr), hr, args, info, recipe, seed=0))
-    for _ in range(2):
-        model.train_on_batch(*next(batches))
-    steps, start = 0, time.perf_counter()
-    while steps < 3 or time.perf_counter() - start < seconds:
-        model.train_on_batch(*next(batches))
-        steps += 1
-    elapsed = time.perf_counter() - start
-    parameters = int(model.count_params())
-    keras.backend.clear_session()
-    return {
+
+    class StepTimer(keras.callbacks.Callback):
+        """Stops ``fit`` once ``seconds`` and 3 steps have passed after two warm-up steps."""
+
+        seen, steps, start, elapsed = 0, 0, 0.0, 0.0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.seen += 1
+            now = time.perf_counter()
+            if self.seen == 2:
+                self.start = now
+            elif self.seen > 2:
+                self.steps, self.elapsed = self.seen - 2, now - self.start
+                if self.steps >= 3 and self.elapsed >= seconds:
+                    self.model.stop_training = True
+
+    timer = StepTimer()
+    model.fit(
+        _training_dataset(lr, hr, args, info, recipe, seed=0),
+        epochs=1,
+        steps_per_epoch=10**9,  # until the timer stops it
+        callbacks=[timer],
+        verbose=0,
+    )
+    result = {
         "architecture": info["architecture"],
-        "parameters": parameters,
+        "parameters": int(model.count_params()),
         "task": args.TASK,
         "batch": args.BATCH,
         "precision": precision,
-        "steps": steps,
-        "seconds": round(elapsed, 1),
-        "samples_per_second": round(steps * args.BATCH / elapsed, 2),
+        "steps": timer.steps,
+        "seconds": round(timer.elapsed, 1),
+        "samples_per_second": round(timer.steps * args.BATCH / timer.elapsed, 2),
     }
+    if validation_patches:
+        index = rng.integers(0, len(lr), validation_patches)
+        val_ds = tf.data.Dataset.from_tensor_slices((lr[index], hr[index])).batch(32).map(data._to_float)
+        model.evaluate(val_ds, verbose=0)
+        start = time.perf_counter()
+        model.evaluate(val_ds, verbose=0)
+        result["validation_seconds"] = round(time.perf_counter() - start, 2)
+    keras.backend.clear_session()
+    return result
 
 
 def make_optimizer(args, recipe: dict, total_steps: int):
