@@ -435,6 +435,7 @@ def training_speed(build_model, args, seconds: float, validation_patches: int = 
         epochs=1,
         steps_per_epoch=10**9,  # until the timer stops it
         callbacks=[timer],
+        shuffle=False,  # tf.data already shuffles
         verbose=0,
     )
     result = {
