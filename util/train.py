@@ -399,7 +399,6 @@ def training_speed(build_model, args, seconds: float, validation_patches: int = 
     over that many pairs (after a first, warm-up pass), as ``validation_seconds``.
     """
     import keras
-    import tensorflow as tf
 
     from util import data
 
@@ -450,7 +449,7 @@ def training_speed(build_model, args, seconds: float, validation_patches: int = 
     }
     if validation_patches:
         index = rng.integers(0, len(lr), validation_patches)
-        val_ds = tf.data.Dataset.from_tensor_slices((lr[index], hr[index])).batch(32).map(data._to_float)
+        val_ds = data.validation_dataset(lr[index], hr[index])
         model.evaluate(val_ds, verbose=0)
         start = time.perf_counter()
         model.evaluate(val_ds, verbose=0)
@@ -473,7 +472,6 @@ def make_optimizer(args, recipe: dict, total_steps: int):
 
 def train(script: str, args, build_model, run_dir: Path, recipe: dict) -> Path:
     import keras
-    import tensorflow as tf
 
     from util import data, report
 
@@ -497,7 +495,7 @@ def train(script: str, args, build_model, run_dir: Path, recipe: dict) -> Path:
     epochs = min(args.EPOCHS, steps_total)
     steps_per_epoch = math.ceil(steps_total / epochs)
     train_ds = _training_dataset(train_x, train_hr, args, info, recipe, seed=args.SEED)
-    val_ds = tf.data.Dataset.from_tensor_slices((val_x, val_hr)).batch(32).map(data._to_float)
+    val_ds = data.validation_dataset(val_x, val_hr)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     best = run_dir / "best.weights.h5"
