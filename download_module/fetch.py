@@ -1,22 +1,26 @@
-"""HTTP downloads that resume, and zip extraction that stays inside its folder.
+"""HTTP downloads that resume and check their checksum, and zip/tar extraction that stays inside its folder.
 
-Every source that fetches an archive goes through ``download`` and ``extract_zip``,
-so a new source only names its URLs. Standard library only (urllib), no extra
-dependency.
+Every source that fetches an archive goes through ``download`` and ``extract``
+(``extract_zip`` or ``extract_tar``), so a new source only names its URLs and,
+where one is published, the archive's checksum. Standard library only (urllib,
+hashlib, zipfile, tarfile), no extra dependency.
 """
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import os
 import re
 import shutil
+import tarfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
@@ -29,6 +33,7 @@ TIMEOUT_S = 60.0  # socket timeout of one request
 CHUNK_BYTES = 1 << 20
 USER_AGENT = "image-enhance-suite-download/1.0 (+urllib)"
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")  # what ``extract`` reads, by file name
 
 
 # ---- 1. URLs ----------------------------------------------------------------
@@ -38,12 +43,13 @@ def archive_url(mirror: str | None, default_url: str, name: str) -> str:
     """URL of archive ``name``: ``default_url`` or, with a mirror, ``<mirror>/<name>``.
 
     A mirror (``--url``) is the base URL of a folder holding the source's archives
-    under their official names. A mirror URL that already ends in ``.zip`` is taken
-    as the archive itself (handy for sources with a single archive).
+    under their official names. A mirror URL that already ends like an archive
+    (``.zip``, ``.tar``, ``.tar.gz``, ``.tgz``) is taken as the archive itself (handy
+    for sources with a single archive).
     """
     if not mirror:
         return default_url
-    if urllib.parse.urlsplit(mirror).path.lower().endswith(".zip"):
+    if urllib.parse.urlsplit(mirror).path.lower().endswith(ARCHIVE_SUFFIXES):
         return mirror
     return mirror.rstrip("/") + "/" + urllib.parse.quote(name)
 
@@ -55,16 +61,26 @@ class _Retry(Exception):
     """A transfer that failed in a way worth trying again (the .part file is kept)."""
 
 
-def download(url: str, dest) -> Path:
+def download(url: str, dest, checksum: str | None = None) -> Path:
     """Download ``url`` to ``dest`` unless ``dest`` exists; return ``dest``.
 
     The bytes go to ``dest.part`` first; an interrupted transfer resumes from it
     with an HTTP Range request, up to RETRIES attempts with exponential backoff.
     The size is checked against Content-Length (or the total of Content-Range)
     before ``dest.part`` is renamed to ``dest``, so ``dest`` is always complete.
+
+    ``checksum`` (``"md5:<hex>"``, ``"sha256:<hex>"``: any hashlib algorithm) is
+    checked on the complete file before the rename, and on a ``dest`` that is
+    already there; a file that does not match is deleted and the download is a
+    UserError naming the file and both digests, so no file with a wrong checksum
+    keeps the final name.
     """
     dest = Path(dest)
+    if checksum is not None:
+        _parse_checksum(checksum)  # a malformed constant fails before any transfer
     if dest.exists():
+        if checksum is not None:
+            verify_checksum(dest, checksum)
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -72,6 +88,8 @@ def download(url: str, dest) -> Path:
     for attempt in range(1, RETRIES + 1):
         try:
             _transfer(url, part)
+            if checksum is not None:
+                verify_checksum(part, checksum, name=dest)
             os.replace(part, dest)
             return dest
         except _Retry as err:
@@ -84,6 +102,36 @@ def download(url: str, dest) -> Path:
     raise UserError(
         f"{url}: download failed after {RETRIES} attempts ({last_error}); {resume}, or put the file at {dest} yourself"
     )
+
+
+def _parse_checksum(checksum: str) -> tuple[str, str]:
+    algorithm, _, expected = checksum.partition(":")
+    algorithm = algorithm.lower()
+    if algorithm not in hashlib.algorithms_available or not re.fullmatch(r"[0-9a-fA-F]+", expected):
+        raise ValueError(f"checksum {checksum!r}: give 'algorithm:hexdigest', e.g. 'sha256:...' or 'md5:...'")
+    return algorithm, expected.lower()
+
+
+def file_digest(path, algorithm: str) -> str:
+    """Hex digest of the file at ``path`` by the hashlib ``algorithm`` (``"md5"``, ``"sha256"``...)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, algorithm).hexdigest()
+
+
+def verify_checksum(path, checksum: str, name=None) -> None:
+    """Raise a UserError, after deleting ``path``, unless its digest is ``checksum`` (``"md5:<hex>"``).
+
+    ``name`` is the file named in the message (default ``path``), e.g. the final name of a ``.part`` file.
+    """
+    path = Path(path)
+    algorithm, expected = _parse_checksum(checksum)
+    actual = file_digest(path, algorithm)
+    if actual != expected:
+        path.unlink()
+        raise UserError(
+            f"{name or path}: {algorithm} checksum mismatch (expected {expected}, got {actual}); "
+            "the file was deleted: run again to download it again, or check --url"
+        )
 
 
 def _transfer(url: str, part: Path) -> None:
@@ -158,11 +206,11 @@ def _check_complete_after_416(err: urllib.error.HTTPError, part: Path, offset: i
     raise _Retry("server refused to resume; restarting")
 
 
-# ---- 3. Zip extraction ---------------------------------------------------------
+# ---- 3. Extraction ----------------------------------------------------------------
 
 
-def download_and_extract(url: str, archive, target) -> Path:
-    """``download`` ``url`` to ``archive``, then ``extract_zip`` it into ``target``; return ``target``.
+def download_and_extract(url: str, archive, target, checksum: str | None = None) -> Path:
+    """``download`` ``url`` to ``archive``, then ``extract`` it into ``target``; return ``target``.
 
     An archive deleted after its extraction (to save space) is not fetched again:
     the extracted files are used as they are.
@@ -170,7 +218,18 @@ def download_and_extract(url: str, archive, target) -> Path:
     archive, target = Path(archive), Path(target)
     if not archive.exists() and _marker(archive, target).exists():
         return target
-    return extract_zip(download(url, archive), target)
+    return extract(download(url, archive, checksum), target)
+
+
+def extract(archive, target) -> Path:
+    """``extract_zip`` or ``extract_tar`` by the archive's name (ARCHIVE_SUFFIXES); return ``target``."""
+    archive = Path(archive)
+    name = archive.name.lower()
+    if name.endswith(".zip"):
+        return extract_zip(archive, target)
+    if name.endswith(ARCHIVE_SUFFIXES):
+        return extract_tar(archive, target)
+    raise UserError(f"{archive}: not a .zip, .tar, .tar.gz or .tgz archive; cannot extract it")
 
 
 def _marker(archive: Path, target: Path) -> Path:
@@ -230,6 +289,44 @@ def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) ->
     with zf.open(info) as src, open(tmp, "wb") as dst:
         shutil.copyfileobj(src, dst, CHUNK_BYTES)
     os.replace(tmp, path)
+
+
+def extract_tar(archive, target) -> Path:
+    """Extract the tar ``archive`` (plain, gzip, bz2 or xz) into ``target`` once; return ``target``.
+
+    The same rules as ``extract_zip``: every member is checked before anything is
+    written, with the checks of ``extract_zip`` and tarfile's ``"data"`` filter
+    (no absolute or ``..`` paths, no links pointing outside ``target``, no device
+    files or pipes), and a marker records a finished extraction.
+    """
+    archive, target = Path(archive), Path(target)
+    marker = _marker(archive, target)
+    stamp = {"archive": archive.name, "bytes": archive.stat().st_size}
+    if marker.exists() and _read_json(marker) == stamp:
+        return target
+    try:
+        with tarfile.open(archive, "r:*") as tf:
+            members = tf.getmembers()
+            for member in members:
+                _check_member(archive, target, member.name)
+                _check_tar_member(archive, target, member)
+            target.mkdir(parents=True, exist_ok=True)
+            for member in tqdm(members, desc=f"extract {archive.name}", unit="file", disable=None):
+                tf.extract(member, target, filter="data")
+    except (tarfile.ReadError, tarfile.CompressionError, EOFError, zlib.error) as err:
+        raise UserError(f"{archive}: not a readable tar archive ({err}); delete it and run again") from None
+    marker.write_text(json.dumps(stamp) + "\n")
+    return target
+
+
+def _check_tar_member(archive: Path, target: Path, member: tarfile.TarInfo) -> None:
+    try:
+        tarfile.data_filter(member, str(target))
+    except tarfile.FilterError as err:
+        raise UserError(
+            f"{archive}: refusing to extract entry {member.name!r} ({err}); "
+            "the archive is unsafe or corrupt, delete it and get it again"
+        ) from None
 
 
 def _read_json(path: Path):
