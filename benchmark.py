@@ -42,19 +42,20 @@ import numpy as np
 from PIL import Image
 
 import util
-from util.evaluation import BENCHMARK_DIR, STANDARD_SETS, Protocol, baseline, evaluate_folder, parse_protocol
+from util.evaluation import BENCHMARK_DIR, STANDARD_SETS, baseline, benchmark_task, evaluate_folder, standard_sets
+from util.tasks import Task
 
 # ---- Constants: edit these -------------------------------------------------
 REPO = Path(__file__).resolve().parent
 MODELS = REPO / "assets" / "models"  # benchmarked when no model is given
 OUT = REPO / "runs" / "benchmark"
-SETS = [BENCHMARK_DIR / name for name in STANDARD_SETS]
+SETS = None  # benchmark folders; None: Set5 and Set14 of datasets/benchmark (python3 download.py benchmarks)
 SPEED_OUTPUT = 512  # side of the output whose inference is timed
 WARMUP = 2
 REPEATS = 5
 MEMORY_PHOTO = (3000, 4000)  # height, width of the synthetic photo enhanced for the memory column
 ENHANCE = REPO / "enhance.py"
-TRAINING_SCRIPTS = ("inception2", "unet_autoencoder", "edsr_lite")  # timed by --training
+TRAINING_SCRIPTS = None  # scripts timed by --training; None: every model script (util.roles.find_model_scripts)
 TRAINING_SECONDS = 60.0
 TRAINING_ROUNDS = 3
 
@@ -63,7 +64,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="*", type=Path, help=f"saved models (default: {MODELS}/*.keras)")
     parser.add_argument("--out", type=Path, default=OUT, help="folder of benchmark.md and benchmark.json")
-    parser.add_argument("--data", nargs="+", type=Path, default=SETS, help="benchmark folders (default: Set5 Set14)")
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        type=Path,
+        default=SETS,
+        help=f"benchmark folders (default: {STANDARD_SETS} in {BENCHMARK_DIR})",
+    )
     parser.add_argument("--repeats", type=int, default=REPEATS, help="timed runs per model (the median is kept)")
     parser.add_argument("--skip-memory", action="store_true", help="leave out the (slow) peak-memory column")
     parser.add_argument("--training", action="store_true", help="time training of the model scripts instead")
@@ -149,43 +156,43 @@ def enhance_peak_rss_mb(model_path: Path, photo_path: Path, out_dir: Path) -> fl
 # ---- 2. Rows of the table ------------------------------------------------------------
 
 
-def quality(protocol: Protocol | None, folders, enhance=None) -> dict:
+def quality(task: Task | None, folders, enhance=None) -> dict:
     """{dataset: {"psnr", "ssim"}} of the method (the baseline when ``enhance`` is None)."""
-    if protocol is None:
+    if task is None:
         return {}
     key = "baseline" if enhance is None else "model"
-    return {r["dataset"]: r["mean"][key] for r in (evaluate_folder(f, protocol, enhance) for f in folders)}
+    return {r["dataset"]: r["mean"][key] for r in (evaluate_folder(f, task, enhance) for f in folders)}
 
 
-def baseline_row(protocol: Protocol, args) -> dict:
-    row = {"method": protocol.baseline, "protocol": protocol.name, "parameters": 0}
-    row["quality"] = quality(protocol, args.data)
+def baseline_row(task: Task, folders, args) -> dict:
+    row = {"method": task.baseline_name, "task": task.name, "parameters": 0}
+    row["quality"] = quality(task, folders)
     row["ms_per_mp"] = None
-    if protocol.scale > 1:  # the noisy input itself costs nothing
-        side = SPEED_OUTPUT // protocol.scale
+    if task.scale > 1:  # the noisy input itself costs nothing
+        side = SPEED_OUTPUT // task.scale
         degraded = synthetic_photo(side, side)
-        megapixels = (side * protocol.scale) ** 2 / 1e6
-        row["ms_per_mp"] = median_ms(lambda: baseline(degraded, protocol), WARMUP, args.repeats) / megapixels
+        megapixels = (side * task.scale) ** 2 / 1e6
+        row["ms_per_mp"] = median_ms(lambda: baseline(degraded, task), WARMUP, args.repeats) / megapixels
     row["peak_rss_mb"] = None
     return row
 
 
-def task_protocol(info: dict) -> Protocol | None:
-    """The benchmark protocol of a model's task; None for a task without one (noise64blur)."""
+def benchmark_task_of(info: dict) -> Task | None:
+    """The benchmark task of a model; None for a task without a benchmark protocol (noise64blur)."""
     try:
-        return parse_protocol(info["task"])
+        return benchmark_task(info["task"])
     except util.UserError:
         return None
 
 
-def model_row(path: Path, model, info: dict, args, photo_path: Path | None, work_dir: Path) -> dict:
+def model_row(path: Path, model, info: dict, folders, args, photo_path: Path | None, work_dir: Path) -> dict:
     from util.inference import enhance_array
     from util.models import prepare_input
 
-    protocol = task_protocol(info)  # None: speed and size only
-    row = {"method": str(path), "protocol": protocol.name if protocol else info["task"], "info": info}
+    task = benchmark_task_of(info)  # None: speed and size only
+    row = {"method": str(path), "task": info["task"], "info": info}
     row["parameters"] = int(model.count_params())
-    row["quality"] = quality(protocol, args.data, lambda degraded: enhance_array(model, info, degraded, progress=False))
+    row["quality"] = quality(task, folders, lambda degraded: enhance_array(model, info, degraded, progress=False))
     side = SPEED_OUTPUT // info["scale"]
     model_input = prepare_input(synthetic_photo(side, side), info)[None]
     megapixels = (side * info["scale"]) ** 2 / 1e6
@@ -194,20 +201,20 @@ def model_row(path: Path, model, info: dict, args, photo_path: Path | None, work
     return row
 
 
-def training_speed(script: str, task: str, seconds: float, batch: int | None = None) -> dict:
+def training_speed(script, task: str, seconds: float, batch: int | None = None) -> dict:
     """Samples/s of one model script's training step with its default constants (see the module doc)."""
-    import importlib
+    from util import speed
 
-    from util import train
-
-    module = importlib.import_module(script)
-    constants = {k: v for k, v in vars(module).items() if k.isupper()}
-    args = train.parse_constants(constants, ["--task", task, *(["--batch", str(batch)] if batch else [])], "")
-    return {"script": script, **train.training_speed(module.build_model, args, seconds)}
+    settings, _ = script.settings(["--task", task, *(["--batch", str(batch)] if batch else [])])
+    return {
+        "script": script.name,
+        "prototype": script.prototype,
+        **speed.training_speed(script.build_model, settings, seconds),
+    }
 
 
 def training_markdown(rows: list[dict]) -> str:
-    fastest_prototype = max(r["samples_per_second"] for r in rows if r["script"] != "edsr_lite") if rows else 0
+    fastest_prototype = max(r["samples_per_second"] for r in rows if r["prototype"]) if rows else 0
     lines = [
         "| script | architecture | parameters | batch | precision | samples / s (median) | rounds | "
         "vs fastest prototype |",
@@ -232,14 +239,17 @@ def main_training(args) -> None:
         raise util.UserError(f"--seconds {args.seconds}: give a positive number of seconds")
     if args.rounds < 1:
         raise util.UserError(f"--rounds {args.rounds}: give at least 1")
-    from util.models import task_scale
+    from util.roles import find_model_scripts
+    from util.tasks import stored_task
 
-    task_scale(args.task)
-    timings = {script: [] for script in TRAINING_SCRIPTS}
+    stored_task(args.task)
+    scripts = find_model_scripts()
+    scripts = [scripts[name] for name in TRAINING_SCRIPTS or scripts]
+    timings = {script.name: [] for script in scripts}
     for round_ in range(args.rounds):
-        for script in TRAINING_SCRIPTS:
-            print(f"round {round_ + 1}/{args.rounds}: timing {script} ({args.task}) ...", file=sys.stderr)
-            timings[script].append(training_speed(script, args.task, args.seconds / args.rounds, args.batch))
+        for script in scripts:
+            print(f"round {round_ + 1}/{args.rounds}: timing {script.name} ({args.task}) ...", file=sys.stderr)
+            timings[script.name].append(training_speed(script, args.task, args.seconds / args.rounds, args.batch))
     rows = []
     for runs in timings.values():
         speeds = [r["samples_per_second"] for r in runs]
@@ -262,7 +272,7 @@ def markdown(rows: list[dict], sets: list[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
     for row in rows:
         scores = [row["quality"].get(name) for name in sets]
-        cells = [row["method"], row["protocol"], f"{row['parameters']:,}"]
+        cells = [row["method"], row["task"], f"{row['parameters']:,}"]
         cells += ["—" if s is None else f"{s['psnr']:.2f} / {s['ssim']:.4f}" for s in scores]
         cells += [cell(row["ms_per_mp"], ".0f"), cell(row["peak_rss_mb"], ".0f")]
         lines.append("| " + " | ".join(cells) + " |")
@@ -279,7 +289,8 @@ def main(argv=None) -> None:
     for path in models:
         if not path.is_file():
             raise util.UserError(f"{path}: no such model file; give saved models (runs/<run>/model.keras)")
-    for folder in args.data:
+    folders = args.data or standard_sets()
+    for folder in folders:
         if not folder.is_dir():
             raise util.UserError(f"{folder}: no such folder; give --data folders of HR images")
     if args.repeats < 1:
@@ -287,9 +298,9 @@ def main(argv=None) -> None:
     from util.models import load_model
 
     loaded = [(path, *load_model(path)) for path in models]
-    # One baseline row per protocol of the models (bicubic x4 when there are none).
-    protocols = list(dict.fromkeys(p for _, _, info in loaded if (p := task_protocol(info)) is not None))
-    rows = [baseline_row(protocol, args) for protocol in protocols or [Protocol(scale=4)]]
+    # One baseline row per task of the models (bicubic x4 when there are none).
+    tasks = list(dict.fromkeys(p for _, _, info in loaded if (p := benchmark_task_of(info)) is not None))
+    rows = [baseline_row(task, folders, args) for task in tasks or [benchmark_task("sr4")]]
     with tempfile.TemporaryDirectory(prefix="benchmark-") as work:
         work_dir = Path(work)
         photo_path = None
@@ -298,8 +309,8 @@ def main(argv=None) -> None:
             Image.fromarray(synthetic_photo(*MEMORY_PHOTO)).save(photo_path, compress_level=1)
         for path, model, info in loaded:
             print(f"benchmarking {path} ...", file=sys.stderr)
-            rows.append(model_row(path, model, info, args, photo_path, work_dir))
-    sets = [folder.name for folder in args.data]
+            rows.append(model_row(path, model, info, folders, args, photo_path, work_dir))
+    sets = [folder.name for folder in folders]
     table = markdown(rows, sets)
     machine = machine_name()
     print(table)

@@ -6,7 +6,7 @@
     python3 download.py --folder ~/photos        # -> datasets/folder-photos/
     python3 download.py benchmarks               # Set5, Set14, BSD100, Urban100 -> datasets/benchmark/<set>/*.png
 
-Writes ``<out>/<dataset>/{train,test}_{hr,x2,x4,x8,noise64,noise64blur,x4noise64}.npy``
+Writes ``<out>/<dataset>/{train,test}_{hr,sr2,sr4,sr8,noise64,noise64blur,x4noise64}.npy``
 (uint8 NHWC RGB) and ``manifest.json`` (see download_module/pairs.py for the
 degradations). Archives are kept in ``<out>/downloads/`` and extracted into
 ``<out>/raw/<source>/``, so a second run needs no network; when the manifest
@@ -44,7 +44,7 @@ sources (train and test are split by image: no test patch comes from a training 
              KAGGLE_USERNAME/KAGGLE_KEY or ~/.kaggle/kaggle.json); 10% of the images to test
   --folder   any folder tree of images; 10% of the images (at least 1) to test
 
-output: <out>/<name>/{train,test}_{hr,x2,x4,x8,noise64,noise64blur,x4noise64}.npy (uint8 NHWC RGB)
+output: <out>/<name>/{train,test}_{hr,sr2,sr4,sr8,noise64,noise64blur,x4noise64}.npy (uint8 NHWC RGB)
 and manifest.json; archives stay in <out>/downloads/, images in <out>/raw/<source>/. Run again:
 an interrupted download resumes, and a data set whose manifest matches is left as it is.
 

@@ -15,23 +15,27 @@ Outputs go to runs/inception2-<task>-<train patches>/ (see README.md).
 import sys
 
 # ---- Constants: edit these (each is also a flag: TRAIN_PATCHES -> --train-patches) ----
-DATASET = "builtin"  # builtin | div2k | mars | unsplash | a folder's name under datasets/
-TASK = "sr4"  # sr2 | sr4 | sr8 | noise64 | noise64blur | x4noise64
-TRAIN_PATCHES = 1000  # prototype: 10000 (its study: 100 / 1000 / 10000)
-BACKPROPS = 6000  # samples shown in all; prototype: 100_000 (hours on a CPU)
-BATCH = 16  # prototype: 2 (slow on a CPU)
-LEARNING_RATE = 5e-4  # prototype: 5e-4
-EPOCHS = 10  # validations / checkpoints; prototype: BACKPROPS / 10000
-VAL_PATCHES = 100  # prototype: validated on the test pairs; we keep those for scoring only
+DATASET = "builtin"  # pairs written by download.py: builtin | div2k | mars | unsplash | a folder under datasets/
+TASK = "sr4"  # sr2 | sr4 | sr8 (bicubic x2/x4/x8) | noise64 | noise64blur | x4noise64
+TRAIN_PATCHES = 1000  # train on the first N training pairs; prototype: 10000 (its study: 100 / 1000 / 10000)
+BACKPROPS = 6000  # samples shown in all, whatever TRAIN_PATCHES is; prototype: 100_000 (hours on a CPU)
+BATCH = 16  # patches per gradient step; prototype: 2 (slow on a CPU)
+LEARNING_RATE = 5e-4  # Adam's learning rate; prototype: 5e-4
+EPOCHS = 10  # validations / checkpoints during training (BACKPROPS split evenly); prototype: BACKPROPS/10000
+VAL_PATCHES = 100  # validation pairs from the end of the training split; prototype: the test pairs
 TEST_PATCHES = 0  # 0 = all test pairs; prototype: all
-OUT = "runs"  # prototype: saves/ and outputs/
-SEED = 0
-PRECISION = "auto"  # auto | float32 | mixed_bfloat16; prototype: float32
+OUT = "runs"  # folder of the run folders <script>-<task>-<patches> (below the repository); prototype: saves/
+SEED = 0  # seed of the weights, the shuffling, dropout and augmentations
+PRECISION = "auto"  # auto (bfloat16 where the CPU has native bf16, else float32) | float32 | mixed_bfloat16
+LOSS = "mse"  # mse | mae (L1); prototype: mse
+AUGMENT = "none"  # none, or a comma list of flips, channels, shifts (see edsr_lite.py); prototype: none
+SCHEDULE = "constant"  # constant | cosine (Adam's rate decayed to 0 over the run); prototype: constant
+EMA = 0.0  # momentum of the weights' moving average, validated and saved; 0 = the raw weights (prototype)
 # ----------------------------------------------------------------------------------------
 
 from util.files import run_cli
 from util.models import keras, suite_input  # Keras, with TensorFlow imported quietly
-from util.train import run_script
+from util.roles import model_script
 
 layers = keras.layers
 
@@ -66,7 +70,7 @@ def srcnn535(x, dim=64):
     return layers.Conv2D(3, 5, padding="same")(x)
 
 
-def build_model(task=TASK, args=None):
+def build_model(task=TASK):
     # Four stride-2 levels: height and width must be multiples of 16.
     inputs, x = suite_input(task, "upsampled", 16, "Inception-Unet+SRCNN535")
     # The sum is kept in float32 so that bfloat16 training does not round the image.
@@ -74,9 +78,7 @@ def build_model(task=TASK, args=None):
     return keras.Model(inputs, outputs, name="inception_unet_srcnn535")
 
 
-def main(argv=None):
-    constants = {k: v for k, v in globals().items() if k.isupper()}
-    run_script("inception2", constants, build_model, argv, __doc__)
+main = model_script(__name__, build_model, prototype=True)
 
 
 if __name__ == "__main__":

@@ -14,27 +14,31 @@ Outputs go to runs/unet_autoencoder-<task>-<train patches>/ (see README.md).
 import sys
 
 # ---- Constants: edit these (each is also a flag: TRAIN_PATCHES -> --train-patches) ----
-DATASET = "builtin"  # builtin | div2k | mars | unsplash | a folder's name under datasets/
-TASK = "sr4"  # sr2 | sr4 | sr8 | noise64 | noise64blur | x4noise64
-TRAIN_PATCHES = 1000  # prototype: all of its Kaggle pairs
-BACKPROPS = 2000  # samples shown in all; 31M parameters make each one slow on a CPU
-BATCH = 8  # prototype: 16 (Kaggle GPU)
-LEARNING_RATE = 1e-3  # prototype: Adam's default, 1e-3
-EPOCHS = 5  # validations / checkpoints
+DATASET = "builtin"  # pairs written by download.py: builtin | div2k | mars | unsplash | a folder under datasets/
+TASK = "sr4"  # sr2 | sr4 | sr8 (bicubic x2/x4/x8) | noise64 | noise64blur | x4noise64
+TRAIN_PATCHES = 1000  # train on the first N training pairs; prototype: all of its Kaggle pairs
+BACKPROPS = 2000  # samples shown in all, whatever TRAIN_PATCHES is; 31M parameters make each slow on a CPU
+BATCH = 8  # patches per gradient step; prototype: 16 (Kaggle GPU)
+LEARNING_RATE = 1e-3  # Adam's learning rate; prototype: Adam's default, 1e-3
+EPOCHS = 5  # validations / checkpoints during training (BACKPROPS split evenly)
 VAL_PATCHES = 100  # validation pairs from the end of the training split
 TEST_PATCHES = 0  # 0 = all test pairs
-OUT = "runs"
-SEED = 0
-PRECISION = "auto"  # auto | float32 | mixed_bfloat16; prototype: float32
+OUT = "runs"  # folder of the run folders <script>-<task>-<patches>, relative to the repository
+SEED = 0  # seed of the weights, the shuffling, dropout and augmentations
+PRECISION = "auto"  # auto (bfloat16 where the CPU has native bf16, else float32) | float32 | mixed_bfloat16
+LOSS = "mse"  # mse | mae (L1); prototype: mse
+AUGMENT = "none"  # none, or a comma list of flips, channels, shifts (see edsr_lite.py); prototype: none
+SCHEDULE = "constant"  # constant | cosine (Adam's rate decayed to 0 over the run); prototype: constant
+EMA = 0.0  # momentum of the weights' moving average, validated and saved; 0 = the raw weights (prototype)
 # ----------------------------------------------------------------------------------------
 
 from util.files import run_cli
 from util.models import keras, suite_input  # Keras, with TensorFlow imported quietly
-from util.train import run_script
+from util.roles import model_script
 
 layers = keras.layers
 
-FILTERS = (64, 128, 256, 512, 1024)
+LEVEL_FILTERS = (64, 128, 256, 512, 1024)  # the five levels, as the prototype
 
 
 def conv_block(x, filters):
@@ -44,16 +48,16 @@ def conv_block(x, filters):
     return layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
 
 
-def build_model(task=TASK, args=None):
+def build_model(task=TASK):
     # Four 2x2 poolings: height and width must be multiples of 16.
     inputs, x = suite_input(task, "upsampled", 16, "U-Net autoencoder")
     skips = []
-    for filters in FILTERS[:-1]:
+    for filters in LEVEL_FILTERS[:-1]:
         x = conv_block(x, filters)
         skips.append(x)
         x = layers.Dropout(0.2)(layers.MaxPooling2D(2)(x))
-    x = conv_block(x, FILTERS[-1])
-    for filters, skip in zip(reversed(FILTERS[:-1]), reversed(skips), strict=True):
+    x = conv_block(x, LEVEL_FILTERS[-1])
+    for filters, skip in zip(reversed(LEVEL_FILTERS[:-1]), reversed(skips), strict=True):
         x = layers.Dropout(0.2)(layers.UpSampling2D(2)(x))
         x = conv_block(layers.Concatenate()([x, skip]), filters)
     # The prototype ended in Conv2D(num_classes, activation="softmax"), left over from
@@ -63,9 +67,7 @@ def build_model(task=TASK, args=None):
     return keras.Model(inputs, outputs, name="unet_autoencoder")
 
 
-def main(argv=None):
-    constants = {k: v for k, v in globals().items() if k.isupper()}
-    run_script("unet_autoencoder", constants, build_model, argv, __doc__)
+main = model_script(__name__, build_model, prototype=True)
 
 
 if __name__ == "__main__":

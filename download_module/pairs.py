@@ -3,7 +3,7 @@
 Every source ends here, so the layout below is the one contract the training
 scripts read. For ``<out>/<source>/``:
 
-- ``{train,test}_{hr,x2,x4,x8,noise64,noise64blur,x4noise64}.npy``: uint8 NHWC RGB,
+- ``{train,test}_{hr,sr2,sr4,sr8,noise64,noise64blur,x4noise64}.npy``: uint8 NHWC RGB,
   row i of every file of a split is the same patch;
 - ``manifest.json``: source, settings (seed, counts, degradation parameters), the
   images of each split and, per patch, its image, crop box and rotation.
@@ -11,13 +11,13 @@ scripts read. For ``<out>/<source>/``:
 Degradations, each computed from the HR patch:
 
 - ``hr``: a random 128x128 crop, then ``np.rot90`` by a random k in 0..3;
-- ``x2``, ``x4``, ``x8``: MATLAB-compatible antialiased bicubic (``util.bicubic_downscale``),
+- ``sr2``, ``sr4``, ``sr8``: MATLAB-compatible antialiased bicubic (``util.bicubic_downscale``),
   64, 32 and 16 px;
 - ``noise64``: HR + N(0, 64) in float32, clipped to [0, 255], rounded (half to even);
 - ``noise64blur``: ``noise64`` blurred by a 5x5 Gaussian, sigma 1.1 (OpenCV's sigma for
   ``GaussianBlur(img, (5, 5), 0)``, the prototype's ``gaussb``), through
   ``scipy.ndimage.gaussian_filter`` with radius 2 and mode 'reflect' (``d c b a | a b c d``);
-- ``x4noise64``: the 32 px ``x4`` patch + N(0, 64), clipped and rounded likewise.
+- ``x4noise64``: the 32 px ``sr4`` patch + N(0, 64), clipped and rounded likewise.
 
 Reproducibility: the crops of a split come from ``default_rng([seed, split_id, 0])``
 and the noise of chunk c of a split from ``default_rng([seed, split_id, 1, c])``,
@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 import util
 
-FORMAT_VERSION = 2  # 2: patches balanced over images (1: by area)
+FORMAT_VERSION = 3  # files named by task (sr4, not x4); patches balanced over images
 PATCH = 128
 SPLITS = ("train", "test")
 SCALES = (2, 4, 8)
@@ -60,7 +60,7 @@ _ROUNDING = "round half to even, clip to [0, 255]"
 DEGRADATIONS = {  # kind -> how it is made; "size" is the patch side in px (all are RGB)
     "hr": {"size": PATCH, "op": "crop", "rotation": "np.rot90 by k in 0..3 after the crop"},
     **{
-        f"x{f}": {"size": PATCH // f, "op": "bicubic_downscale", "factor": f, "kernel": "MATLAB imresize, antialiased"}
+        f"sr{f}": {"size": PATCH // f, "op": "bicubic_downscale", "factor": f, "kernel": "MATLAB imresize, antialiased"}
         for f in SCALES
     },
     "noise64": {"size": PATCH, "op": "gaussian_noise", "of": "hr", "sigma": NOISE_SIGMA, "rounding": _ROUNDING},
@@ -73,12 +73,12 @@ DEGRADATIONS = {  # kind -> how it is made; "size" is the patch side in px (all 
         "mode": BLUR_MODE,
         "rounding": _ROUNDING,
     },
-    "x4noise64": {"size": PATCH // 4, "op": "gaussian_noise", "of": "x4", "sigma": NOISE_SIGMA, "rounding": _ROUNDING},
+    "x4noise64": {"size": PATCH // 4, "op": "gaussian_noise", "of": "sr4", "sigma": NOISE_SIGMA, "rounding": _ROUNDING},
 }
 
 
 def patch_shape(kind: str) -> tuple[int, int, int]:
-    """HWC shape of one patch of ``kind`` (``hr``, ``x4``, ``noise64``...)."""
+    """HWC shape of one patch of ``kind`` (``hr``, ``sr4``, ``noise64``...): the task names of util.tasks."""
     size = DEGRADATIONS[kind]["size"]
     return (size, size, 3)
 
@@ -301,10 +301,10 @@ def degrade(hr: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """(N, 128, 128, 3) uint8 HR patches -> every kind of DEGRADATIONS, each uint8 NHWC."""
     out = {"hr": hr}
     for factor in SCALES:
-        out[f"x{factor}"] = util.bicubic_downscale(hr, factor, batch=True)
+        out[f"sr{factor}"] = util.bicubic_downscale(hr, factor, batch=True)
     out["noise64"] = add_noise(hr, rng)
     out["noise64blur"] = blur5x5(out["noise64"])
-    out["x4noise64"] = add_noise(out["x4"], rng)
+    out["x4noise64"] = add_noise(out["sr4"], rng)
     return out
 
 

@@ -1,4 +1,4 @@
-"""Shared test fixtures: paths to the shared data and a local HTTP server with Range support."""
+"""Shared test fixtures: benchmark sets, the shared data, small image folders, a local HTTP server."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # read-only, never copied into the repo
+# Where the standard benchmark sets are found: `python3 download.py benchmarks`, or the shared data beside the repo.
+BENCHMARK_ROOTS = (REPO / "datasets" / "benchmark", SHARED_DATA / "benchmark")
 
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -113,3 +115,27 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA}: the shared test data is not there")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def benchmark_root() -> Path:
+    """The folder holding Set5 and Set14 (HR images); skips where neither root has them."""
+    for root in BENCHMARK_ROOTS:
+        if (root / "Set5").is_dir() and (root / "Set14").is_dir():
+            return root
+    pytest.skip("no Set5/Set14 in datasets/benchmark (python3 download.py benchmarks) or ../shared/data/benchmark")
+
+
+@pytest.fixture(scope="session")
+def small_sets(tmp_path_factory) -> Path:
+    """Two benchmark-style folders of HR images every clone has (scikit-image's): Tiny5 (3 RGB) and Grey (1 L)."""
+    from PIL import Image
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("benchmark")
+    (root / "Tiny5").mkdir()
+    (root / "Grey").mkdir()
+    for name, image in (("astronaut", data.astronaut()), ("coffee", data.coffee()), ("chelsea", data.chelsea())):
+        Image.fromarray(image[:96, :120]).save(root / "Tiny5" / f"{name}.png")
+    Image.fromarray(data.camera()[:64, :80]).save(root / "Grey" / "camera.png")
+    return root

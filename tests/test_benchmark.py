@@ -2,7 +2,6 @@
 
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,27 +11,43 @@ from PIL import Image
 import benchmark
 import util
 
-SET5 = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmark" / "Set5"
-
 
 @pytest.fixture(scope="module")
 def sr4_model(tmp_path_factory):
     return tiny_models.save(tiny_models.upsampled_model(), tmp_path_factory.mktemp("run"))
 
 
-def test_table_and_json_for_bicubic_and_a_model(sr4_model, tmp_path, capsys):
-    benchmark.main([str(sr4_model), "--data", str(SET5), "--repeats", "2", "--skip-memory", "--out", str(tmp_path)])
+def test_table_and_json_for_bicubic_and_a_model(sr4_model, small_sets, tmp_path, capsys):
+    from util.evaluation import benchmark_task, evaluate_folder
+
+    folder = small_sets / "Tiny5"
+    benchmark.main([str(sr4_model), "--data", str(folder), "--repeats", "2", "--skip-memory", "--out", str(tmp_path)])
     printed = capsys.readouterr().out
-    assert "| method | task | parameters | Set5 PSNR / SSIM | ms / output MP |" in printed
-    assert "| bicubic | x4 | 0 | 28.43 / 0.8113 |" in printed
-    assert f"| {sr4_model} | x4 | 443 |" in printed
+    assert "| method | task | parameters | Tiny5 PSNR / SSIM | ms / output MP |" in printed
+    bicubic_mean = evaluate_folder(folder, benchmark_task("sr4"))["mean"]["baseline"]
+    assert f"| bicubic | sr4 | 0 | {bicubic_mean['psnr']:.2f} / {bicubic_mean['ssim']:.4f} |" in printed
+    assert f"| {sr4_model} | sr4 | 443 |" in printed
     result = json.loads((tmp_path / "benchmark.json").read_text())
     bicubic, model = result["rows"]
     assert model["parameters"] == 443 and model["info"]["task"] == "sr4"
-    assert 20 < model["quality"]["Set5"]["psnr"] < 40
+    assert 15 < model["quality"]["Tiny5"]["psnr"] < 40
     assert model["ms_per_mp"] > 0 and bicubic["ms_per_mp"] > 0
     assert model["peak_rss_mb"] is None and result["memory_photo"] is None
     assert (tmp_path / "benchmark.md").read_text().count("| bicubic |") == 1
+
+
+def test_set5_row_of_bicubic_is_the_published_one(sr4_model, benchmark_root, tmp_path, capsys):
+    args = [str(sr4_model), "--data", str(benchmark_root / "Set5"), "--repeats", "1", "--skip-memory"]
+    benchmark.main([*args, "--out", str(tmp_path)])
+    assert "| bicubic | sr4 | 0 | 28.43 / 0.8113 |" in capsys.readouterr().out
+
+
+def test_without_benchmark_sets_it_says_how_to_fetch_them(sr4_model, tmp_path, monkeypatch):
+    from util import evaluation
+
+    monkeypatch.setattr(evaluation, "BENCHMARK_DIR", tmp_path / "none")
+    with pytest.raises(util.UserError, match="python3 download.py benchmarks"):
+        benchmark.main([str(sr4_model), "--skip-memory", "--out", str(tmp_path)])
 
 
 def test_peak_memory_of_enhance_on_a_small_photo(sr4_model, tmp_path):
@@ -61,7 +76,11 @@ def test_synthetic_photo():
 
 def test_training_speed_of_the_model_scripts(tmp_path, monkeypatch, capsys):
     import benchmark
+    from util.roles import find_model_scripts
 
+    scripts = find_model_scripts()  # every model script registers itself; none is named in benchmark.py
+    assert set(scripts) == {"edsr_lite", "inception2", "unet_autoencoder"}
+    assert [name for name, s in scripts.items() if not s.prototype] == ["edsr_lite"]
     monkeypatch.setattr(benchmark, "TRAINING_SCRIPTS", ("edsr_lite", "inception2"))
     with pytest.raises(util.UserError, match="--rounds 0: give at least 1"):
         benchmark.main(["--training", "--rounds", "0", "--out", str(tmp_path)])

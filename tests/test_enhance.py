@@ -11,7 +11,7 @@ from PIL import Image, ImageCms
 
 import enhance
 import util
-from util.photo import read_photo, write_png
+from util.images import read_photo, write_png
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -29,7 +29,7 @@ def tiny_pairs(tmp_path_factory):
         hr = np.stack([image[y : y + 128, x : x + 128] for y, x in corners])
         np.save(folder / f"{split}_hr.npy", hr)
         for factor in (2, 4, 8):
-            np.save(folder / f"{split}_x{factor}.npy", util.bicubic_downscale(hr, factor, batch=True))
+            np.save(folder / f"{split}_sr{factor}.npy", util.bicubic_downscale(hr, factor, batch=True))
         noisy = np.clip(hr + rng.normal(0, 64, hr.shape), 0, 255).round().astype(np.uint8)
         np.save(folder / f"{split}_noise64.npy", noisy)
     return folder
@@ -64,7 +64,7 @@ def test_inception2_trains_scores_and_test_role_reproduces(tiny_pairs, tmp_path)
     run_dir = tmp_path / "inception2-sr4-16-tiny"
     results = check_run(run_dir, "sr4", 8)
     # The baseline of the test pairs is bicubic, recomputed independently here.
-    lr, hr = np.load(tiny_pairs / "test_x4.npy"), np.load(tiny_pairs / "test_hr.npy")
+    lr, hr = np.load(tiny_pairs / "test_sr4.npy"), np.load(tiny_pairs / "test_hr.npy")
     bicubic = util.bicubic_upscale(lr, 4, batch=True)
     expected = np.mean([util.psnr(b, h) for b, h in zip(bicubic, hr, strict=True)])
     assert results["baseline"]["psnr"] == pytest.approx(expected, abs=1e-9)
@@ -112,11 +112,14 @@ def test_bad_recipe_constant_is_one_line_error(tiny_pairs, tmp_path):
     args = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY]
     for flag, value, named in (
         ("--augment", "flips,rotate", "AUGMENT='flips,rotate': unknown rotate"),
-        ("--input-kind", "hr", "INPUT_KIND='hr'"),
-        ("--norm", "layer", "NORM='layer'"),
-        ("--output-init", "he_normal", "OUTPUT_INIT='he_normal' is unknown"),
+        ("--variant", "layer-norm", "--variant 'layer-norm' is unknown for this script; use some of mse,"),
+        ("--variant", "no-invert", "--variant 'no-invert' is unknown"),
         ("--ema", "1.5", "EMA=1.5 is not a momentum"),
         ("--task", "noise64", "AUGMENT=shifts applies to the bicubic SR tasks"),
+        ("--task", "noise25", "TASK='noise25': download.py writes no training pairs for it"),
+        ("--blocks", "0", "BLOCKS=0 must be at least 1"),
+        ("--val-patches", "0", "VAL_PATCHES=0 must be at least 1"),
+        ("--precision", "float16", "PRECISION='float16' is unknown"),
     ):
         with pytest.raises(util.UserError, match=named) as err:
             edsr_lite.main([*args, flag, value])
@@ -125,16 +128,14 @@ def test_bad_recipe_constant_is_one_line_error(tiny_pairs, tmp_path):
 
 
 def test_edsr_lite_starts_as_exactly_bicubic():
-    """OUTPUT_INIT=zeros: before training the network adds nothing to its bicubic skip."""
+    """output_init="zeros": before training the network adds nothing to its bicubic skip."""
     import edsr_lite
     from util.models import BicubicUpsample
-    from util.train import parse_constants
 
-    constants = {k: v for k, v in vars(edsr_lite).items() if k.isupper()}
     x = np.random.default_rng(0).random((2, 16, 24, 3)).astype(np.float32)
     for task, scale in (("sr2", 2), ("sr4", 4), ("sr8", 8)):
         for init, exact in (("zeros", True), ("glorot_uniform", False)):
-            model = edsr_lite.build_model(task, parse_constants(constants, ["--output-init", init], ""))
+            model = edsr_lite.build_model(task, output_init=init)
             bicubic = np.asarray(BicubicUpsample(scale)(x))
             assert np.array_equal(np.asarray(model(x)), bicubic) == exact, (task, init)
 
@@ -146,7 +147,20 @@ def test_ema_weights_are_the_ones_validated_and_saved(tiny_pairs, tmp_path):
     import edsr_lite
     from util import data
 
-    base = ["--dataset", str(tiny_pairs), *TINY, "--filters", "8", "--blocks", "1", "--epochs", "2"]
+    # float32: the logged val_loss is computed in the training precision, the saved model runs in float32.
+    base = [
+        "--dataset",
+        str(tiny_pairs),
+        *TINY,
+        "--filters",
+        "8",
+        "--blocks",
+        "1",
+        "--epochs",
+        "2",
+        "--precision",
+        "float32",
+    ]
     saved = {}
     for ema in ("0.5", "0"):
         out = tmp_path / ema
@@ -180,34 +194,46 @@ def test_sweep_writes_the_prototype_table_and_plot(tiny_pairs, tmp_path):
 
     # The batched self-ensemble of the scoring is enhance.py's, patch by patch.
     # (Batches of other sizes may round a pixel the other way: float sums in another order.)
-    from util.inference import self_ensemble
+    from util.evaluation import score_patches
+    from util.inference import predict_patches, self_ensemble
     from util.models import prepare_input
-    from util.train import predict_patches, score_pairs
 
     model, info = load_model(tmp_path / "edsr_lite-sr4-16-tiny" / "model.keras")
-    lr, hr = np.load(tiny_pairs / "test_x4.npy"), np.load(tiny_pairs / "test_hr.npy")
+    lr, hr = np.load(tiny_pairs / "test_sr4.npy"), np.load(tiny_pairs / "test_hr.npy")
     means = np.stack([self_ensemble(model, prepare_input(patch, info)) for patch in lr])
     expected = np.clip(np.floor(means * 255.0 + 0.5), 0, 255).astype(np.uint8)
     batched = predict_patches(model, info, lr, ensemble=True)
     differ = np.abs(batched.astype(int) - expected.astype(int))
     assert differ.max() <= 1 and differ.mean() < 1e-3
     assert not np.array_equal(batched, predict_patches(model, info, lr))  # the ensemble is not one pass
-    assert runs[0]["ensemble_scores"]["psnr"] == pytest.approx(score_pairs(expected, hr)["psnr"], abs=1e-3)
+    assert runs[0]["ensemble_scores"]["psnr"] == pytest.approx(score_patches(expected, hr)["psnr"], abs=1e-3)
 
 
-def test_ablation_undoes_one_choice_per_run_and_resumes(tiny_pairs, tmp_path, capsys):
+@pytest.fixture
+def ablation_on_small_set(small_sets, monkeypatch):
+    """The ablation scores on a folder every clone has instead of Set5."""
+    from util import studies
+
+    monkeypatch.setattr(studies, "ablation_set", lambda: small_sets / "Tiny5")
+    return small_sets / "Tiny5"
+
+
+def test_ablation_undoes_one_choice_per_run_and_resumes(tiny_pairs, tmp_path, capsys, ablation_on_small_set):
     import edsr_lite
+    from util.evaluation import benchmark_task, evaluate_folder
 
     args = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY, "--filters", "8", "--blocks", "1"]
     edsr_lite.main([*args, "--ablation", "recipe,no-skip"])
     out_dir = tmp_path / "ablation-sr4-tiny"
     recipe = json.loads((out_dir / "edsr_lite-recipe" / "results.json").read_text())
     no_skip = json.loads((out_dir / "edsr_lite-no-skip" / "results.json").read_text())
-    assert recipe["ablation"]["settings"]["BICUBIC_SKIP"] == 1 and no_skip["ablation"]["settings"]["BICUBIC_SKIP"] == 0
+    assert recipe["settings"]["model_args"]["bicubic_skip"] is True
+    assert no_skip["settings"]["model_args"]["bicubic_skip"] is False and no_skip["settings"]["variants"] == ["no-skip"]
     assert "bicubic skip" in recipe["architecture"] and "bicubic skip" not in no_skip["architecture"]
     assert recipe["backprops"] == no_skip["backprops"] == 32
     set5 = recipe["ablation"]["set5"]
-    assert abs(set5["baseline"]["psnr"] - 28.43) < 0.01  # Set5 x4 bicubic, the standard protocol
+    bicubic = evaluate_folder(ablation_on_small_set, benchmark_task("sr4"))["mean"]["baseline"]
+    assert set5["baseline"] == bicubic  # bicubic by the standard protocol
     assert 10 < set5["model"]["psnr"] < 40
     table = (out_dir / "edsr_lite.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ")][1:]
@@ -225,17 +251,19 @@ def test_ablation_undoes_one_choice_per_run_and_resumes(tiny_pairs, tmp_path, ca
         edsr_lite.main([*args, "--ablation", "weight-decay"])
 
 
-def test_ablation_gives_a_costlier_variant_the_same_training_time(tiny_pairs, tmp_path, monkeypatch):
+def test_ablation_gives_a_costlier_variant_the_same_training_time(
+    tiny_pairs, tmp_path, monkeypatch, ablation_on_small_set
+):
     import edsr_lite
-    from util import train
+    from util import studies
 
-    monkeypatch.setattr(train, "SPEED_SECONDS", 0.3)
+    monkeypatch.setattr(studies, "SPEED_SECONDS", 0.3)
     args = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY, "--filters", "8", "--blocks", "1"]
     edsr_lite.main([*args, "--backprops", "320", "--ablation", "hr-space,batchnorm,dropout"])
     out_dir = tmp_path / "ablation-sr4-tiny"
     hr_space = json.loads((out_dir / "edsr_lite-hr-space" / "results.json").read_text())
     assert "HR-space input" in hr_space["architecture"]
-    assert hr_space["ablation"]["settings"]["INPUT_KIND"] == "upsampled"
+    assert hr_space["settings"]["model_args"]["lr_space"] is False
     assert hr_space["backprops"] < 320 and f"{hr_space['backprops']} backprops" in hr_space["ablation"]["change"]
     for name, note in (("batchnorm", "batch norm"), ("dropout", "dropout 0.2")):
         results = json.loads((out_dir / f"edsr_lite-{name}" / "results.json").read_text())
@@ -244,15 +272,15 @@ def test_ablation_gives_a_costlier_variant_the_same_training_time(tiny_pairs, tm
 
 def test_minutes_sets_backprops_from_the_speed_measured_here(tiny_pairs, tmp_path, monkeypatch, capsys):
     import edsr_lite
-    from util import train
+    from util import speed, studies
 
-    monkeypatch.setattr(train, "SPEED_SECONDS", 0.3)
+    monkeypatch.setattr(studies, "SPEED_SECONDS", 0.3)
     args = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY, "--filters", "8", "--blocks", "1"]
     with pytest.raises(util.UserError, match="--minutes 0: give a positive"):
         edsr_lite.main([*args, "--minutes", "0"])
     assert not list(tmp_path.iterdir())
     measured = {"samples_per_second": 50.0, "validation_seconds": 10.0}
-    monkeypatch.setattr(train, "training_speed", lambda *a, **k: measured)
+    monkeypatch.setattr(speed, "training_speed", lambda *a, **k: measured)
     with pytest.raises(util.UserError, match="--minutes 0.5: the 2 validations alone take 20 s here"):
         edsr_lite.main([*args, "--minutes", "0.5"])  # TINY: 2 epochs, each validated in 10 s of the 30
     measured["validation_seconds"] = 1.0
@@ -272,10 +300,76 @@ def test_predict_role_enhances_a_folder_with_the_runs_model(tiny_pairs, tmp_path
     inception2.main(args)
     photos = tmp_path / "photos"
     photos.mkdir()
-    Image.fromarray(np.load(tiny_pairs / "test_x4.npy")[0]).save(photos / "a.png")
-    Image.fromarray(np.load(tiny_pairs / "test_x4.npy")[1][..., 0]).convert("L").save(photos / "grey.png")
+    Image.fromarray(np.load(tiny_pairs / "test_sr4.npy")[0]).save(photos / "a.png")
+    Image.fromarray(np.load(tiny_pairs / "test_sr4.npy")[1][..., 0]).convert("L").save(photos / "grey.png")
     inception2.main([*args, "--role", "predict", "--input", str(photos)])
     out = tmp_path / "inception2-sr4-16-tiny" / "predictions"
     with Image.open(out / "a_x4.png") as colour, Image.open(out / "grey_x4.png") as grey:
         assert colour.size == (128, 128) and colour.mode == "RGB"
         assert grey.size == (128, 128) and grey.mode == "L"
+
+
+def test_help_describes_each_constant_once_from_its_comment(capsys):
+    import edsr_lite
+    from util.settings import constants_block
+
+    described = constants_block(Path(edsr_lite.__file__))
+    assert list(described)[:3] == ["DATASET", "TASK", "TRAIN_PATCHES"] and "FILTERS" in described
+    for ablation_only in ("INPUT_KIND", "NORM", "DROPOUT", "BICUBIC_SKIP", "OUTPUT_INIT"):
+        assert ablation_only not in described
+    with pytest.raises(SystemExit):
+        edsr_lite.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name, comment in described.items():
+        assert f"--{name.lower().replace('_', '-')}" in text
+        assert " ".join(comment.split()) in text, name
+
+
+def test_settings_are_frozen_typed_and_complete(tmp_path):
+    import dataclasses
+
+    import edsr_lite
+    import inception2
+    from util.roles import MODEL_SCRIPTS
+    from util.settings import parse_settings
+
+    settings, options = MODEL_SCRIPTS["edsr_lite"].settings(["--blocks", "2", "--learning-rate", "0.002"])
+    assert settings.model_kwargs["blocks"] == 2 and settings.model_kwargs["output_init"] == "zeros"
+    assert settings.learning_rate == 0.002 and settings.augment == ("flips", "channels", "shifts")
+    assert options.role == "train" and options.variant == ()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.batch = 4
+    with pytest.raises(util.UserError, match="BATCH=0 must be at least 1"):
+        dataclasses.replace(settings, batch=0)  # a replaced setting is validated again
+    prototype, _ = MODEL_SCRIPTS["inception2"].settings([])
+    assert prototype.loss == "mse" and prototype.augment == () and prototype.model_args == ()
+
+    # A script whose block lacks a setting, or holds one nobody reads, fails at start-up.
+    script = tmp_path / "lacking.py"
+    block = inception2.__file__
+    text = Path(block).read_text()
+    script.write_text(text.replace("EMA = 0.0  #", "WEIGHT_DECAY = 0.0  #"))
+    module = type(sys)("lacking")
+    module.__file__ = str(script)
+    vars(module).update({k: v for k, v in vars(inception2).items() if k.isupper()}, WEIGHT_DECAY=0.0)
+    with pytest.raises(util.UserError, match="constant WEIGHT_DECAY is neither a setting"):
+        parse_settings(module, inception2.build_model, [], "")
+    script.write_text(text.replace("EMA = 0.0  #", "# EMA"))
+    with pytest.raises(util.UserError, match="the constants block lacks EMA"):
+        parse_settings(module, inception2.build_model, [], "")
+    assert edsr_lite.build_model  # imported for the registry
+
+
+def test_variant_trains_the_recipe_with_a_model_argument_changed(tiny_pairs, tmp_path):
+    import edsr_lite
+
+    args = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY, "--filters", "8", "--blocks", "1"]
+    edsr_lite.main([*args, "--variant", "glorot-output,no-ema,no-shifts"])
+    results = json.loads((tmp_path / "edsr_lite-sr4-16-tiny" / "results.json").read_text())
+    settings = results["settings"]
+    assert settings["model_args"]["output_init"] == "glorot_uniform" and settings["ema"] == 0.0
+    assert settings["augment"] == ["flips", "channels"] and settings["variants"] == [
+        "glorot-output",
+        "no-ema",
+        "no-shifts",
+    ]

@@ -36,8 +36,8 @@ def test_degrade_shapes_and_bicubic():
     for kind, array in out.items():
         assert array.dtype == np.uint8 and array.shape == (3, *pairs.patch_shape(kind)), kind
     for factor in (2, 4, 8):
-        assert np.array_equal(out[f"x{factor}"], util.bicubic_downscale(hr, factor, batch=True))
-    assert out["x8"].shape[1:] == (16, 16, 3) and out["x4noise64"].shape[1:] == (32, 32, 3)
+        assert np.array_equal(out[f"sr{factor}"], util.bicubic_downscale(hr, factor, batch=True))
+    assert out["sr8"].shape[1:] == (16, 16, 3) and out["x4noise64"].shape[1:] == (32, 32, 3)
 
 
 def test_noise_is_gaussian_sigma_64_clipped_and_rounded():
@@ -159,7 +159,7 @@ def test_is_up_to_date_needs_every_file_with_its_shape(tmp_path, photo_files):
     assert manifest["splits"]["test"]["images"] == ["chelsea.png"]
     assert pairs.is_up_to_date(dest, settings)
     assert not pairs.is_up_to_date(dest, {**settings, "seed": 1})
-    np.save(dest / "test_x4.npy", np.zeros((5, 32, 32, 1), np.uint8))
+    np.save(dest / "test_sr4.npy", np.zeros((5, 32, 32, 1), np.uint8))
     assert not pairs.is_up_to_date(dest, settings)
-    (dest / "test_x4.npy").unlink()
+    (dest / "test_sr4.npy").unlink()
     assert not pairs.is_up_to_date(dest, settings)

@@ -1,8 +1,8 @@
 """Patch pairs written by ``download.py`` -> arrays and ``tf.data`` pipelines.
 
 On disk (the data step's contract): ``datasets/<source>/{train,test}_<key>.npy``,
-uint8 NHWC RGB, where ``key`` is ``hr`` or a degradation (``x2``, ``x4``, ``x8``,
-``noise64``, ``noise64blur``, ``x4noise64``; see ``util.models.TASKS``).
+uint8 NHWC RGB, where ``key`` is ``hr`` or the name of a task (``sr2``, ``sr4``, ``sr8``,
+``noise64``, ``noise64blur``, ``x4noise64``; see ``util.tasks``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from util.files import UserError
-from util.models import TASKS, task_scale
-from util.resize import bicubic_upscale
+from util.tasks import stored_task
 
 REPO = Path(__file__).resolve().parent.parent
 DATASETS = REPO / "datasets"
@@ -41,8 +40,7 @@ def load_split(folder: Path, task: str, split: str, count: int | None = None, st
 
     Uses memory mapping so that a 10000-patch file costs only what is taken.
     """
-    task_scale(task)  # validates the task name
-    key = TASKS[task][1]
+    key = stored_task(task).name
     paths = [folder / f"{split}_{key}.npy", folder / f"{split}_hr.npy"]
     for path in paths:
         if not path.exists():
@@ -56,41 +54,13 @@ def load_split(folder: Path, task: str, split: str, count: int | None = None, st
     return np.ascontiguousarray(degraded[start:stop]), np.ascontiguousarray(hr[start:stop])
 
 
-def baseline(degraded: np.ndarray, task: str) -> np.ndarray:
-    """What the model must beat: bicubic upsampling for SR, the noisy input for denoising (uint8 NHWC)."""
-    scale = task_scale(task)
-    return bicubic_upscale(degraded, scale, batch=True) if scale > 1 else degraded
-
-
-# Augmentations that commute with the degradation, so that (input, target) stays an exact pair:
-# each is applied identically to both, a fresh random draw per patch.
-AUGMENTATIONS = {
-    "flips": "a random one of the 8 flips/rotations (the dihedral group)",
-    "channels": "a random permutation of the R, G, B channels (Yoo et al., CVPR 2020)",
-    "invert": "the negative (x -> 1 - x) half of the time (bicubic resizing and noise commute with it)",
-    "shifts": "a random sub-pixel phase: the HR patch cropped by 0..s-1 pixels (s = the scale) and "
-    "downscaled again as download.py does (bicubic SR tasks only)",
-}
-
-
-def parse_augment(text: str) -> tuple[str, ...]:
-    """``"flips,channels"`` -> ``("flips", "channels")``; ``""`` or ``"none"`` -> ``()``."""
-    names = tuple(n.strip() for n in str(text).split(",") if n.strip() and n.strip() != "none")
-    unknown = [n for n in names if n not in AUGMENTATIONS]
-    if unknown:
-        raise UserError(
-            f"AUGMENT={text!r}: unknown {', '.join(unknown)}; use a comma list of {', '.join(AUGMENTATIONS)}"
-        )
-    return names
-
-
 def make_dataset(
     inputs: np.ndarray, targets: np.ndarray, batch: int, seed: int, augment=(), shift_scale=0, upsampled=False
 ):
     """Endless shuffled ``tf.data`` of (input, target) float32 batches in [0, 1].
 
     ``inputs`` and ``targets`` are uint8 NHWC (the model's input kind already
-    applied). ``augment``: names from AUGMENTATIONS, applied in that table's order.
+    applied). ``augment``: names from util.settings.AUGMENTATIONS; shifts first, then the others.
     ``shift_scale``: the bicubic scale that made ``inputs`` from ``targets`` (needed by
     ``shifts``; 0 where the inputs are not a plain bicubic downscale); ``upsampled``: the
     inputs are that LR upsampled again by bicubic (the prototypes' input kind).
@@ -100,7 +70,7 @@ def make_dataset(
     ds = tf.data.Dataset.from_tensor_slices((inputs, targets))
     ds = ds.shuffle(min(len(inputs), 10_000), seed=seed, reshuffle_each_iteration=True).repeat()
     if "shifts" in augment and shift_scale < 2:
-        raise UserError("AUGMENT=shifts applies to the bicubic SR tasks (sr2, sr4, sr8) only; drop shifts")
+        raise ValueError("shifts needs the bicubic scale that made the inputs (shift_scale >= 2)")
     steps = [lambda x, y: _shift(y, shift_scale, upsampled)] if "shifts" in augment else []
     pair_steps = (("flips", _dihedral), ("channels", _permute_channels), ("invert", _invert))
     steps += [function for name, function in pair_steps if name in augment]

@@ -24,21 +24,21 @@ The baseline beside every model is bicubic upsampling (SR) or the noisy input it
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from util.files import UserError
-from util.images import list_images, load_image_rgb
+from util.images import list_images, load_image_rgb, round_to_dtype
 from util.metrics import psnr, ssim
 from util.resize import bicubic_downscale, bicubic_upscale, modcrop
+from util.tasks import Task, parse_task
 
-BENCHMARK_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmark"  # beside the repository
+BENCHMARK_DIR = Path(__file__).resolve().parents[1] / "datasets" / "benchmark"  # written by download.py benchmarks
 STANDARD_SETS = ("Set5", "Set14")
+FETCH_HINT = "run `python3 download.py benchmarks` to fetch Set5, Set14, BSD100 and Urban100 into datasets/benchmark/"
 
 # Bicubic rows of the SR literature (the tables of EDSR, RCAN, SwinIR): (PSNR dB, SSIM).
 PUBLISHED_BICUBIC = {
@@ -53,38 +53,21 @@ PUBLISHED_BICUBIC = {
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 
 
-@dataclass(frozen=True)
-class Protocol:
-    """One benchmark protocol: super-resolution by ``scale``, or denoising at ``noise_sigma`` (0-255 scale)."""
-
-    scale: int = 1
-    noise_sigma: float = 0.0
-
-    @property
-    def name(self) -> str:
-        """``x4``, ``noise25`` or ``x4noise64``: used in tables and file names."""
-        scale = f"x{self.scale}" if self.scale > 1 else ""
-        return scale + (f"noise{self.noise_sigma:g}" if self.noise_sigma else "")
-
-    @property
-    def baseline(self) -> str:
-        return "bicubic" if self.scale > 1 else "noisy input"
+def benchmark_task(name: str) -> Task:
+    """The task of a benchmark protocol: SR, Gaussian denoising or both (``noise64blur`` has none here)."""
+    task = parse_task(name)
+    if task.blur:
+        raise UserError(f"task {name!r} has no benchmark protocol here; use srN, noiseS or xNnoiseS")
+    return task
 
 
-def parse_protocol(task: str) -> Protocol:
-    """``sr4`` / ``x4`` -> SR ×4; ``noise25`` -> denoising at σ = 25; ``x4noise64`` -> both.
-
-    Raises UserError for anything else (``noise64blur`` has no protocol here).
-    """
-    match = re.fullmatch(r"(?:(?:sr|x)(\d+))?(?:noise(\d+(?:\.\d+)?))?", task)
-    scale = int(match.group(1)) if match and match.group(1) else 1
-    sigma = float(match.group(2)) if match and match.group(2) else 0.0
-    if not match or (scale < 2 and not sigma) or (match.group(1) and scale < 2):
-        raise UserError(
-            f"task {task!r} has no benchmark protocol here; use --scale N (super-resolution), --task noiseS "
-            "(Gaussian denoising at sigma S on the 0-255 scale) or --task xNnoiseS (both)"
-        )
-    return Protocol(scale=scale, noise_sigma=sigma)
+def standard_sets(root: Path | None = None) -> list[Path]:
+    """Set5 and Set14 under ``root`` (default BENCHMARK_DIR); a UserError that says how to fetch missing ones."""
+    folders = [Path(root or BENCHMARK_DIR) / name for name in STANDARD_SETS]
+    missing = [str(folder) for folder in folders if not folder.is_dir()]
+    if missing:
+        raise UserError(f"{', '.join(missing)}: no such folder; {FETCH_HINT}, or give --data FOLDER ...")
+    return folders
 
 
 # ---- 1. Data: HR image -> degraded input ---------------------------------------------
@@ -98,76 +81,91 @@ def load_reference(path) -> np.ndarray:
     return rgb[..., 0] if grey else rgb
 
 
-def degrade(reference: np.ndarray, protocol: Protocol) -> tuple[np.ndarray, np.ndarray]:
+def degrade(reference: np.ndarray, task: Task) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(target, degraded)``: the (modcropped) reference and the method's uint8 input."""
-    target = modcrop(reference, protocol.scale)
-    degraded = bicubic_downscale(target, protocol.scale) if protocol.scale > 1 else target
-    if protocol.noise_sigma:
-        noise = np.random.default_rng(0).normal(0.0, protocol.noise_sigma, degraded.shape)
-        degraded = np.clip(np.floor(degraded + noise + 0.5), 0, 255).astype(np.uint8)
+    target = modcrop(reference, task.scale)
+    degraded = bicubic_downscale(target, task.scale) if task.scale > 1 else target
+    if task.noise_sigma:
+        noise = np.random.default_rng(0).normal(0.0, task.noise_sigma, degraded.shape)
+        degraded = round_to_dtype(degraded + noise, np.uint8, scale=1.0)
     return target, degraded
 
 
-def baseline(degraded: np.ndarray, protocol: Protocol) -> np.ndarray:
-    """Bicubic upsampling (uint8, rounded) for SR; the noisy input itself for denoising."""
-    return bicubic_upscale(degraded, protocol.scale) if protocol.scale > 1 else degraded
+def baseline(degraded: np.ndarray, task: Task) -> np.ndarray:
+    """Bicubic upsampling (uint8, rounded) for SR; the noisy input itself for denoising.
+
+    ``degraded``: one image (HW or HWC) or a batch of patches (NHWC).
+    """
+    return bicubic_upscale(degraded, task.scale, batch=degraded.ndim == 4) if task.scale > 1 else degraded
 
 
 # ---- 2. Metrics ---------------------------------------------------------------------
 
 
-def measure(output: np.ndarray, target: np.ndarray, protocol: Protocol) -> dict:
+def measure(output: np.ndarray, target: np.ndarray, task: Task) -> dict:
     """PSNR (dB) and SSIM of a uint8 output against its target, by the protocol (module doc)."""
     if output.dtype != np.uint8:
         raise ValueError(f"output of dtype {output.dtype}: round it to uint8 first")
-    if protocol.scale > 1:
-        border = protocol.scale
-        return {
-            "psnr": psnr(output, target, crop_border=border, y_channel=True),
-            "ssim": ssim(output, target, crop_border=border, y_channel=True),
-        }
-    # y_channel=True on a single channel selects the Gaussian-window SSIM and leaves the values as they are.
-    channels = [(output, target)] if output.ndim == 2 else [(output[..., c], target[..., c]) for c in range(3)]
+    sr = task.scale > 1
+    border = task.scale if sr else 0
     return {
-        "psnr": psnr(output, target),
-        "ssim": float(np.mean([ssim(out, ref, y_channel=True) for out, ref in channels])),
+        "psnr": psnr(output, target, crop_border=border, y_channel=sr),
+        "ssim": ssim(output, target, crop_border=border, y_channel=sr, gaussian_window=True),
+    }
+
+
+PROTOTYPE_PROTOCOL = "RGB PSNR/SSIM, data range 255, no border crop, scikit-image SSIM (the prototype's)"
+
+
+def score_patches(outputs: np.ndarray, targets: np.ndarray) -> dict:
+    """The prototype's protocol on uint8 NHWC patches: per-patch RGB PSNR / SSIM (7x7 uniform window), mean and std.
+
+    Patches identical to their target (PSNR infinite) are left out of the PSNR mean.
+    """
+    psnrs = np.array([psnr(o, t) for o, t in zip(outputs, targets, strict=True)])
+    ssims = np.array([ssim(o, t) for o, t in zip(outputs, targets, strict=True)])
+    finite = psnrs[np.isfinite(psnrs)]
+    return {
+        "psnr": float(finite.mean()),
+        "psnr_std": float(finite.std()),
+        "ssim": float(ssims.mean()),
+        "ssim_std": float(ssims.std()),
+        "per_patch_psnr": [round(float(v), 4) for v in psnrs],
     }
 
 
 # ---- 3. One folder of images -----------------------------------------------------------
 
 
-def evaluate_folder(folder, protocol: Protocol, enhance: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
+def evaluate_folder(folder, task: Task, enhance: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
     """Per-image and mean PSNR / SSIM of the baseline and of ``enhance`` on every image of ``folder``.
 
     ``enhance`` maps the degraded uint8 image (HW or HWC) to the uint8 output of the
     target's size (``None``: the baseline only). Returns a JSON-ready dict:
-    ``{"dataset", "protocol", "images": [{"image", "baseline": {"psnr", "ssim"}, "model": ...}], "mean": ...}``.
+    ``{"dataset", "task", "images": [{"image", "baseline": {"psnr", "ssim"}, "model": ...}], "mean": ...}``.
     """
     folder = Path(folder)
     paths = list_images(folder)
     if not paths:
-        raise UserError(
-            f"{folder}: no images found; give a folder of benchmark images such as {BENCHMARK_DIR / 'Set5'}"
-        )
+        raise UserError(f"{folder}: no images found; give a folder of benchmark images ({FETCH_HINT})")
     rows = []
     for path in paths:
-        target, degraded = degrade(load_reference(path), protocol)
-        row = {"image": path.stem, "baseline": measure(baseline(degraded, protocol), target, protocol)}
+        target, degraded = degrade(load_reference(path), task)
+        row = {"image": path.stem, "baseline": measure(baseline(degraded, task), target, task)}
         if enhance is not None:
-            row["model"] = measure(enhance(degraded), target, protocol)
+            row["model"] = measure(enhance(degraded), target, task)
         rows.append(row)
     methods = ["baseline"] + (["model"] if enhance is not None else [])
     mean = {m: {k: float(np.mean([row[m][k] for row in rows])) for k in ("psnr", "ssim")} for m in methods}
-    return {"dataset": folder.name, "protocol": protocol.name, "images": rows, "mean": mean}
+    return {"dataset": folder.name, "task": task.name, "images": rows, "mean": mean}
 
 
 # ---- 4. Tables ------------------------------------------------------------------------
 
 
-def markdown_table(result: dict, protocol: Protocol, model_label: str = "model") -> str:
+def markdown_table(result: dict, task: Task, model_label: str = "model") -> str:
     """Per-image rows and the mean of one ``evaluate_folder`` result, as a Markdown table."""
-    methods = [("baseline", protocol.baseline)] + ([("model", model_label)] if "model" in result["mean"] else [])
+    methods = [("baseline", task.baseline_name)] + ([("model", model_label)] if "model" in result["mean"] else [])
     header = "| image | " + " | ".join(f"{label} PSNR | {label} SSIM" for _, label in methods) + " |"
     lines = [header, "|---|" + "---:|---:|" * len(methods)]
 
@@ -179,16 +177,16 @@ def markdown_table(result: dict, protocol: Protocol, model_label: str = "model")
     return "\n".join(lines)
 
 
-def protocol_note(protocol: Protocol) -> str:
+def protocol_note(task: Task) -> str:
     """One sentence that says how the numbers of a table were measured."""
     noise = (
-        f" N(0, {protocol.noise_sigma:g}) added to the input in float (seed 0), clipped and rounded to uint8."
-        if protocol.noise_sigma
+        f" N(0, {task.noise_sigma:g}) added to the input in float (seed 0), clipped and rounded to uint8."
+        if task.noise_sigma
         else ""
     )
-    if protocol.scale > 1:
+    if task.scale > 1:
         return (
-            f"PSNR (dB) / SSIM on Y of BT.601, {protocol.scale}-pixel border cropped, output rounded to uint8; "
+            f"PSNR (dB) / SSIM on Y of BT.601, {task.scale}-pixel border cropped, output rounded to uint8; "
             f"greyscale files on their grey values; LR by MATLAB bicubic.{noise}"
         )
     return f"PSNR (dB) / SSIM on RGB, no border, output rounded to uint8;{noise}"

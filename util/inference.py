@@ -20,6 +20,7 @@ import math
 import numpy as np
 from tqdm import tqdm
 
+from util.images import round_to_dtype
 from util.models import prepare_input
 from util.resize import bicubic_upscale
 
@@ -217,14 +218,25 @@ def batch_self_ensemble(model, inputs: np.ndarray) -> np.ndarray:
     return total / 8.0
 
 
+def predict_patches(model, info: dict, degraded: np.ndarray, batch: int = 32, ensemble: bool = False) -> np.ndarray:
+    """Model outputs for uint8 NHWC degraded patches (all of one size), as uint8 (rounded, clipped).
+
+    ``ensemble``: the batched self-ensemble of each patch, as ``enhance_array(..., ensemble=True)``.
+    """
+    outputs = []
+    for start in range(0, len(degraded), batch):
+        x = prepare_input(degraded[start : start + batch], info, batch=True)
+        y = batch_self_ensemble(model, x) if ensemble else model(x, training=False)
+        outputs.append(round_to_dtype(np.asarray(y, dtype=np.float32)))
+    return np.concatenate(outputs)
+
+
 def _output_dtype(dtype) -> np.dtype:
     return np.dtype(dtype) if dtype in (np.uint8, np.uint16) else np.dtype(np.float32)
 
 
 def _to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """float in [0, 1] -> dtype: integers rounded half up and clipped, floats clipped."""
-    values = np.clip(values, 0.0, 1.0)
     if dtype == np.float32:
-        return values
-    peak = np.iinfo(dtype).max
-    return np.floor(values * peak + 0.5).astype(dtype)
+        return np.clip(values, 0.0, 1.0)
+    return round_to_dtype(values, dtype)

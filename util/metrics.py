@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-# Two protocols, named by their arguments:
-#  * the prototype's: RGB, data range 255, no border crop, scikit-image's default SSIM
-#    (7x7 uniform window, averaged over channels);
-#  * the SR literature's (EDSR / RCAN / SwinIR tables): the BT.601 luma channel Y in
-#    [16, 235] (not rounded), ``scale`` pixels of border cropped, SSIM with an 11x11
-#    Gaussian window, sigma 1.5, K = (0.01, 0.03) and population covariances, as
-#    Wang et al.'s MATLAB ssim.m.
+# Every choice that changes the number is an argument (as BasicSR's calculate_psnr/ssim):
+#  * the prototype's protocol: psnr(a, b), ssim(a, b): RGB, data range 255, no border crop,
+#    scikit-image's default SSIM (7x7 uniform window, averaged over channels);
+#  * the SR literature's (EDSR / RCAN / SwinIR tables): crop_border=scale, y_channel=True
+#    (the BT.601 luma Y in [16, 235], not rounded), gaussian_window=True (11x11, sigma 1.5,
+#    K = (0.01, 0.03), population covariances, as Wang et al.'s MATLAB ssim.m);
+#  * denoising (CBSD68 tables): RGB, no border, gaussian_window=True, averaged over channels.
+# util.evaluation.measure picks them for a task.
 
 
 def rgb_to_y(img: np.ndarray) -> np.ndarray:
@@ -42,18 +43,29 @@ def psnr(img1: np.ndarray, img2: np.ndarray, crop_border: int = 0, y_channel: bo
     return float("inf") if mse == 0 else float(10.0 * np.log10(255.0**2 / mse))
 
 
-def ssim(img1: np.ndarray, img2: np.ndarray, crop_border: int = 0, y_channel: bool = False) -> float:
-    """SSIM of two images with values in [0, 255].
+def ssim(
+    img1: np.ndarray, img2: np.ndarray, crop_border: int = 0, y_channel: bool = False, gaussian_window: bool = False
+) -> float:
+    """SSIM of two images with values in [0, 255], averaged over channels.
 
-    With ``y_channel`` (the SR literature's protocol): luma, 11x11 Gaussian window,
-    sigma 1.5. Without (the prototype's protocol): RGB with scikit-image's default
-    7x7 uniform window, averaged over channels.
+    ``gaussian_window``: an 11x11 Gaussian window, sigma 1.5, population covariances (Wang et
+    al.'s ssim.m, the SR and denoising literature); otherwise scikit-image's default 7x7
+    uniform window (the prototype's protocol). ``y_channel`` and ``crop_border`` as for ``psnr``.
     """
     from skimage.metrics import structural_similarity
 
     a, b = _prepare(img1, img2, crop_border, y_channel)
-    if y_channel:
+    channel_axis = -1 if a.ndim == 3 else None
+    if gaussian_window:
         return float(
-            structural_similarity(a, b, data_range=255.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+            structural_similarity(
+                a,
+                b,
+                data_range=255.0,
+                channel_axis=channel_axis,
+                gaussian_weights=True,
+                sigma=1.5,
+                use_sample_covariance=False,
+            )
         )
-    return float(structural_similarity(a, b, data_range=255.0, channel_axis=-1 if a.ndim == 3 else None))
+    return float(structural_similarity(a, b, data_range=255.0, channel_axis=channel_axis))

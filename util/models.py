@@ -1,7 +1,7 @@
 """What every model of the suite carries, and loading a saved one.
 
 A saved ``model.keras`` says what it expects in a ``SuiteInfo`` layer placed on its
-input: the task (``sr2``, ``sr4``, ``sr8``, ``noise64`` ...), the scale, the input
+input: the task (``sr2``, ``sr4``, ``noise64`` ...: ``util.tasks``), the scale, the input
 kind and the size multiple. ``SuiteInfo`` is an identity op (free at run time); it is
 a registered layer with ``get_config`` so that models load with ``safe_mode=True``.
 
@@ -20,25 +20,10 @@ import numpy as np
 
 from util.files import UserError, import_tensorflow_quietly
 from util.resize import bicubic_upscale
+from util.tasks import parse_task
 
 import_tensorflow_quietly()
 import keras  # noqa: E402  (after TensorFlow, imported quietly above)
-
-TASKS = {
-    # task: (scale, data key of the degraded input in datasets/<source>/)
-    "sr2": (2, "x2"),
-    "sr4": (4, "x4"),
-    "sr8": (8, "x8"),
-    "noise64": (1, "noise64"),
-    "noise64blur": (1, "noise64blur"),
-    "x4noise64": (4, "x4noise64"),
-}
-
-
-def task_scale(task: str) -> int:
-    if task not in TASKS:
-        raise UserError(f"TASK={task!r} is unknown; use one of {', '.join(TASKS)}")
-    return TASKS[task][0]
 
 
 @keras.saving.register_keras_serializable(package="suite")
@@ -126,7 +111,7 @@ def suite_input(task: str, input_kind: str, size_multiple: int, architecture: st
     inputs = keras.Input(shape=(None, None, 3))
     info = SuiteInfo(
         task=task,
-        scale=task_scale(task),
+        scale=parse_task(task).scale,
         input_kind=input_kind,
         size_multiple=size_multiple,
         architecture=architecture,

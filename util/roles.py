@@ -1,0 +1,118 @@
+"""A model script's entry point: its constants -> Settings -> the role or study asked for.
+
+Roles (``--role``):
+  * ``train`` (default): train one run (util.training), or a study (``--sweep``,
+    ``--ablation``; util.studies); ``--minutes`` sets BACKPROPS from a time budget;
+  * ``test``: score a saved model (``--model``, default the run folder's) on the test
+    pairs and write the report again;
+  * ``predict``: enhance a folder of images with the run's model (util.photos, as
+    enhance.py does).
+
+Model scripts register here with ``model_script``, so that benchmark.py finds them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from util.files import UserError, write_json_atomic
+from util.settings import Options, Settings, parse_settings
+from util.training import REPO, run_dir, score_test_pairs, train
+
+
+@dataclass(frozen=True)
+class ModelScript:
+    """A registered model script: its name (the file's stem), module, ``build_model`` and kind."""
+
+    name: str
+    module: str
+    build_model: object
+    prototype: bool  # one of the research prototypes (benchmark.py compares the suite's own models with them)
+
+    def settings(self, argv=()) -> tuple[Settings, Options]:
+        module = sys.modules[self.module]
+        return parse_settings(module, self.build_model, list(argv), module.__doc__ or "")
+
+
+MODEL_SCRIPTS: dict[str, ModelScript] = {}
+
+
+def model_script(module_name: str, build_model, prototype: bool = False):
+    """Register the script of ``module_name``; return its ``main(argv)``."""
+    name = Path(sys.modules[module_name].__file__).stem
+    script = ModelScript(name, module_name, build_model, prototype)
+    MODEL_SCRIPTS[name] = script
+
+    def main(argv=None) -> Path:
+        return run_script(script, argv)
+
+    return main
+
+
+def find_model_scripts() -> dict[str, ModelScript]:
+    """Every model script beside util/ (each top-level file that calls ``model_script``), by name."""
+    import importlib
+
+    for path in sorted(REPO.glob("*.py")):
+        if "model_script(__name__" in path.read_text() and path.stem not in MODEL_SCRIPTS:
+            importlib.import_module(path.stem)
+    return dict(sorted(MODEL_SCRIPTS.items()))
+
+
+def run_script(script: ModelScript, argv=None) -> Path:
+    """Parse the constants and flags, then run the role or study; return the folder written."""
+    from util import studies
+
+    settings, options = script.settings(sys.argv[1:] if argv is None else argv)
+    if options.variant:
+        settings = studies.with_variants(settings, options.variant)
+    if options.role == "test":
+        return test(script.name, settings, options)
+    if options.role == "predict":
+        return predict(script.name, settings, options)
+    if options.minutes:
+        backprops = studies.budget_backprops(script.build_model, settings, options.minutes)
+        settings = dataclasses.replace(settings, backprops=backprops)
+    if options.sweep:
+        return studies.sweep(script.name, settings, script.build_model, options.sweep, options.ensemble)
+    if options.ablation:
+        return studies.ablation(script.name, settings, script.build_model, options.ablation, options.ensemble)
+    folder = run_dir(script.name, settings)
+    return train(script.name, settings, script.build_model, folder, options.minutes, options.ensemble)
+
+
+def test(script: str, settings: Settings, options: Options) -> Path:
+    from util import data, report
+    from util.models import load_model
+
+    model_path = Path(options.model) if options.model else run_dir(script, settings) / "model.keras"
+    model, info = load_model(model_path)
+    if info["task"] != settings.task:
+        raise UserError(f"{model_path} was trained for TASK={info['task']!r}; pass --task {info['task']}")
+    out_dir = model_path.parent
+    previous = out_dir / "results.json"
+    meta = json.loads(previous.read_text()) if previous.exists() else {"model": script, "task": settings.task}
+    meta.update(dataset=settings.dataset)
+    folder = data.dataset_dir(settings.dataset)
+    results = score_test_pairs(model, settings, folder, out_dir, meta, options.ensemble)
+    write_json_atomic(out_dir / "test_results.json", results)
+    report.results_markdown(results, out_dir / "test_results.md")
+    print(f"test of {model_path}: {report.summary_line(results)}")
+    return out_dir
+
+
+def predict(script: str, settings: Settings, options: Options) -> Path:
+    """Enhance an image or a folder with this run's model, as enhance.py does (util.photos)."""
+    from util.photos import enhance_photos
+
+    if not options.input:
+        raise UserError("--role predict needs --input IMAGE_OR_FOLDER")
+    folder = run_dir(script, settings)
+    out_dir = Path(options.output) if options.output else folder / "predictions"
+    model = Path(options.model) if options.model else folder / "model.keras"
+    enhance_photos([Path(options.input)], model, out=out_dir, overwrite=True)
+    return out_dir

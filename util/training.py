@@ -1,0 +1,220 @@
+"""One training run: pairs -> tf.data -> model.fit -> the best weights -> scores -> report.
+
+``train(script, settings, build_model, run_dir)`` trains on the first TRAIN_PATCHES
+training pairs for BACKPROPS samples, keeps the best weights on validation, saves a
+float32 ``model.keras``, scores it and the baseline on the test pairs (the prototype's
+protocol) and writes the run folder (README.md, "What a run leaves").
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from util.files import UserError, atomic_path, write_json_atomic
+from util.models import model_info
+from util.settings import Settings
+from util.tasks import parse_task
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_name(script: str, settings: Settings) -> str:
+    """``<script>-<task>-<train patches>``, and ``-<dataset>`` unless it is the builtin one."""
+    name = f"{script}-{settings.task}-{settings.train_patches}"
+    return name if settings.dataset == "builtin" else f"{name}-{Path(settings.dataset).name}"
+
+
+def run_dir(script: str, settings: Settings) -> Path:
+    return (REPO / settings.out / run_name(script, settings)).resolve()
+
+
+def configure_precision(precision: str) -> str:
+    """Set Keras's global dtype policy; return the one in force.
+
+    ``auto`` picks bfloat16 compute only where the CPU has native bf16 (AMX or
+    AVX512-BF16: twice the training speed measured on such a Xeon); elsewhere bf16 is
+    emulated and slower than float32. Variables and the model output stay float32.
+    """
+    import keras
+
+    if precision == "auto":
+        flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+        precision = "mixed_bfloat16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "float32"
+    keras.mixed_precision.set_global_policy(precision)
+    return precision
+
+
+def make_optimizer(settings: Settings, total_steps: int):
+    """Adam at LEARNING_RATE, constant or cosine-decayed to zero; EMA of the weights if EMA > 0."""
+    import keras
+
+    rate = settings.learning_rate
+    if settings.schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=total_steps)
+    if settings.ema:
+        return keras.optimizers.Adam(learning_rate=rate, use_ema=True, ema_momentum=settings.ema)
+    return keras.optimizers.Adam(learning_rate=rate)
+
+
+def stored_input(info: dict):
+    """uint8 degraded patches -> uint8 patches in the model's input kind (upsampled once, up front)."""
+    if info["input_kind"] == "upsampled" and info["scale"] > 1:
+        from util.resize import bicubic_upscale
+
+        return lambda lr: bicubic_upscale(lr, info["scale"], batch=True)
+    return lambda lr: lr
+
+
+def training_dataset(inputs, targets, settings: Settings, info: dict, seed: int):
+    """The training's tf.data pipeline (util.data.make_dataset) with the settings' batch and augmentations."""
+    from util import data
+
+    return data.make_dataset(
+        inputs,
+        targets,
+        settings.batch,
+        seed,
+        augment=settings.augment,
+        shift_scale=info["scale"] if parse_task(settings.task).is_bicubic_sr else 0,
+        upsampled=info["input_kind"] == "upsampled",
+    )
+
+
+def train(
+    script: str, settings: Settings, build_model, folder_out: Path, minutes_asked: float | None = None, ensemble=False
+) -> Path:
+    """Train one run into ``folder_out``; return it. ``build_model(task, **settings.model_kwargs)``.
+
+    ``ensemble``: also score the test pairs with the self-ensemble.
+    """
+    import keras
+
+    from util import data, report
+
+    started = time.time()
+    folder = data.dataset_dir(settings.dataset)
+    precision = configure_precision(settings.precision)
+    keras.utils.set_random_seed(settings.seed)
+
+    model = build_model(settings.task, **settings.model_kwargs)
+    info = model_info(model)
+    train_lr, train_hr = data.load_split(folder, settings.task, "train", settings.train_patches)
+    n_train_total = len(np.load(folder / "train_hr.npy", mmap_mode="r"))
+    val_start = max(0, n_train_total - settings.val_patches)
+    if val_start < len(train_hr):
+        print(f"note: the {settings.val_patches} validation pairs overlap the {len(train_hr)} training pairs")
+    val_lr, val_hr = data.load_split(folder, settings.task, "train", settings.val_patches, start=val_start)
+    prepare = stored_input(info)
+    train_x, val_x = prepare(train_lr), prepare(val_lr)
+
+    steps_total = max(1, settings.backprops // settings.batch)
+    epochs = min(settings.epochs, steps_total)
+    steps_per_epoch = math.ceil(steps_total / epochs)
+    train_ds = training_dataset(train_x, train_hr, settings, info, seed=settings.seed)
+    val_ds = data.validation_dataset(val_x, val_hr)
+
+    folder_out.mkdir(parents=True, exist_ok=True)
+    best = folder_out / "best.weights.h5"
+    # With EMA, SwapEMAWeights puts the averaged weights in the model for validation and for
+    # ModelCheckpoint (after it in the list); the backup before it keeps the raw ones to resume.
+    swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if settings.ema else []
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(folder_out / "backup")),
+        *swap,
+        keras.callbacks.ModelCheckpoint(str(best), monitor="val_loss", save_best_only=True, save_weights_only=True),
+        keras.callbacks.CSVLogger(str(folder_out / "training.csv"), append=True),
+        keras.callbacks.TensorBoard(str(folder_out / "tensorboard"), write_graph=False),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    model.compile(optimizer=make_optimizer(settings, steps_per_epoch * epochs), loss=settings.loss)
+    print(
+        f"{script}: {info['architecture']}, {model.count_params():,} parameters, {precision}; "
+        f"{len(train_hr)} training pairs from {folder}, {epochs} epochs x {steps_per_epoch} steps "
+        f"x batch {settings.batch}"
+    )
+    fit_started = time.time()
+    model.fit(
+        train_ds,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=val_ds,
+        callbacks=callbacks,
+        shuffle=False,  # tf.data already shuffles
+        verbose=2,
+    )
+    train_seconds = time.time() - fit_started
+    if not np.isfinite(model.evaluate(val_ds, verbose=0)):
+        raise UserError(f"training diverged (loss is not finite); lower LEARNING_RATE={settings.learning_rate}")
+    if best.exists():
+        model.load_weights(best)
+
+    # Save in float32 whatever the training precision, so that the model runs fast
+    # on any CPU: rebuild the same architecture under the float32 policy.
+    keras.mixed_precision.set_global_policy("float32")
+    saved = build_model(settings.task, **settings.model_kwargs)
+    saved.set_weights(model.get_weights())
+    with atomic_path(folder_out / "model.keras") as tmp:
+        keras.saving.save_model(saved, tmp)
+    best.unlink(missing_ok=True)
+
+    backprops = steps_per_epoch * epochs * settings.batch
+    meta = {
+        "model": script,
+        "architecture": info["architecture"],
+        "parameters": int(saved.count_params()),
+        "dataset": settings.dataset,
+        "task": settings.task,
+        "train_patches": len(train_hr),
+        "backprops": backprops,
+        "batch": settings.batch,
+        "learning_rate": settings.learning_rate,
+        "settings": settings.to_json(),
+        "seed": settings.seed,
+        "precision": precision,
+        "train_seconds": round(train_seconds, 1),
+        "train_samples_per_second": round(backprops / train_seconds, 2),
+    }
+    if minutes_asked:
+        meta["minutes_asked"] = minutes_asked
+    results = score_test_pairs(saved, settings, folder, folder_out, meta, ensemble)
+    report.training_curve(folder_out / "training.csv", folder_out / "training_curve.png")
+    report.model_diagram(saved, folder_out / "model.png")
+    results["wall_seconds"] = round(time.time() - started, 1)
+    write_json_atomic(folder_out / "results.json", results)
+    report.results_markdown(results, folder_out / "results.md")
+    print(f"{report.summary_line(results)}; wall time {results['wall_seconds']:.0f} s; outputs in {folder_out}")
+    return folder_out
+
+
+def score_test_pairs(model, settings: Settings, folder: Path, folder_out: Path, meta: dict, ensemble=False) -> dict:
+    """Score ``model`` and the baseline on the test pairs (the prototype's protocol); write comparison.png."""
+    from util import data, report
+    from util.evaluation import PROTOTYPE_PROTOCOL, baseline, score_patches
+    from util.inference import predict_patches
+
+    info = model_info(model)
+    task = parse_task(settings.task)
+    test_lr, test_hr = data.load_split(folder, settings.task, "test", settings.test_patches or None)
+    started = time.time()
+    outputs = predict_patches(model, info, test_lr)
+    infer_seconds = time.time() - started
+    base = baseline(test_lr, task)
+    results = dict(meta)
+    results.update(
+        n_test=len(test_hr),
+        protocol=PROTOTYPE_PROTOCOL,
+        baseline_name=task.baseline_name,
+        baseline=score_patches(base, test_hr),
+        model_scores=score_patches(outputs, test_hr),
+        test_patches_per_second=round(len(test_hr) / infer_seconds, 2),
+    )
+    if ensemble:
+        started = time.time()
+        results["ensemble_scores"] = score_patches(predict_patches(model, info, test_lr, ensemble=True), test_hr)
+        results["ensemble_patches_per_second"] = round(len(test_hr) / (time.time() - started), 2)
+    report.comparison_figure(test_lr, base, outputs, test_hr, results, folder_out / "comparison.png")
+    return results
