@@ -41,6 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, help="output file (one input image) or folder (default: beside the input)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
+    parser.add_argument(
+        "--skip-existing", action="store_true", help="leave inputs whose output exists alone (resume a batch)"
+    )
     parser.add_argument("--tile", type=int, default=TILE, help="tile side in input pixels")
     parser.add_argument("--overlap", type=int, default=OVERLAP, help="overlap of tiles in input pixels")
     parser.add_argument(
@@ -63,7 +66,15 @@ def main(argv=None) -> None:
             f"and copy its runs/<run>/model.keras to {MODEL}, or give --model runs/<run>/model.keras"
         )
     enhance_photos(
-        args.inputs, model_path, args.out, args.overwrite, args.tile, args.overlap, args.ensemble, not args.quiet
+        args.inputs,
+        model_path,
+        args.out,
+        args.overwrite,
+        args.tile,
+        args.overlap,
+        args.ensemble,
+        progress=not args.quiet,
+        skip_existing=args.skip_existing,
     )
 
 

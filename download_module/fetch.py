@@ -91,6 +91,7 @@ def download(url: str, dest, checksum: str | None = None) -> Path:
             if checksum is not None:
                 verify_checksum(part, checksum, name=dest)
             os.replace(part, dest)
+            _validator_path(part).unlink(missing_ok=True)
             return dest
         except _Retry as err:
             last_error = str(err)
@@ -134,12 +135,35 @@ def verify_checksum(path, checksum: str, name=None) -> None:
         )
 
 
+def _validator_path(part: Path) -> Path:
+    return part.with_name(part.name + ".validator")
+
+
+def _validator(headers) -> str | None:
+    """The server's validator of a response (a strong ETag, else Last-Modified), for If-Range."""
+    etag = headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return headers.get("Last-Modified")
+
+
 def _transfer(url: str, part: Path) -> None:
-    """One attempt: append the missing bytes of ``url`` to ``part``; raise _Retry if incomplete."""
+    """One attempt: append the missing bytes of ``url`` to ``part``; raise _Retry if incomplete.
+
+    A resume sends ``If-Range`` with the validator (ETag or Last-Modified) that the first
+    response gave, kept beside the .part file: a server whose file changed since answers
+    with the whole new file, which replaces the old part. A part without a validator is
+    not resumed (its server gave no way to tell that the file is the same).
+    """
+    validator_file = _validator_path(part)
+    validator = validator_file.read_text() if validator_file.exists() else None
+    if part.exists() and not validator:
+        part.unlink()
     offset = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     if offset:
         request.add_header("Range", f"bytes={offset}-")
+        request.add_header("If-Range", validator)
     try:
         response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
     except urllib.error.HTTPError as err:
@@ -157,6 +181,15 @@ def _transfer(url: str, part: Path) -> None:
 
     with response:
         status = response.status or 200  # file:// URLs have no status
+        served = _validator(response.headers)
+        if status == 206 and served != validator:
+            part.unlink(missing_ok=True)  # another version of the file than the part holds: start over
+            raise _Retry("the file changed on the server; restarting")
+        if status != 206:
+            if served:
+                validator_file.write_text(served)
+            else:
+                validator_file.unlink(missing_ok=True)
         if status == 206:
             match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
             if not match or int(match.group(1)) != offset:

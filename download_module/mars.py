@@ -29,7 +29,12 @@ def _listed(root: Path, lists: tuple[str, ...]) -> list[HRImage]:
         for line in split_file.read_text().splitlines():
             if line.strip():
                 relative = line.split()[0]
-                images.append(HRImage(root / relative, relative))
+                path = root / relative
+                if not path.resolve().is_relative_to(root.resolve()):
+                    raise util.UserError(
+                        f"{split_file}: lists {relative!r}, outside the archive's folder; is it Zenodo's archive?"
+                    )
+                images.append(HRImage(path, relative))
     return sorted(images, key=lambda image: image.name)
 
 

@@ -27,10 +27,12 @@ so the test patches do not change when only the number of train patches does.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import re
+import shutil
 import sys
 import time
 from collections import Counter, deque
@@ -405,21 +407,31 @@ def write_dataset(dest: Path, images: SourceImages, settings: dict) -> dict:
     started = time.monotonic()
     usable, skipped, split_rule = _check_and_split(source, images)
     dest.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(dest)
+    check_free_space(dest, counts)
     (dest / "manifest.json").unlink(missing_ok=True)
     manifest_splits = {}
-    for split in SPLITS:
-        with contextlib.ExitStack() as stack:
-            arrays = {}
-            for kind in DEGRADATIONS:
-                tmp = stack.enter_context(util.atomic_path(dest / file_name(split, kind)))
-                shape = (counts[split], *patch_shape(kind))
-                arrays[kind] = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-            manifest_splits[split] = _fill_split(usable[split], counts[split], seed, split, arrays)
-            for array in arrays.values():
-                array.flush()
-            arrays.clear()  # close the memory maps before the files are renamed
-        for u in usable[split]:
-            u.pixels = None  # this split is done: free its cached images
+    try:
+        for split in SPLITS:
+            with contextlib.ExitStack() as stack:
+                arrays = {}
+                for kind in DEGRADATIONS:
+                    tmp = stack.enter_context(util.atomic_path(dest / file_name(split, kind)))
+                    shape = (counts[split], *patch_shape(kind))
+                    arrays[kind] = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+                    _allocate(tmp)
+                manifest_splits[split] = _fill_split(usable[split], counts[split], seed, split, arrays)
+                for array in arrays.values():
+                    array.flush()
+                arrays.clear()  # close the memory maps before the files are renamed
+            for u in usable[split]:
+                u.pixels = None  # this split is done: free its cached images
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        raise util.UserError(
+            f"{dest}: the disk is full ({err.strerror}); free space or lower --train/--test, then run again"
+        ) from None
     manifest = {
         "source": source,
         "origin": images.origin,
@@ -437,6 +449,39 @@ def write_dataset(dest: Path, images: SourceImages, settings: dict) -> dict:
     }
     util.write_text_atomic(dest / "manifest.json", _compact_json(manifest))
     return manifest
+
+
+def dataset_bytes(counts: dict[str, int]) -> int:
+    """Bytes of every .npy file of a data set with these counts (headers aside)."""
+    return sum(counts[split] * int(np.prod(patch_shape(kind))) for split in SPLITS for kind in DEGRADATIONS)
+
+
+def check_free_space(dest: Path, counts: dict[str, int]) -> None:
+    """A UserError before anything is written when the disk of ``dest`` cannot hold the pairs."""
+    needed = dataset_bytes(counts)
+    free = shutil.disk_usage(dest).free
+    if needed > free:
+        raise util.UserError(
+            f"{dest}: the pairs need {needed / 2**30:.2f} GiB and the disk has {free / 2**30:.2f} GiB free; free "
+            "space, lower --train/--test or give --out on another disk"
+        )
+
+
+def remove_stale_temporaries(dest: Path) -> None:
+    """Remove the temporary .npy files (``.<name>.*.part.npy``) that an interrupted run left in ``dest``."""
+    stale = sorted(dest.glob(".*.part.npy"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        print(f"note: removed {len(stale)} temporary file(s) of an interrupted run from {dest}", file=sys.stderr)
+
+
+def _allocate(path: Path) -> None:
+    """Reserve the disk blocks of a memory-mapped file, so that a full disk is an OSError here, not a SIGBUS later."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    with open(path, "r+b") as f:
+        os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
 
 
 def _check_and_split(source: str, images: SourceImages):

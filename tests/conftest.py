@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 import threading
@@ -27,6 +28,8 @@ class FileServer:
       closed after half the body), once each;
     - ``ignore_range``: URL paths answered in full (200) even to a Range request;
     - ``always_short``: URL paths whose body is always cut short (a broken server);
+    - ``no_validator``: URL paths answered without ETag (every other answer has a strong ETag of
+      the content, and a Range request whose If-Range differs from it gets the whole file, 200);
     - ``requests``: (path, Range header or None, status) of every GET.
     """
 
@@ -35,6 +38,7 @@ class FileServer:
         self.cut_once: set[str] = set()
         self.ignore_range: set[str] = set()
         self.always_short: set[str] = set()
+        self.no_validator: set[str] = set()
         self.requests: list[tuple[str, str | None, int]] = []
         self.url = ""
 
@@ -57,9 +61,13 @@ def _handler(server: FileServer):
                 self.send_error(404)
                 return
             body = content.read_bytes() if isinstance(content, Path) else content
+            etag = None if path in server.no_validator else '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
             start, status = 0, 200
             range_header = self.headers.get("Range")
             match = re.fullmatch(r"bytes=(\d+)-", range_header or "")
+            if_range = self.headers.get("If-Range")
+            if match and if_range is not None and if_range != etag:
+                match = None  # RFC 9110: the validator does not match, so the whole (new) file
             if match and path not in server.ignore_range:
                 start = int(match.group(1))
                 if start >= len(body):
@@ -74,6 +82,8 @@ def _handler(server: FileServer):
             self.send_response(status)
             self.send_header("Content-Type", "application/zip")
             self.send_header("Content-Length", str(len(body) - start))
+            if etag:
+                self.send_header("ETag", etag)
             if status == 206:
                 self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
             self.end_headers()

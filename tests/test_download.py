@@ -321,3 +321,20 @@ def test_unsplash_downloads_through_kagglehub_once(tmp_path, monkeypatch):
     download.main(["unsplash", "--out", str(out), *SMALL])  # up to date: kagglehub is not called again
     assert calls == [("quadeer15sh/image-super-resolution-from-unsplash", str(out / "raw" / "unsplash" / "kaggle"))]
     check_dataset(out / "unsplash", 40, 10, image_root=out / "raw" / "unsplash" / "kaggle")
+
+
+def test_a_mars_split_list_entry_outside_the_archive_is_refused(tmp_path):
+    """A list line such as ../../x.png must not make download.py read a file outside the archive."""
+    from download_module import mars
+
+    root = tmp_path / "raw" / "mars" / "msl-images"
+    (root / "calibrated").mkdir(parents=True)
+    outside = tmp_path / "x.png"
+    Image.fromarray(np.zeros((200, 200, 3), np.uint8)).save(outside)
+    Image.fromarray(np.zeros((200, 200, 3), np.uint8)).save(root / "calibrated" / "a.JPG")
+    (root / "train-calibrated-shuffled.txt").write_text("calibrated/a.JPG 1\n../../../x.png 2\n")
+    with pytest.raises(util.UserError, match=r"lists '../../../x.png', outside the archive's folder") as err:
+        mars._listed(root, ("train",))
+    assert "\n" not in str(err.value)
+    (root / "train-calibrated-shuffled.txt").write_text("calibrated/a.JPG 1\n")
+    assert [image.name for image in mars._listed(root, ("train",))] == ["calibrated/a.JPG"]

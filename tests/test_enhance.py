@@ -1,5 +1,6 @@
 """enhance.py end to end on tiny models: kinds of photo kept, names, refusals and one-line errors."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -197,3 +198,50 @@ def test_shipped_models_say_what_they_do():
         assert path.stat().st_size < 5 * 2**20, path
         _, info = load_model(path)
         assert info["task"] == path.stem and info["scale"] == int(path.stem[2:]), (path, info)
+
+
+def test_a_bad_photo_in_a_batch_is_reported_and_the_others_are_written(tmp_path, models):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        Image.fromarray(photo()).save(photos / name)
+    whole = (photos / "b.png").read_bytes()
+    (photos / "b.png").write_bytes(whole[: len(whole) // 2])  # truncated: its header reads, its pixels do not
+    result = cli(photos, "--model", models["sr4"], "--quiet")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    errors = result.stderr.strip().splitlines()
+    assert errors[0].startswith("error: ") and "b.png" in errors[0]
+    assert errors[-1] == (
+        "error: 1 of 3 images could not be read (each named above); the other 2 are written: fix or remove those "
+        "files and run again with --skip-existing"
+    )
+    out = tmp_path / "photos_x4"
+    assert sorted(p.name for p in out.iterdir()) == ["a_x4.png", "c_x4.png"]
+    before = (out / "a_x4.png").stat().st_mtime_ns
+    (photos / "b.png").write_bytes(whole)
+    with pytest.raises(util.UserError, match="exists; give --overwrite to replace it, --skip-existing"):
+        run(photos, "--model", models["sr4"])
+    run(photos, "--model", models["sr4"], "--skip-existing")
+    assert sorted(p.name for p in out.iterdir()) == ["a_x4.png", "b_x4.png", "c_x4.png"]
+    assert (out / "a_x4.png").stat().st_mtime_ns == before  # kept, not enhanced again
+
+
+def test_tiles_output_folder_and_output_size_are_checked_before_any_work(tmp_path, models, monkeypatch):
+    from util import photos
+
+    source = tmp_path / "photo.png"
+    Image.fromarray(photo()).save(source)
+    (tmp_path / "file.txt").write_text("not a folder")
+    for argv, named in (
+        (("--tile", "-8"), "--tile -8: give a tile side of at least 1"),
+        (("--overlap", "-1"), "--overlap -1: give 0 or more"),
+        (("--overlap", "999"), "--overlap 999: must be smaller than the tile (128 px)"),
+        (("--out", tmp_path / "file.txt" / "sub"), "is not a writable folder"),
+    ):
+        with pytest.raises(util.UserError, match=re.escape(named)) as err:
+            run(source, "--model", models["sr4"], *argv)
+        assert "\n" not in str(err.value)
+    monkeypatch.setattr(photos, "available_memory", lambda: 10_000)  # its 128x96 RGB output needs 36 864 bytes
+    with pytest.raises(util.UserError, match=r"photo.png: its x4 output \(128x96\) needs 0.0 GiB, more than the"):
+        run(source, "--model", models["sr4"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt", "photo.png"]  # nothing written

@@ -132,3 +132,38 @@ def test_self_ensemble_writes_its_own_json(tmp_path, small_sets, capsys):
     assert ensembled["mean"]["model"]["psnr"] != plain["mean"]["model"]["psnr"]
     with pytest.raises(util.UserError, match="--ensemble applies to a model"):
         evaluate.main(["--model", "bicubic", "--data", str(folder), "--ensemble"])
+
+
+def test_hr_beside_lr_bicubic_scores_only_the_hr_images(small_sets, tmp_path):
+    """The EDSR / BasicSR archives' layout: HR/ beside LR_bicubic/X4/ with the same file names."""
+    from PIL import Image
+
+    folder = tmp_path / "Set2"
+    (folder / "HR").mkdir(parents=True)
+    (folder / "LR_bicubic" / "X4").mkdir(parents=True)
+    for path in sorted((small_sets / "Tiny5").glob("*.png"))[:2]:
+        image = Image.open(path)
+        image.save(folder / "HR" / path.name)
+        image.resize((image.width // 4, image.height // 4), Image.BICUBIC).save(
+            folder / "LR_bicubic" / "X4" / path.name
+        )
+    task = benchmark_task("sr4")
+    result = evaluate_folder(folder, task)
+    assert len(result["images"]) == 2
+    assert result["mean"] == evaluate_folder(folder / "HR", task)["mean"]
+    (folder / "HR").rename(folder / "GT")  # no HR/ folder: LR folders are still never references
+    assert len(evaluate_folder(folder, task)["images"]) == 2
+
+
+def test_images_too_small_for_the_protocol_are_a_one_line_error(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "Small"
+    folder.mkdir()
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(folder / "tiny.png")
+    for name in ("sr4", "sr2", "noise25"):
+        with pytest.raises(util.UserError, match=r"tiny.png: 10x10 px is too small for the .* protocol") as err:
+            evaluate_folder(folder, benchmark_task(name))
+        assert "\n" not in str(err.value)
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(folder / "tiny.png")
+    assert len(evaluate_folder(folder, benchmark_task("sr4"))["images"]) == 1  # 20 - 2 x 4 = 12 >= 11

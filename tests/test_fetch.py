@@ -11,6 +11,13 @@ from download_module import fetch
 BODY = bytes(range(256)) * 4096  # 1 MiB, every offset recognisable
 
 
+def etag(body: bytes) -> str:
+    """The test server's ETag of ``body`` (tests/conftest.py)."""
+    import hashlib
+
+    return '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
+
+
 def statuses(server, path):
     return [(rng, status) for p, rng, status in server.requests if p == path]
 
@@ -56,6 +63,7 @@ def test_download_never_leaves_a_short_file_under_its_name(http_server, tmp_path
 def test_download_completes_a_full_part_file_on_416(http_server, tmp_path, fast_retries):
     url = http_server.add("/a.zip", BODY)
     (tmp_path / "a.zip.part").write_bytes(BODY)  # crashed after the last byte, before the rename
+    (tmp_path / "a.zip.part.validator").write_text(etag(BODY))  # what the first response said
     assert fetch.download(url, tmp_path / "a.zip").read_bytes() == BODY
     assert statuses(http_server, "/a.zip") == [(f"bytes={len(BODY)}-", 416)]
 
@@ -133,3 +141,23 @@ def test_download_and_extract_needs_no_archive_once_extracted(http_server, tmp_p
     archive.unlink()  # deleted to save space
     fetch.download_and_extract(url, archive, target)
     assert len(http_server.requests) == 1 and not archive.exists()
+
+
+def test_a_file_changed_on_the_server_is_downloaded_again_whole(http_server, tmp_path, fast_retries):
+    new = bytes(reversed(BODY))
+    url = http_server.add("/a.zip", new)
+    (tmp_path / "a.zip.part").write_bytes(BODY[: len(BODY) // 2])  # half of the old version
+    (tmp_path / "a.zip.part.validator").write_text(etag(BODY))
+    dest = fetch.download(url, tmp_path / "a.zip")
+    assert dest.read_bytes() == new  # never half old, half new
+    assert statuses(http_server, "/a.zip") == [(f"bytes={len(BODY) // 2}-", 200)]
+    assert not (tmp_path / "a.zip.part.validator").exists()
+
+
+def test_a_part_without_a_validator_is_not_resumed(http_server, tmp_path, fast_retries):
+    url = http_server.add("/a.zip", BODY)
+    http_server.no_validator.add("/a.zip")
+    http_server.cut_once.add("/a.zip")
+    dest = fetch.download(url, tmp_path / "a.zip")
+    assert dest.read_bytes() == BODY
+    assert statuses(http_server, "/a.zip") == [(None, 200), (None, 200)]  # no way to tell it is the same file

@@ -373,3 +373,71 @@ def test_variant_trains_the_recipe_with_a_model_argument_changed(tiny_pairs, tmp
         "no-ema",
         "no-shifts",
     ]
+
+
+def test_runs_with_other_settings_get_their_own_folder_and_the_same_are_reused(tiny_pairs, tmp_path, capsys):
+    import edsr_lite
+
+    args = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY, "--filters", "8", "--blocks", "1"]
+    edsr_lite.main([*args, "--learning-rate", "0.001"])
+    edsr_lite.main([*args, "--learning-rate", "0.01"])
+    first, second = tmp_path / "edsr_lite-sr4-16-tiny", tmp_path / "edsr_lite-sr4-16-tiny-2"
+    for folder, rate in ((first, 0.001), (second, 0.01)):
+        assert json.loads((folder / "settings.json").read_text())["learning_rate"] == rate
+        assert json.loads((folder / "results.json").read_text())["learning_rate"] == rate
+        assert len((folder / "training.csv").read_text().splitlines()) == 1 + 2  # header and its own 2 epochs
+    assert "holds a run with other settings; this one is edsr_lite-sr4-16-tiny-2" in capsys.readouterr().out
+    before = (first / "results.json").stat().st_mtime_ns
+    edsr_lite.main([*args, "--learning-rate", "0.001"])  # the same settings: reused, not trained again
+    assert "already trained with these settings" in capsys.readouterr().out
+    assert (first / "results.json").stat().st_mtime_ns == before
+    assert len((first / "training.csv").read_text().splitlines()) == 3
+    edsr_lite.main([*args, "--learning-rate", "0.01", "--role", "test"])  # finds the run of its settings
+    assert (second / "test_results.json").exists() and not (first / "test_results.json").exists()
+
+
+def test_a_resumed_run_keeps_its_best_checkpoint_and_its_training_time(tiny_pairs, tmp_path, monkeypatch):
+    import keras
+
+    import edsr_lite
+
+    class Killed(keras.callbacks.Callback):
+        """Stands for a kill after the first epoch (its backup and logs are written)."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt
+
+    args = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY, "--filters", "8", "--blocks", "1"]
+    monkeypatch.setattr(keras.callbacks, "TerminateOnNaN", Killed)
+    with pytest.raises(KeyboardInterrupt):
+        edsr_lite.main(args)
+    monkeypatch.undo()
+    folder = tmp_path / "edsr_lite-sr4-16-tiny"
+    first_part = json.loads((folder / "train_seconds.json").read_text())["seconds"]
+    first_loss = float((folder / "training.csv").read_text().splitlines()[1].split(",")[-1])
+    thresholds = []
+
+    class Checkpoint(keras.callbacks.ModelCheckpoint):
+        def __init__(self, *a, initial_value_threshold=None, **k):
+            thresholds.append(initial_value_threshold)
+            super().__init__(*a, initial_value_threshold=initial_value_threshold, **k)
+
+    monkeypatch.setattr(keras.callbacks, "ModelCheckpoint", Checkpoint)
+    edsr_lite.main(args)
+    assert thresholds == [pytest.approx(first_loss)]  # the best of the first part, not None
+    results = json.loads((folder / "results.json").read_text())
+    assert results["train_seconds"] >= round(first_part, 1) > 0  # both parts counted
+    assert len((folder / "training.csv").read_text().splitlines()) == 1 + 2
+    assert not (folder / "train_seconds.json").exists() and not (folder / "backup").exists()
+
+
+def test_train_patches_beyond_the_data_name_the_run_after_the_real_count(tiny_pairs, tmp_path, capsys):
+    import edsr_lite
+
+    args = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY, "--filters", "8", "--blocks", "1"]
+    edsr_lite.main([*args, "--train-patches", "100"])
+    out = capsys.readouterr().out
+    assert "TRAIN_PATCHES=100, but" in out and "has 24 training pairs: all are used" in out
+    results = json.loads((tmp_path / "edsr_lite-sr4-24-tiny" / "results.json").read_text())
+    assert results["train_patches"] == 24 and results["settings"]["train_patches"] == 24
+    assert not (tmp_path / "edsr_lite-sr4-100-tiny").exists()

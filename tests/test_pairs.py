@@ -163,3 +163,47 @@ def test_is_up_to_date_needs_every_file_with_its_shape(tmp_path, photo_files):
     assert not pairs.is_up_to_date(dest, settings)
     (dest / "test_sr4.npy").unlink()
     assert not pairs.is_up_to_date(dest, settings)
+
+
+def test_a_full_disk_is_a_one_line_error_and_leaves_no_temporary_file(tmp_path, photo_files, monkeypatch):
+    import errno
+    import os
+
+    images = pairs.SourceImages(images_of(photo_files[:2]), images_of(photo_files[2:]), "fixed", "here")
+    settings = pairs.dataset_settings("t", images, {"train": 12, "test": 5}, seed=0)
+    dest = tmp_path / "t"
+    pairs.write_dataset(dest, images, settings)
+    before = {p.name: p.read_bytes() for p in dest.glob("*.npy")}
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)  # what a full disk answers when the blocks are reserved
+    other = pairs.dataset_settings("t", images, {"train": 12, "test": 5}, seed=1)
+    with pytest.raises(util.UserError, match="the disk is full .*; free space or lower --train/--test") as err:
+        pairs.write_dataset(dest, images, other)
+    assert "\n" not in str(err.value)
+    assert not list(dest.glob(".*part*")), "no temporary file is left behind"
+    assert {p.name: p.read_bytes() for p in dest.glob("*.npy")} == before  # the old files are intact
+    assert not pairs.is_up_to_date(dest, other)
+
+
+def test_free_space_is_checked_first_and_stale_temporaries_are_removed(tmp_path, photo_files, monkeypatch, capsys):
+    import shutil
+
+    images = pairs.SourceImages(images_of(photo_files[:2]), images_of(photo_files[2:]), "fixed", "here")
+    counts = {"train": 12, "test": 5}
+    settings = pairs.dataset_settings("t", images, counts, seed=0)
+    dest = tmp_path / "t"
+    dest.mkdir()
+    stale = dest / ".train_hr.k3j2x.part.npy"  # what a killed run leaves
+    stale.write_bytes(b"\0" * 1000)
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=pairs.dataset_bytes(counts) - 1))
+    with pytest.raises(util.UserError, match=r"the pairs need 0.00 GiB and the disk has 0.00 GiB free"):
+        pairs.write_dataset(dest, images, settings)
+    assert not stale.exists() and "removed 1 temporary file(s)" in capsys.readouterr().err
+    assert not list(dest.glob("*.npy"))  # nothing written
+    monkeypatch.undo()
+    pairs.write_dataset(dest, images, settings)
+    assert pairs.is_up_to_date(dest, settings)

@@ -136,6 +136,36 @@ def score_patches(outputs: np.ndarray, targets: np.ndarray) -> dict:
 
 # ---- 3. One folder of images -----------------------------------------------------------
 
+SSIM_WINDOW = 11  # the Gaussian window's side: the least a measured image must keep
+
+
+def reference_images(folder: Path) -> list[Path]:
+    """The HR images of a benchmark folder, never its LR ones.
+
+    Layouts: the images themselves (``datasets/benchmark/Set5/*.png``), or the EDSR /
+    BasicSR archives' ``HR/`` beside ``LR_bicubic/X4/``: then ``HR/`` only. Anything below a
+    folder whose name starts with ``LR`` is left out in every layout.
+    """
+    root = folder / "HR" if (folder / "HR").is_dir() else folder
+    return [
+        path
+        for path in list_images(root)
+        if not any(part.upper().startswith("LR") for part in path.relative_to(root).parts[:-1])
+    ]
+
+
+def check_size(path: Path, reference: np.ndarray, task: Task) -> None:
+    """A UserError naming ``path`` when it is too small for the protocol (modcrop, border crop, SSIM window)."""
+    border = task.scale if task.scale > 1 else 0
+    need = SSIM_WINDOW + 2 * border
+    need = -(-need // task.scale) * task.scale  # and a whole LR pixel count
+    height, width = reference.shape[:2]
+    if min(height // task.scale * task.scale, width // task.scale * task.scale) - 2 * border < SSIM_WINDOW:
+        raise UserError(
+            f"{path}: {width}x{height} px is too small for the {task.name} protocol (at least {need} px a side); "
+            "remove it from the folder"
+        )
+
 
 def evaluate_folder(folder, task: Task, enhance: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
     """Per-image and mean PSNR / SSIM of the baseline and of ``enhance`` on every image of ``folder``.
@@ -145,12 +175,14 @@ def evaluate_folder(folder, task: Task, enhance: Callable[[np.ndarray], np.ndarr
     ``{"dataset", "task", "images": [{"image", "baseline": {"psnr", "ssim"}, "model": ...}], "mean": ...}``.
     """
     folder = Path(folder)
-    paths = list_images(folder)
+    paths = reference_images(folder)
     if not paths:
         raise UserError(f"{folder}: no images found; give a folder of benchmark images ({FETCH_HINT})")
     rows = []
     for path in paths:
-        target, degraded = degrade(load_reference(path), task)
+        reference = load_reference(path)
+        check_size(path, reference, task)
+        target, degraded = degrade(reference, task)
         row = {"image": path.stem, "baseline": measure(baseline(degraded, task), target, task)}
         if enhance is not None:
             row["model"] = measure(enhance(degraded), target, task)

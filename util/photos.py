@@ -9,14 +9,18 @@ output appears at once, complete (written atomically).
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
+from PIL import Image
+
 from util.files import UserError, atomic_path
-from util.images import check_photo, list_images, read_photo, write_png
+from util.images import ImageError, list_images, read_photo, write_png
 
 
 def find_inputs(inputs: list[Path]) -> list[tuple[Path, Path | None]]:
-    """Every image to enhance as ``(path, folder given)``; each header checked, so bad files fail first."""
+    """Every image to enhance as ``(path, folder given)``: the files given and the images below the folders."""
     found = []
     for item in inputs:
         if item.is_dir():
@@ -26,15 +30,16 @@ def find_inputs(inputs: list[Path]) -> list[tuple[Path, Path | None]]:
             found += [(path, item) for path in images]
         else:
             found.append((item, None))
-    for path, _ in found:
-        check_photo(path)
     return found
 
 
-def plan_outputs(found, out: Path | None, suffix: str, overwrite: bool) -> list[tuple[Path, Path]]:
+def plan_outputs(
+    found, out: Path | None, suffix: str, overwrite: bool, skip_existing: bool = False
+) -> list[tuple[Path, Path]]:
     """``(input, output)`` pairs: ``<stem><suffix>.png`` beside the input, in ``out``, or ``out`` itself.
 
-    A folder's images go to ``out`` or to ``<folder><suffix>/``, keeping sub-folders.
+    A folder's images go to ``out`` or to ``<folder><suffix>/``, keeping sub-folders. With
+    ``skip_existing``, inputs whose output exists are left out (a batch resumed after a failure).
     """
     single_file = len(found) == 1 and found[0][1] is None
     out_is_file = out is not None and out.suffix.lower() == ".png" and not out.is_dir()
@@ -56,9 +61,51 @@ def plan_outputs(found, out: Path | None, suffix: str, overwrite: bool) -> list[
         if target.resolve() in outputs:
             raise UserError(f"{target}: two inputs would give this same output; rename one or use --out")
         outputs.add(target.resolve())
-        if target.exists() and not overwrite:
-            raise UserError(f"{target}: exists; give --overwrite to replace it, or --out elsewhere")
+        if target.exists() and not overwrite and not skip_existing:
+            raise UserError(
+                f"{target}: exists; give --overwrite to replace it, --skip-existing to keep it, or --out elsewhere"
+            )
+    if skip_existing and not overwrite:
+        pairs = [(source, target) for source, target in pairs if not target.exists()]
     return pairs
+
+
+def check_writable(pairs) -> None:
+    """A UserError naming the first output folder that cannot be created or written, before any work."""
+    for folder in sorted({target.parent for _, target in pairs}):
+        existing = folder
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise UserError(f"{folder}: cannot write there ({existing} is not a writable folder); give --out elsewhere")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux MemAvailable), or None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_output_size(source: Path, scale: int, limit: int | None) -> None:
+    """A UserError when the output of ``source`` at ``scale`` cannot fit in ``limit`` bytes (header only)."""
+    try:
+        with Image.open(source) as img:
+            width, height = img.size
+            channels = len(img.getbands())
+            sample = 2 if img.mode.startswith("I") else 1
+    except Exception:  # unreadable files are reported when their turn comes
+        return
+    needed = width * height * scale * scale * channels * sample
+    if limit is not None and needed > limit:
+        raise UserError(
+            f"{source}: its x{scale} output ({width * scale}x{height * scale}) needs {needed / 2**30:.1f} GiB, more "
+            f"than the {limit / 2**30:.1f} GiB of memory available; split the image into parts first"
+        )
 
 
 def output_suffix(info: dict) -> str:
@@ -75,23 +122,50 @@ def enhance_photos(
     overlap: int | None = None,
     ensemble: bool = False,
     progress: bool = True,
+    skip_existing: bool = False,
 ) -> list[Path]:
     """Enhance every image of ``inputs`` (files or folders) with the model at ``model_path``; return the outputs.
 
-    ``tile``, ``overlap`` and ``ensemble`` as ``util.inference.enhance_array``.
+    ``tile``, ``overlap`` and ``ensemble`` as ``util.inference.enhance_array``. The arguments,
+    the output folders and the outputs' sizes are checked before any work. A file that cannot
+    be read is reported in one line on stderr and the others go on; the batch then ends with a
+    UserError that counts the failures (one image alone fails with its own error).
     """
+    if tile is not None and tile < 1:
+        raise UserError(f"--tile {tile}: give a tile side of at least 1 input pixel")
+    if overlap is not None and overlap < 0:
+        raise UserError(f"--overlap {overlap}: give 0 or more input pixels")
     found = find_inputs(inputs)
-    # TensorFlow takes seconds to import (and logs to stderr): only once the inputs are checked.
-    from util.inference import enhance_array
+    # TensorFlow takes seconds to import (and logs to stderr): only once the inputs are found.
+    from util.inference import default_tile, enhance_array
     from util.models import load_model
 
     model, info = load_model(model_path)
-    written = []
-    for source, target in plan_outputs(found, out, output_suffix(info), overwrite):
-        photo = read_photo(source)
+    if overlap is not None and overlap >= (tile or default_tile(info)):
+        raise UserError(f"--overlap {overlap}: must be smaller than the tile ({tile or default_tile(info)} px)")
+    pairs = plan_outputs(found, out, output_suffix(info), overwrite, skip_existing)
+    check_writable(pairs)
+    limit = available_memory()
+    for source, _ in pairs:
+        check_output_size(source, info["scale"], limit)
+    written, failed = [], []
+    for source, target in pairs:
+        try:
+            photo = read_photo(source)
+        except ImageError as err:
+            if len(pairs) == 1:
+                raise
+            print(f"error: {err}", file=sys.stderr)
+            failed.append(source)
+            continue
         pixels = enhance_array(model, info, photo.pixels, tile, overlap, progress=progress, ensemble=ensemble)
         with atomic_path(target) as tmp:
             write_png(tmp, pixels, photo.icc_profile)
         print(f"{source} -> {target} ({pixels.shape[1]}x{pixels.shape[0]})")
         written.append(target)
+    if failed:
+        raise UserError(
+            f"{len(failed)} of {len(pairs)} images could not be read (each named above); the other {len(written)} "
+            "are written: fix or remove those files and run again with --skip-existing"
+        )
     return written

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from util.files import UserError, write_json_atomic
 from util.settings import Options, Settings, parse_settings
-from util.training import REPO, run_dir, score_test_pairs, train
+from util.training import REPO, run_dir, score_test_pairs, train, with_available_patches
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def run_script(script: ModelScript, argv=None) -> Path:
     if options.variant:
         settings = studies.with_variants(settings, options.variant)
     if options.role == "test":
-        return test(script.name, settings, options)
+        return test(script.name, with_available_patches(settings), options)
     if options.role == "predict":
         return predict(script.name, settings, options)
     if options.minutes:
@@ -81,6 +81,7 @@ def run_script(script: ModelScript, argv=None) -> Path:
         return studies.sweep(script.name, settings, script.build_model, options.sweep, options.ensemble)
     if options.ablation:
         return studies.ablation(script.name, settings, script.build_model, options.ablation, options.ensemble)
+    settings = with_available_patches(settings)
     folder = run_dir(script.name, settings)
     return train(script.name, settings, script.build_model, folder, options.minutes, options.ensemble)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from util.files import UserError, write_json_atomic, write_text_atomic
 from util.settings import AUGMENTATIONS, Settings
-from util.training import REPO, run_dir, train
+from util.training import REPO, run_dir, run_folder, train, with_available_patches
 
 # name -> (setting or model argument, the value that undoes the recipe's choice, what that means).
 # Two names for one key (constant-lr, cosine-lr): the ablation runs the one whose value differs.
@@ -88,7 +88,7 @@ def sweep(script: str, settings: Settings, build_model, sizes, ensemble=False) -
 
     runs = []
     for size in sorted(sizes, reverse=True):
-        run_settings = dataclasses.replace(settings, train_patches=size)
+        run_settings = with_available_patches(dataclasses.replace(settings, train_patches=size))
         folder = run_dir(script, run_settings)
         keras.backend.clear_session()
         train(script, run_settings, build_model, folder, ensemble=ensemble)
@@ -139,18 +139,19 @@ def ablation(script: str, settings: Settings, build_model, asked: str, ensemble=
     out_dir = (REPO / settings.out / f"ablation-{settings.task}-{Path(settings.dataset).name}").resolve()
     for name in names:
         change = variants[name]
+        key = {**settings.to_json(), "out": None, "variant": name}
+        done = [p for p in out_dir.glob(f"{script}-{name}*/results.json") if _ablation_key(p) == key]
+        if done:
+            print(f"ablation {name}: already trained with these settings ({done[0]})")
+            continue
         run_settings = settings if name == "recipe" else with_variants(settings, [name])
         same_time = name in VARIANTS and VARIANTS[name][0] in SAME_TIME
         if same_time:
             run_settings = dataclasses.replace(
                 run_settings, backprops=same_time_backprops(build_model, settings, run_settings)
             )
-        key = {**settings.to_json(), "out": None, "variant": name}
-        folder_out = out_dir / f"{script}-{name}"
+        folder_out = run_folder(out_dir / f"{script}-{name}", run_settings)
         done = folder_out / "results.json"
-        if done.exists() and json.loads(done.read_text()).get("ablation", {}).get("key") == key:
-            print(f"ablation {name}: already trained with these settings ({done})")
-            continue
         keras.backend.clear_session()
         train(script, run_settings, build_model, folder_out, ensemble=ensemble)
         model, info = load_model(folder_out / "model.keras")
@@ -161,12 +162,17 @@ def ablation(script: str, settings: Settings, build_model, asked: str, ensemble=
         results["ablation"] = {"name": name, "change": change, "key": key, "set5": scores["mean"]}
         write_json_atomic(done, results)
     runs = [json.loads(p.read_text()) for p in sorted(out_dir.glob(f"{script}-*/results.json"))]
-    runs = [r for r in runs if "ablation" in r]
+    recipe_key = {**settings.to_json(), "out": None, "variant": None}
+    runs = [r for r in runs if "ablation" in r and {**r["ablation"]["key"], "variant": None} == recipe_key]
     table = report.ablation_table(script, runs)
     write_text_atomic(out_dir / f"{script}.md", table)
     print(table)
     print(f"ablation of {script}: {out_dir}")
     return out_dir
+
+
+def _ablation_key(results_path: Path):
+    return json.loads(results_path.read_text()).get("ablation", {}).get("key")
 
 
 def budget_backprops(build_model, settings: Settings, minutes: float) -> int:

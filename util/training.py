@@ -8,6 +8,9 @@ protocol) and writes the run folder (README.md, "What a run leaves").
 
 from __future__ import annotations
 
+import csv
+import itertools
+import json
 import math
 import time
 from pathlib import Path
@@ -28,8 +31,57 @@ def run_name(script: str, settings: Settings) -> str:
     return name if settings.dataset == "builtin" else f"{name}-{Path(settings.dataset).name}"
 
 
+def with_available_patches(settings: Settings) -> Settings:
+    """``settings`` with TRAIN_PATCHES no larger than the data set's training pairs (the run's real count)."""
+    import dataclasses
+
+    from util import data
+
+    folder = data.dataset_dir(settings.dataset)
+    available = len(np.load(folder / "train_hr.npy", mmap_mode="r"))
+    if settings.train_patches <= available:
+        return settings
+    print(f"note: TRAIN_PATCHES={settings.train_patches}, but {folder} has {available} training pairs: all are used")
+    return dataclasses.replace(settings, train_patches=available)
+
+
 def run_dir(script: str, settings: Settings) -> Path:
-    return (REPO / settings.out / run_name(script, settings)).resolve()
+    """The run folder of these settings: ``<OUT>/<run_name>``, or ``<run_name>-2``, ``-3`` ... (see run_folder)."""
+    return run_folder((REPO / settings.out / run_name(script, settings)).resolve(), settings)
+
+
+def run_folder(base: Path, settings: Settings) -> Path:
+    """The first of ``base``, ``base-2``, ``base-3`` ... whose settings.json holds these settings, or that is free.
+
+    A folder holding other settings (or files but no settings.json) is never written into:
+    runs with different settings get numbered folders beside it.
+    """
+    wanted = settings.to_json()
+    for n in itertools.count(1):
+        folder = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        saved = folder / "settings.json"
+        if saved.exists():
+            if json.loads(saved.read_text()) == wanted:
+                return folder
+        elif not folder.exists() or not any(folder.iterdir()):
+            if n > 1:
+                print(f"note: {base} holds a run with other settings; this one is {folder.name}")
+            return folder
+    raise AssertionError("unreachable")
+
+
+def resume_state(folder: Path) -> tuple[float | None, float]:
+    """(best val_loss so far, training seconds so far) of an interrupted run in ``folder``; (None, 0) when new."""
+    if not (folder / "backup").exists():
+        return None, 0.0
+    best = None
+    if (folder / "best.weights.h5").exists() and (folder / "training.csv").exists():
+        with open(folder / "training.csv") as f:
+            losses = [float(row["val_loss"]) for row in csv.DictReader(f) if row.get("val_loss")]
+        best = min(losses) if losses else None
+    clock = folder / "train_seconds.json"
+    seconds = json.loads(clock.read_text())["seconds"] if clock.exists() else 0.0
+    return best, seconds
 
 
 def configure_precision(precision: str) -> str:
@@ -84,6 +136,25 @@ def training_dataset(inputs, targets, settings: Settings, info: dict, seed: int)
     )
 
 
+def _training_clock():
+    import keras
+
+    class TrainingClock(keras.callbacks.Callback):
+        """Writes the training seconds of the finished epochs (with ``start`` seconds before them) to ``path``."""
+
+        def __init__(self, path: Path, start: float):
+            super().__init__()
+            self.path, self.start = path, start
+
+        def on_train_begin(self, logs=None):
+            self.began = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            write_json_atomic(self.path, {"seconds": self.start + time.time() - self.began, "epochs": epoch + 1})
+
+    return TrainingClock
+
+
 def train(
     script: str, settings: Settings, build_model, folder_out: Path, minutes_asked: float | None = None, ensemble=False
 ) -> Path:
@@ -96,6 +167,12 @@ def train(
     from util import data, report
 
     started = time.time()
+    saved_settings = folder_out / "settings.json"
+    if saved_settings.exists() and json.loads(saved_settings.read_text()) != settings.to_json():
+        raise UserError(f"{folder_out}: holds a run with other settings ({saved_settings}); give another OUT")
+    if saved_settings.exists() and (folder_out / "results.json").exists() and not (folder_out / "backup").exists():
+        print(f"{script}: already trained with these settings in {folder_out}; delete that folder to train again")
+        return folder_out
     folder = data.dataset_dir(settings.dataset)
     precision = configure_precision(settings.precision)
     keras.utils.set_random_seed(settings.seed)
@@ -118,15 +195,27 @@ def train(
     val_ds = data.validation_dataset(val_x, val_hr)
 
     folder_out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(saved_settings, settings.to_json())
+    best_so_far, seconds_so_far = resume_state(folder_out)
+    if best_so_far is None:  # a new run: no rows of an earlier attempt in its log
+        (folder_out / "training.csv").unlink(missing_ok=True)
     best = folder_out / "best.weights.h5"
     # With EMA, SwapEMAWeights puts the averaged weights in the model for validation and for
     # ModelCheckpoint (after it in the list); the backup before it keeps the raw ones to resume.
     swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if settings.ema else []
+    TrainingClock = _training_clock()
     callbacks = [
         keras.callbacks.BackupAndRestore(str(folder_out / "backup")),
         *swap,
-        keras.callbacks.ModelCheckpoint(str(best), monitor="val_loss", save_best_only=True, save_weights_only=True),
+        keras.callbacks.ModelCheckpoint(
+            str(best),
+            monitor="val_loss",
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=best_so_far,  # a resumed run keeps the best of its first part
+        ),
         keras.callbacks.CSVLogger(str(folder_out / "training.csv"), append=True),
+        TrainingClock(folder_out / "train_seconds.json", seconds_so_far),
         keras.callbacks.TensorBoard(str(folder_out / "tensorboard"), write_graph=False),
         keras.callbacks.TerminateOnNaN(),
     ]
@@ -146,7 +235,7 @@ def train(
         shuffle=False,  # tf.data already shuffles
         verbose=2,
     )
-    train_seconds = time.time() - fit_started
+    train_seconds = seconds_so_far + (time.time() - fit_started)
     if not np.isfinite(model.evaluate(val_ds, verbose=0)):
         raise UserError(f"training diverged (loss is not finite); lower LEARNING_RATE={settings.learning_rate}")
     if best.exists():
@@ -160,6 +249,7 @@ def train(
     with atomic_path(folder_out / "model.keras") as tmp:
         keras.saving.save_model(saved, tmp)
     best.unlink(missing_ok=True)
+    (folder_out / "train_seconds.json").unlink(missing_ok=True)
 
     backprops = steps_per_epoch * epochs * settings.batch
     meta = {
