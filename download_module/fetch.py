@@ -210,6 +210,30 @@ def _transfer(url: str, part: Path) -> None:
             part.unlink()
             raise _Retry(f"got {size} bytes, more than the announced {total}; restarting")
         raise _Retry(f"transfer cut off at {size} of {total} bytes")
+    if total is None and _is_archive_name(part) and not _archive_is_whole(part):
+        # No size announced: a connection closed early looks like the end of the file. An
+        # archive says itself whether it is whole (a zip's end record, a tar's end blocks).
+        raise _Retry(f"transfer ended at {size} bytes with no size announced, and the archive is cut short")
+
+
+def _is_archive_name(part: Path) -> bool:
+    name = part.name.removesuffix(".part").lower()
+    return name.endswith((".zip", ".tar", ".tar.gz", ".tgz"))
+
+
+def _archive_is_whole(part: Path) -> bool:
+    import tarfile
+
+    name = part.name.removesuffix(".part").lower()
+    if name.endswith(".zip"):
+        return zipfile.is_zipfile(part)
+    try:
+        with tarfile.open(part) as tar:
+            for _ in tar:
+                pass
+        return True
+    except (tarfile.TarError, EOFError, OSError):
+        return False
 
 
 def _stream(response, part: Path, offset: int, total: int | None) -> None:

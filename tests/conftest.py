@@ -28,6 +28,7 @@ class FileServer:
       closed after half the body), once each;
     - ``ignore_range``: URL paths answered in full (200) even to a Range request;
     - ``always_short``: URL paths whose body is always cut short (a broken server);
+    - ``no_length``: URL paths answered without Content-Length (the end of the body is the close);
     - ``no_validator``: URL paths answered without ETag (every other answer has a strong ETag of
       the content, and a Range request whose If-Range differs from it gets the whole file, 200);
     - ``requests``: (path, Range header or None, status) of every GET.
@@ -39,6 +40,7 @@ class FileServer:
         self.ignore_range: set[str] = set()
         self.always_short: set[str] = set()
         self.no_validator: set[str] = set()
+        self.no_length: set[str] = set()
         self.requests: list[tuple[str, str | None, int]] = []
         self.url = ""
 
@@ -81,7 +83,10 @@ def _handler(server: FileServer):
             server.requests.append((path, range_header, status))
             self.send_response(status)
             self.send_header("Content-Type", "application/zip")
-            self.send_header("Content-Length", str(len(body) - start))
+            if path not in server.no_length:
+                self.send_header("Content-Length", str(len(body) - start))
+            else:
+                self.close_connection = True
             if etag:
                 self.send_header("ETag", etag)
             if status == 206:

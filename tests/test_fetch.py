@@ -161,3 +161,16 @@ def test_a_part_without_a_validator_is_not_resumed(http_server, tmp_path, fast_r
     dest = fetch.download(url, tmp_path / "a.zip")
     assert dest.read_bytes() == BODY
     assert statuses(http_server, "/a.zip") == [(None, 200), (None, 200)]  # no way to tell it is the same file
+
+
+def test_an_archive_cut_short_without_content_length_is_not_taken_as_complete(http_server, tmp_path, fast_retries):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("a/b.bin", BODY)
+    archive = buffer.getvalue()
+    url = http_server.add("/a.zip", archive)
+    http_server.no_length.add("/a.zip")
+    http_server.cut_once.add("/a.zip")
+    dest = fetch.download(url, tmp_path / "a.zip")
+    assert dest.read_bytes() == archive
+    assert [status for _, status in statuses(http_server, "/a.zip")] == [200, 206]  # the cut one was resumed
