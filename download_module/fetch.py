@@ -222,8 +222,6 @@ def _is_archive_name(part: Path) -> bool:
 
 
 def _archive_is_whole(part: Path) -> bool:
-    import tarfile
-
     name = part.name.removesuffix(".part").lower()
     if name.endswith(".zip"):
         return zipfile.is_zipfile(part)
@@ -289,6 +287,11 @@ def extract(archive, target) -> Path:
     raise UserError(f"{archive}: not a .zip, .tar, .tar.gz or .tgz archive; cannot extract it")
 
 
+def _stamp(archive: Path) -> dict:
+    """What the extraction marker records of the archive it was made from."""
+    return {"archive": archive.name, "bytes": archive.stat().st_size}
+
+
 def _marker(archive: Path, target: Path) -> Path:
     return target / f".{archive.name}.extracted"
 
@@ -302,8 +305,7 @@ def extract_zip(archive, target) -> Path:
     does nothing; an interrupted one is redone.
     """
     archive, target = Path(archive), Path(target)
-    marker = _marker(archive, target)
-    stamp = {"archive": archive.name, "bytes": archive.stat().st_size}
+    marker, stamp = _marker(archive, target), _stamp(archive)
     if marker.exists() and _read_json(marker) == stamp:
         return target
     try:
@@ -357,8 +359,7 @@ def extract_tar(archive, target) -> Path:
     files or pipes), and a marker records a finished extraction.
     """
     archive, target = Path(archive), Path(target)
-    marker = _marker(archive, target)
-    stamp = {"archive": archive.name, "bytes": archive.stat().st_size}
+    marker, stamp = _marker(archive, target), _stamp(archive)
     if marker.exists() and _read_json(marker) == stamp:
         return target
     try:

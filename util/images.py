@@ -46,7 +46,8 @@ def round_to_dtype(values: np.ndarray, dtype=np.uint8, scale: float | None = Non
     [0, 1]; give 1.0 for values already on the integer scale.
     """
     peak = np.iinfo(dtype).max
-    scaled = np.asarray(values, dtype=np.float64 if np.asarray(values).dtype == np.float64 else np.float32)
+    values = np.asarray(values)
+    scaled = values.astype(np.float64 if values.dtype == np.float64 else np.float32, copy=False)
     scaled = scaled * (peak if scale is None else scale)
     return np.clip(np.floor(scaled + 0.5), 0, peak).astype(dtype)
 

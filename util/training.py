@@ -57,7 +57,7 @@ def run_folder(base: Path, settings: Settings) -> Path:
     runs with different settings get numbered folders beside it.
     """
     wanted = settings.to_json()
-    for n in itertools.count(1):
+    for n in itertools.count(1):  # ends at the first free folder
         folder = base if n == 1 else base.with_name(f"{base.name}-{n}")
         saved = folder / "settings.json"
         if saved.exists():
@@ -67,7 +67,6 @@ def run_folder(base: Path, settings: Settings) -> Path:
             if n > 1:
                 print(f"note: {base} holds a run with other settings; this one is {folder.name}")
             return folder
-    raise AssertionError("unreachable")
 
 
 def resume_state(folder: Path) -> tuple[float | None, float]:
