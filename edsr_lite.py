@@ -22,7 +22,7 @@ Outputs go to runs/edsr_lite-<task>-<train patches>/ (see README.md).
 import sys
 
 # ---- Constants: edit these (each is also a flag: TRAIN_PATCHES -> --train-patches) ----
-DATASET = "builtin"  # pairs written by download.py: builtin | div2k | mars | unsplash | a folder under datasets/
+DATASET = "builtin"  # pairs written by download.py: builtin | div2k | mars | unsplash | dem (rasters) | datasets/<name>
 TASK = "sr4"  # sr2 | sr4 | sr8 (bicubic x2/x4/x8) | noise64 | noise64blur | x4noise64
 TRAIN_PATCHES = 1000  # train on the first N training pairs; the prototype's study: 100 / 1000 / 10000
 BACKPROPS = 180_000  # samples shown in all, whatever TRAIN_PATCHES is (x4: ~20 min on one core of a 2-core Xeon)
@@ -37,9 +37,10 @@ PRECISION = "auto"  # auto (bfloat16 where the CPU has native bf16, else float32
 FILTERS = 32  # feature channels
 BLOCKS = 4  # residual blocks (8 scored 0.09 dB more on Set5 in the same ~20 min, at 1.7x the time per sample)
 LOSS = "mae"  # mae (L1) | mse
-AUGMENT = "flips,channels,shifts"  # comma list: flips (8 flips/rotations), channels (RGB order), shifts; none
+AUGMENT = "auto"  # auto | none | comma list of flips (8 flips/rotations), channels (RGB order), shifts (sub-pixel)
 SCHEDULE = "constant"  # constant | cosine (decayed to 0 over the run)
 EMA = 0.99  # validate and keep the weights' moving average (Keras' Adam use_ema); 0 = the raw weights
+INIT_FROM = ""  # fine-tune this saved model.keras (same script, task and kind of data); "" = from scratch
 # ----------------------------------------------------------------------------------------
 
 from util.files import run_cli
@@ -66,13 +67,16 @@ def build_model(
     filters=FILTERS,
     blocks=BLOCKS,
     *,
+    channels=3,
     output_init="zeros",
     bicubic_skip=True,
     lr_space=True,
     norm="none",
     dropout=0.0,
 ):
-    """EDSR-lite for ``task``. The keyword-only arguments are the ablation's (util/studies.py):
+    """EDSR-lite for ``task`` on ``channels`` channels (3: RGB photos, 1: rasters, set by the data).
+
+    The other keyword-only arguments are the ablation's (util/studies.py):
 
     ``output_init`` of the last convolution (zeros: the untrained model is bicubic),
     ``bicubic_skip`` (the network adds to bicubic upsampling), ``lr_space`` (layers at LR
@@ -84,14 +88,14 @@ def build_model(
     notes += ["bicubic skip"] * bool(bicubic_skip) + ["batch norm"] * (norm == "batch")
     notes += [f"dropout {dropout:g}"] * bool(dropout)
     architecture = f"EDSR-lite ({blocks} blocks x {filters} filters, {', '.join(notes)})"
-    inputs, image = suite_input(task, "lr" if lr_space else "upsampled", 1, architecture)
+    inputs, image = suite_input(task, "lr" if lr_space else "upsampled", 1, architecture, channels)
     head = layers.Conv2D(filters, 3, padding="same")(layers.Rescaling(1.0, offset=-0.5)(image))
     x = head
     for _ in range(blocks):
         x = res_block(x, filters, norm, dropout)
     x = layers.Add()([head, layers.Conv2D(filters, 3, padding="same")(x)])
     up = scale if lr_space else 1
-    x = layers.Conv2D(3 * up * up, 3, padding="same", kernel_initializer=output_init)(x)
+    x = layers.Conv2D(channels * up * up, 3, padding="same", kernel_initializer=output_init)(x)
     if up > 1:
         x = DepthToSpace(up)(x)
     if not bicubic_skip:  # the output layer alone makes the image (centred like the input)

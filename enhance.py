@@ -5,6 +5,8 @@
     python3 enhance.py photo.jpg --model runs/<run>/model.keras --out big.png
     python3 enhance.py photos/                                # a folder in -> photos_x4/ beside it
     python3 enhance.py noisy.png --model runs/<denoise run>/model.keras   # -> noisy_denoised.png
+    python3 enhance.py dem.tif                                # a DEM -> dem_x4.tif (the shipped raster model)
+    python3 enhance.py grid.asc --scale 2 --nodata -9999      # .asc -> .asc, .npy -> .npy, .nc -> .nc
 
 The model says what it does (task, scale, the input it expects) in its SuiteInfo, so
 any model of the suite works. Photos of any size are processed in overlapping,
@@ -14,6 +16,10 @@ is a PNG of the same kind as the input: grey stays grey, alpha is kept (upscaled
 bicubic), 16-bit stays 16-bit, the ICC profile is kept and EXIF orientation is
 applied to the pixels. Existing files are never replaced without --overwrite, an
 input never, and each output appears at once, complete (written atomically).
+
+Rasters (GeoTIFF with a CRS or one non-8-bit band, .asc, .npy, .npz, .nc; util/raster_enhance.py)
+go through a raster model in their own units: float32 out, same CRS, the cell size
+divided by the scale, nodata kept, in strips of bounded memory.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from util.photos import enhance_photos
 
 # ---- Constants: edit these -------------------------------------------------
 MODELS = Path(__file__).resolve().parent / "assets" / "models"  # the shipped models: sr2, sr4, sr8.keras
-MODEL = MODELS / "sr4.keras"  # --model default
+MODEL = MODELS / "sr4.keras"  # --model default for photos
+RASTER_MODEL = MODELS / "dem_x4.keras"  # --model default for rasters (DEMs); --scale 2: dem_x2.keras
 TILE = None  # tile side in input pixels; None: a ~512-pixel output tile (util.inference.default_tile)
 OVERLAP = None  # overlap of neighbouring tiles in input pixels; None: a quarter of the tile
 
@@ -51,14 +58,68 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_true",
         help="self-ensemble: average the model over the 8 flips/rotations (8x slower, a little sharper)",
     )
+    parser.add_argument("--nodata", type=float, help="rasters: declare this nodata value (for files that lack one)")
+    parser.add_argument("--band", type=int, help="rasters: the band to enhance in a multi-band file (1 = first)")
+    parser.add_argument("--variable", help="rasters: the variable of a NetCDF file")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
+
+
+def enhance_rasters(args, rasters: list[Path]) -> None:
+    """The raster path: each file -> ``<stem>_x<scale><suffix>`` (or in --out), never over an existing file."""
+    from util.models import load_model
+    from util.raster_enhance import check_raster_model, enhance_raster_file, output_path
+
+    model_path = args.model or (MODELS / f"dem_x{args.scale}.keras" if args.scale else RASTER_MODEL)
+    model, info = load_model(model_path)
+    check_raster_model(info, str(model_path))
+    out_file = args.out if args.out is not None and args.out.suffix and not args.out.is_dir() else None
+    if out_file and len(rasters) > 1:
+        raise util.UserError(f"--out {args.out} names one file but there are {len(rasters)} rasters; give a folder")
+    for path in rasters:
+        target = out_file or output_path(path, info["scale"], args.out)
+        if out_file and target.suffix.lower() != path.suffix.lower():
+            raise util.UserError(f"--out {target}: give the input's suffix {path.suffix} (the format stays the same)")
+        if target.resolve() == path.resolve():
+            raise util.UserError(f"{target}: is the input; never overwritten, give --out elsewhere")
+        if target.exists() and args.skip_existing:
+            print(f"{target}: exists, skipped")
+            continue
+        if target.exists() and not args.overwrite:
+            raise util.UserError(f"{target}: exists; give --overwrite to replace it or --skip-existing")
+        enhance_raster_file(
+            path,
+            model,
+            info,
+            target,
+            args.nodata,
+            args.band,
+            args.variable,
+            args.tile,
+            args.overlap,
+            args.ensemble,
+            progress=not args.quiet,
+        )
+        print(f"{path} -> {target} (x{info['scale']}, float32, {info['architecture']})")
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.model is not None and args.scale is not None:
         raise util.UserError(f"--model {args.model} and --scale {args.scale}: give one (--scale picks a shipped model)")
+    from util.raster_enhance import is_raster_file
+
+    rasters = [p for p in args.inputs if p.is_file() and is_raster_file(p)]
+    if rasters and len(rasters) != len(args.inputs):
+        raise util.UserError("give either rasters (DEMs, grids) or photos in one call, not both")
+    if rasters:
+        enhance_rasters(args, rasters)
+        return
+    raster_flags = [
+        f for f, v in (("--nodata", args.nodata), ("--band", args.band), ("--variable", args.variable)) if v
+    ]
+    if raster_flags:
+        raise util.UserError(f"{' '.join(raster_flags)} apply to rasters (.tif DEMs, .asc, .npy, .nc), not photos")
     model_path = args.model or (MODELS / f"sr{args.scale}.keras" if args.scale else MODEL)
     if not model_path.is_file():
         raise util.UserError(

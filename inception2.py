@@ -28,9 +28,10 @@ OUT = "runs"  # folder of the run folders <script>-<task>-<patches> (below the r
 SEED = 0  # seed of the weights, the shuffling, dropout and augmentations
 PRECISION = "auto"  # auto (bfloat16 where the CPU has native bf16, else float32) | float32 | mixed_bfloat16
 LOSS = "mse"  # mse | mae (L1); prototype: mse
-AUGMENT = "none"  # none, or a comma list of flips, channels, shifts (see edsr_lite.py); prototype: none
+AUGMENT = "none"  # none | auto | a comma list of flips, channels, shifts (see edsr_lite.py); prototype: none
 SCHEDULE = "constant"  # constant | cosine (Adam's rate decayed to 0 over the run); prototype: constant
 EMA = 0.0  # momentum of the weights' moving average, validated and saved; 0 = the raw weights (prototype)
+INIT_FROM = ""  # fine-tune this saved model.keras (same script, task and kind of data); "" = from scratch
 # ----------------------------------------------------------------------------------------
 
 from util.files import run_cli
@@ -40,7 +41,7 @@ from util.roles import model_script
 layers = keras.layers
 
 
-def unet(x, dim=64):
+def unet(x, dim=64, channels=3):
     """Four 5x5 stride-2 convolutions down, four 5x5 stride-2 transposed ones up.
 
     Each transposed convolution takes the sum of the previous output and the
@@ -58,23 +59,24 @@ def unet(x, dim=64):
         x = layers.Dropout(0.2)(x)
     x = layers.Conv2D(dim // 2, 3, padding="same", activation="relu")(x)
     x = layers.Dropout(0.2)(x)
-    return layers.Conv2D(3, 5, padding="same")(x)
+    return layers.Conv2D(channels, 5, padding="same")(x)
 
 
-def srcnn535(x, dim=64):
+def srcnn535(x, dim=64, channels=3):
     """SRCNN with 5x5, 3x3, 5x5 kernels (64, 32, 3 filters)."""
     x = layers.Conv2D(dim, 5, padding="same", activation="relu")(x)
     x = layers.Dropout(0.2)(x)
     x = layers.Conv2D(dim // 2, 3, padding="same", activation="relu")(x)
     x = layers.Dropout(0.2)(x)
-    return layers.Conv2D(3, 5, padding="same")(x)
+    return layers.Conv2D(channels, 5, padding="same")(x)
 
 
-def build_model(task=TASK):
+def build_model(task=TASK, *, channels=3):
+    """Inception-Unet+SRCNN535 on ``channels`` channels (3: RGB photos, 1: rasters, set by the data)."""
     # Four stride-2 levels: height and width must be multiples of 16.
-    inputs, x = suite_input(task, "upsampled", 16, "Inception-Unet+SRCNN535")
+    inputs, x = suite_input(task, "upsampled", 16, "Inception-Unet+SRCNN535", channels)
     # The sum is kept in float32 so that bfloat16 training does not round the image.
-    outputs = layers.Add(dtype="float32")([x, unet(x), srcnn535(x)])
+    outputs = layers.Add(dtype="float32")([x, unet(x, channels=channels), srcnn535(x, channels=channels)])
     return keras.Model(inputs, outputs, name="inception_unet_srcnn535")
 
 

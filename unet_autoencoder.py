@@ -27,9 +27,10 @@ OUT = "runs"  # folder of the run folders <script>-<task>-<patches>, relative to
 SEED = 0  # seed of the weights, the shuffling, dropout and augmentations
 PRECISION = "auto"  # auto (bfloat16 where the CPU has native bf16, else float32) | float32 | mixed_bfloat16
 LOSS = "mse"  # mse | mae (L1); prototype: mse
-AUGMENT = "none"  # none, or a comma list of flips, channels, shifts (see edsr_lite.py); prototype: none
+AUGMENT = "none"  # none | auto | a comma list of flips, channels, shifts (see edsr_lite.py); prototype: none
 SCHEDULE = "constant"  # constant | cosine (Adam's rate decayed to 0 over the run); prototype: constant
 EMA = 0.0  # momentum of the weights' moving average, validated and saved; 0 = the raw weights (prototype)
+INIT_FROM = ""  # fine-tune this saved model.keras (same script, task and kind of data); "" = from scratch
 # ----------------------------------------------------------------------------------------
 
 from util.files import run_cli
@@ -48,9 +49,10 @@ def conv_block(x, filters):
     return layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
 
 
-def build_model(task=TASK):
+def build_model(task=TASK, *, channels=3):
+    """The prototype's U-Net on ``channels`` channels (3: RGB photos, 1: rasters, set by the data)."""
     # Four 2x2 poolings: height and width must be multiples of 16.
-    inputs, x = suite_input(task, "upsampled", 16, "U-Net autoencoder")
+    inputs, x = suite_input(task, "upsampled", 16, "U-Net autoencoder", channels)
     skips = []
     for filters in LEVEL_FILTERS[:-1]:
         x = conv_block(x, filters)
@@ -62,8 +64,8 @@ def build_model(task=TASK):
         x = conv_block(layers.Concatenate()([x, skip]), filters)
     # The prototype ended in Conv2D(num_classes, activation="softmax"), left over from
     # the car-segmentation example it was adapted from; restoration needs the three
-    # colour channels with a linear activation. Kept in float32 for bfloat16 training.
-    outputs = layers.Conv2D(3, 3, padding="same", dtype="float32")(x)
+    # colour channels (or the raster's one) with a linear activation. Kept in float32 for bfloat16 training.
+    outputs = layers.Conv2D(channels, 3, padding="same", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="unet_autoencoder")
 
 

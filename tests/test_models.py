@@ -110,21 +110,31 @@ def test_bad_recipe_constant_is_one_line_error(tiny_pairs, tmp_path):
     import edsr_lite
 
     args = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY]
-    for flag, value, named in (
+    for flag, value, named, *more in (
         ("--augment", "flips,rotate", "AUGMENT='flips,rotate': unknown rotate"),
         ("--variant", "layer-norm", "--variant 'layer-norm' is unknown for this script; use some of mse,"),
         ("--variant", "no-invert", "--variant 'no-invert' is unknown"),
         ("--ema", "1.5", "EMA=1.5 is not a momentum"),
-        ("--task", "noise64", "AUGMENT=shifts applies to the bicubic SR tasks"),
+        ("--augment", "flips,shifts", "AUGMENT=shifts applies to the bicubic SR tasks", "--task", "noise64"),
         ("--task", "noise25", "TASK='noise25': download.py writes no training pairs for it"),
         ("--blocks", "0", "BLOCKS=0 must be at least 1"),
         ("--val-patches", "0", "VAL_PATCHES=0 must be at least 1"),
         ("--precision", "float16", "PRECISION='float16' is unknown"),
     ):
         with pytest.raises(util.UserError, match=named) as err:
-            edsr_lite.main([*args, flag, value])
+            edsr_lite.main([*args, flag, value, *more])
         assert "\n" not in str(err.value)
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_auto_augment_suits_the_task_and_the_data():
+    from util.settings import resolve_augment
+
+    assert resolve_augment(("auto",), "sr4", "photo") == ("flips", "channels", "shifts")
+    assert resolve_augment(("auto",), "noise64", "photo") == ("flips", "channels")
+    assert resolve_augment(("auto",), "sr4", "raster") == ("flips",)
+    with pytest.raises(util.UserError, match="channels do.*not apply to rasters"):
+        resolve_augment(("flips", "channels"), "sr4", "raster")
 
 
 def test_edsr_lite_starts_as_exactly_bicubic():

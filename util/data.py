@@ -3,6 +3,12 @@
 On disk (the data step's contract): ``datasets/<source>/{train,test}_<key>.npy``,
 uint8 NHWC RGB, where ``key`` is ``hr`` or the name of a task (``sr2``, ``sr4``, ``sr8``,
 ``noise64``, ``noise64blur``, ``x4noise64``; see ``util.tasks``).
+
+Raster data sets (``manifest.json`` says ``"kind": "raster"``; download_module/raster_pairs.py):
+float32 NHWC one-channel patches in the data's units (``hr``, ``sr2`` ...), plus
+``{split}_mask.npy`` (uint8, 1 = a valid cell; nodata cells of ``hr`` hold a fill value
+that the loss and the metrics never see) and ``{split}_cell.npy`` (float32 (N, 2): the
+cell size (dy, dx) of each HR patch in metres).
 """
 
 from __future__ import annotations
@@ -33,6 +39,39 @@ def dataset_dir(dataset: str, root=None) -> Path:
             "(or `python3 download.py` for the built-in images)"
         )
     return folder
+
+
+def dataset_kind(dataset: str, root=None) -> str:
+    """``"raster"`` or ``"photo"`` for a data set name or folder (``"photo"`` when it does not exist yet)."""
+    candidate = Path(dataset)
+    folder = candidate if candidate.is_dir() else Path(root or DATASETS) / dataset
+    return manifest_of(folder).get("kind", "photo")
+
+
+def manifest_of(folder: Path) -> dict:
+    """The data set's manifest.json as a dict ({} when there is none)."""
+    import json
+
+    path = Path(folder) / "manifest.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path}: unreadable ({err}); run `python3 download.py` for this data set again") from None
+
+
+def load_raster_split(folder: Path, task: str, split: str, count: int | None = None, start: int = 0):
+    """(lr, hr, mask, cell) of a raster split, patches [start, start + count): float32, float32, uint8, (N, 2)."""
+    lr, hr = load_split(folder, task, split, count, start)
+    stop = start + len(hr)
+    extra = []
+    for key in ("mask", "cell"):
+        path = folder / f"{split}_{key}.npy"
+        if not path.exists():
+            raise UserError(f"{path}: missing; run `python3 download.py` again for this data set")
+        extra.append(np.ascontiguousarray(np.load(path, mmap_mode="r")[start:stop]))
+    return lr, hr, extra[0], extra[1]
 
 
 def load_split(folder: Path, task: str, split: str, count: int | None = None, start: int = 0):
@@ -87,6 +126,49 @@ def make_dataset(
         ds = ds.map(augment_pair, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch, drop_remainder=True).map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def make_raster_dataset(inputs, targets, masks, batch: int, seed: int, augment=()):
+    """Endless shuffled ``tf.data`` of (input, target, weight) float32 raster batches in data units.
+
+    ``weight`` is the valid-cell mask (B, H, W): Keras weighs each cell's loss by it, so
+    nodata cells never count. ``augment``: ``flips`` only (util.settings.RASTER_AUGMENTATIONS).
+    """
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((inputs, targets, masks))
+    ds = ds.shuffle(min(len(inputs), 10_000), seed=seed, reshuffle_each_iteration=True).repeat()
+    if "flips" in augment:
+        ds = ds.map(_dihedral3, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch, drop_remainder=True).map(_raster_weights, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def raster_validation_dataset(inputs, targets, masks, batch: int = 32):
+    """``tf.data`` of (input, target, weight) raster batches, in order, once (validation)."""
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((inputs, targets, masks)).batch(batch).map(_raster_weights)
+
+
+def _raster_weights(x, y, w):
+    import tensorflow as tf
+
+    return x, y, tf.cast(w[..., 0], tf.float32)
+
+
+def _dihedral3(x, y, w):
+    """One random flip/rotation of the dihedral group, the same for the input, the target and the mask."""
+    import tensorflow as tf
+
+    k = tf.random.uniform([], 0, 4, dtype=tf.int32)
+    flip = tf.random.uniform([]) < 0.5
+
+    def turn(a):
+        a = tf.image.rot90(a, k)
+        return tf.cond(flip, lambda: tf.image.flip_left_right(a), lambda: a)
+
+    return turn(x), turn(y), turn(w)
 
 
 def validation_dataset(inputs: np.ndarray, targets: np.ndarray, batch: int = 32):

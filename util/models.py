@@ -10,6 +10,13 @@ Input kinds:
     (the prototypes: SRCNN-style pre-upsampling), or the noisy image for denoising;
   * ``"lr"``: the model takes the LR image itself and upsamples inside.
 Images enter and leave every model as float32 NHWC RGB in [0, 1].
+
+Rasters (DEMs and other grids in physical units; ``data_kind="raster"``): the model
+takes and returns one channel in the data's units (metres). ``raster_model`` wraps a
+one-channel network between ``RasterNormalize`` (subtract each input's mean, divide by
+the data set's ``value_scale``, add 0.5: the range the networks are built for) and
+``RasterDenormalize`` (the inverse), both in float32 whatever the training precision,
+so the normalisation travels inside the saved model.
 """
 
 from __future__ import annotations
@@ -30,13 +37,29 @@ import keras  # noqa: E402  (after TensorFlow, imported quietly above)
 class SuiteInfo(keras.layers.Layer):
     """Identity layer whose config records what the model expects (see module doc)."""
 
-    def __init__(self, task="sr4", scale=4, input_kind="upsampled", size_multiple=1, architecture="", **kwargs):
+    def __init__(
+        self,
+        task="sr4",
+        scale=4,
+        input_kind="upsampled",
+        size_multiple=1,
+        architecture="",
+        data_kind="photo",
+        channels=3,
+        value_scale=1.0,
+        units="",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.task = task
         self.scale = int(scale)
         self.input_kind = input_kind
         self.size_multiple = int(size_multiple)
         self.architecture = architecture
+        self.data_kind = data_kind
+        self.channels = int(channels)
+        self.value_scale = float(value_scale)
+        self.units = units
 
     def call(self, inputs):
         return inputs
@@ -52,6 +75,10 @@ class SuiteInfo(keras.layers.Layer):
             input_kind=self.input_kind,
             size_multiple=self.size_multiple,
             architecture=self.architecture,
+            data_kind=self.data_kind,
+            channels=self.channels,
+            value_scale=self.value_scale,
+            units=self.units,
         )
         return config
 
@@ -62,6 +89,10 @@ class SuiteInfo(keras.layers.Layer):
             "input_kind": self.input_kind,
             "size_multiple": self.size_multiple,
             "architecture": self.architecture,
+            "data_kind": self.data_kind,
+            "channels": self.channels,
+            "value_scale": self.value_scale,
+            "units": self.units,
         }
 
 
@@ -106,21 +137,82 @@ class BicubicUpsample(keras.layers.Layer):
         return {**super().get_config(), "scale": self.scale}
 
 
-def suite_input(task: str, input_kind: str, size_multiple: int, architecture: str):
+@keras.saving.register_keras_serializable(package="suite")
+class RasterNormalize(keras.layers.Layer):
+    """Raster in data units -> ``[(x - mean) / value_scale + 0.5, mean]``, the mean of each input."""
+
+    def __init__(self, value_scale=1.0, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.value_scale = float(value_scale)
+
+    def call(self, inputs):
+        mean = keras.ops.mean(inputs, axis=(1, 2, 3), keepdims=True)
+        return [(inputs - mean) / self.value_scale + 0.5, mean]
+
+    def compute_output_shape(self, input_shape):
+        return [input_shape, (input_shape[0], 1, 1, 1)]
+
+    def get_config(self):
+        return {**super().get_config(), "value_scale": self.value_scale}
+
+
+@keras.saving.register_keras_serializable(package="suite")
+class RasterDenormalize(keras.layers.Layer):
+    """``[y, mean]`` -> ``(y - 0.5) * value_scale + mean``: back to data units."""
+
+    def __init__(self, value_scale=1.0, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.value_scale = float(value_scale)
+
+    def call(self, inputs):
+        y, mean = inputs
+        return (keras.ops.cast(y, "float32") - 0.5) * self.value_scale + mean
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "value_scale": self.value_scale}
+
+
+def suite_input(task: str, input_kind: str, size_multiple: int, architecture: str, channels: int = 3):
     """``keras.Input`` of any size followed by the SuiteInfo layer; returns ``(inputs, x)``."""
-    inputs = keras.Input(shape=(None, None, 3))
+    inputs = keras.Input(shape=(None, None, channels))
     info = SuiteInfo(
         task=task,
         scale=parse_task(task).scale,
         input_kind=input_kind,
         size_multiple=size_multiple,
         architecture=architecture,
+        channels=channels,
     )
     return inputs, info(inputs)
 
 
+def raster_model(network: keras.Model, value_scale: float, units: str = "m") -> keras.Model:
+    """A one-channel ``network`` (built by a model script with ``channels=1``) as a raster model in data units."""
+    inner = model_info(network)
+    if inner["channels"] != 1:
+        raise ValueError(f"raster_model needs a one-channel network, got {inner['channels']} channels")
+    if not value_scale > 0:
+        raise UserError(f"value scale {value_scale}: the training rasters are flat (no height variation to learn)")
+    inputs = keras.Input(shape=(None, None, 1))
+    info = SuiteInfo(
+        **{**inner, "data_kind": "raster", "value_scale": value_scale, "units": units},
+        name="suite_info_raster",
+    )
+    x, mean = RasterNormalize(value_scale)(info(inputs))
+    outputs = RasterDenormalize(value_scale)([network(x), mean])
+    return keras.Model(inputs, outputs, name=network.name)
+
+
 def model_info(model: keras.Model) -> dict:
-    """The SuiteInfo of a model as a dict (task, scale, input_kind, size_multiple, architecture)."""
+    """The SuiteInfo of a model as a dict (task, scale, input_kind, size_multiple, architecture, data_kind ...).
+
+    A raster model's own SuiteInfo comes before the one of the network it wraps.
+    """
     for layer in model.layers:
         if isinstance(layer, SuiteInfo):
             return layer.info()

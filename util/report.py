@@ -26,8 +26,40 @@ def _save(fig, path: Path) -> None:
     _pyplot().close(fig)
 
 
+def raster_rows(scores: dict, units: str) -> list[str]:
+    """Markdown rows of raster scores: one column per method, one row per metric."""
+    names = list(scores)
+    rows = ["| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for key, label in (
+        ("rmse", f"RMSE ({units})"),
+        ("mae", f"MAE ({units})"),
+        ("bias", f"bias ({units})"),
+        ("slope_rmse", "slope RMSE (degrees)"),
+        ("psnr", "PSNR, range-normalised (dB; secondary)"),
+    ):
+        rows.append(f"| {label} | " + " | ".join(f"{scores[n][key]:.3f}" for n in names) + " |")
+    if "bicubic" in scores and "model" in scores and scores["bicubic"]["rmse"]:
+        gain = 100 * (1 - scores["model"]["rmse"] / scores["bicubic"]["rmse"])
+        rows.append(f"\nModel RMSE {gain:.1f} % below bicubic.")
+    return rows
+
+
 def results_markdown(results: dict, path: Path) -> str:
     """A Markdown table of baseline vs model (mean ± std), written to ``path`` and returned."""
+    if "raster_scores" in results:
+        rows = [
+            f"# {results['model']} — {results['task']} on {results['dataset']} (raster)",
+            "",
+            f"{results['n_test']} test patches; {results.get('protocol', '')}.",
+            f"Trained on {results.get('train_patches', '?')} patches for {results.get('backprops', '?')} backprops "
+            f"({results.get('train_seconds', '?')} s of training, {results.get('wall_seconds', '?')} s in all).",
+            "",
+            *raster_rows(results["raster_scores"], results.get("units", "m")),
+            "",
+        ]
+        text = "\n".join(rows)
+        write_text_atomic(path, text)
+        return text
     base, model = results["baseline"], results["model_scores"]
     rows = [
         f"# {results['model']} — {results['task']} on {results['dataset']}",
@@ -56,7 +88,14 @@ def results_markdown(results: dict, path: Path) -> str:
 
 
 def summary_line(results: dict) -> str:
-    """One line: baseline and model PSNR / SSIM on the test pairs."""
+    """One line: baseline and model PSNR / SSIM on the test pairs (RMSE for rasters)."""
+    if "raster_scores" in results:
+        scores, units = results["raster_scores"], results.get("units", "m")
+        return f"{results['model']} {results['task']} on {results['dataset']}: {results['n_test']} test patches, " + (
+            ", ".join(
+                f"{name} RMSE {s['rmse']:.3f} {units} / slope {s['slope_rmse']:.2f} deg" for name, s in scores.items()
+            )
+        )
     base, model = results["baseline"], results["model_scores"]
     return (
         f"{results['model']} {results['task']} on {results['dataset']}: {results['n_test']} test pairs, "

@@ -40,13 +40,39 @@ AUGMENTATIONS = {
 }
 
 
+RASTER_AUGMENTATIONS = ("flips",)  # one channel in data units: no channel orders, no negatives
+
+
 def parse_augment(text: str) -> tuple[str, ...]:
-    """``"flips,channels"`` -> ``("flips", "channels")``; ``""`` or ``"none"`` -> ``()``."""
+    """``"flips,channels"`` -> ``("flips", "channels")``; ``""``, ``"none"`` -> ``()``; ``"auto"`` -> ``("auto",)``."""
     names = tuple(n.strip() for n in str(text).split(",") if n.strip() and n.strip() != "none")
+    if "auto" in names:
+        if names != ("auto",):
+            raise UserError(f"AUGMENT={text!r}: auto picks the augmentations itself; give auto alone or a list")
+        return names
     unknown = [n for n in names if n not in AUGMENTATIONS]
     if unknown:
         raise UserError(
-            f"AUGMENT={text!r}: unknown {', '.join(unknown)}; use a comma list of {', '.join(AUGMENTATIONS)}"
+            f"AUGMENT={text!r}: unknown {', '.join(unknown)}; use auto or a comma list of {', '.join(AUGMENTATIONS)}"
+        )
+    return names
+
+
+def resolve_augment(names: tuple[str, ...], task: str, data_kind: str) -> tuple[str, ...]:
+    """The augmentations that keep the pairs of this task and kind of data exact.
+
+    ``auto``: flips for rasters; flips and channel orders for photos, plus the sub-pixel
+    shifts for the bicubic SR tasks. An explicit list is checked against the same rules.
+    """
+    bicubic = stored_task(task).is_bicubic_sr
+    if names == ("auto",):
+        if data_kind == "raster":
+            return RASTER_AUGMENTATIONS
+        return ("flips", "channels", "shifts") if bicubic else ("flips", "channels")
+    if data_kind == "raster" and (wrong := [n for n in names if n not in RASTER_AUGMENTATIONS]):
+        raise UserError(
+            f"AUGMENT={','.join(names)}: {', '.join(wrong)} do(es) not apply to rasters (one channel in data units, "
+            "block-mean LR); use auto or flips"
         )
     return names
 
@@ -71,6 +97,7 @@ class Settings:
     augment: tuple[str, ...]
     schedule: str
     ema: float
+    init_from: str
     model_args: tuple[tuple[str, Any], ...] = ()
     variants: tuple[str, ...] = ()  # named study variants applied (util.studies.VARIANTS)
 
@@ -88,7 +115,10 @@ class Settings:
                 raise UserError(f"{name.upper()}={getattr(self, name)!r} is unknown; use {' or '.join(allowed)}")
         if not 0 <= self.ema < 1:
             raise UserError(f"EMA={self.ema:g} is not a momentum; use 0 (off) or a value below 1 such as 0.99")
-        parse_augment(",".join(self.augment))
+        if "auto" in parse_augment(",".join(self.augment)):
+            raise UserError("AUGMENT=auto must be resolved for the data first (util.settings.resolve_augment)")
+        if self.init_from and not Path(self.init_from).expanduser().is_file():
+            raise UserError(f"INIT_FROM={self.init_from!r}: no such model file; give a saved model.keras or ''")
         if "shifts" in self.augment and not task.is_bicubic_sr:
             raise UserError("AUGMENT=shifts applies to the bicubic SR tasks (sr2, sr4, sr8) only; drop shifts")
         for name, value in self.model_args:
@@ -157,7 +187,12 @@ def constants_block(path: Path) -> dict[str, str]:
 def parse_settings(module, build_model, argv, description: str) -> tuple[Settings, Options]:
     """Flags for the constants block of ``module`` (defaults: the constants), parsed into Settings and Options."""
     described = constants_block(module.__file__)
-    model_params = {name: p.default for name, p in inspect.signature(build_model).parameters.items() if name != "task"}
+    # ``channels`` is not a setting: the data decide it (3 for photos, 1 for rasters).
+    model_params = {
+        name: p.default
+        for name, p in inspect.signature(build_model).parameters.items()
+        if name not in ("task", "channels")
+    }
     for name in described:
         if name.lower() not in SETTING_FIELDS and name.lower() not in model_params:
             raise UserError(
@@ -177,7 +212,11 @@ def parse_settings(module, build_model, argv, description: str) -> tuple[Setting
         )
     args = parser.parse_args(argv)
     values = {name: getattr(args, name.upper()) for name in SETTING_FIELDS}
-    values["augment"] = parse_augment(values["augment"])
+    from util.data import dataset_kind
+
+    values["augment"] = resolve_augment(
+        parse_augment(values["augment"]), values["task"], dataset_kind(values["dataset"])
+    )
     model_args = {**model_params, **{n.lower(): getattr(args, n) for n in described if n.lower() in model_params}}
     settings = Settings(**values, model_args=tuple(model_args.items()))
     if args.minutes is not None and not args.minutes > 0:

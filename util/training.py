@@ -112,12 +112,58 @@ def make_optimizer(settings: Settings, total_steps: int):
 
 
 def stored_input(info: dict):
-    """uint8 degraded patches -> uint8 patches in the model's input kind (upsampled once, up front)."""
+    """Degraded patches -> patches in the model's input kind (upsampled once, up front).
+
+    uint8 photo patches stay uint8 (rounded as MATLAB); float raster patches stay float32.
+    """
     if info["input_kind"] == "upsampled" and info["scale"] > 1:
         from util.resize import bicubic_upscale
 
-        return lambda lr: bicubic_upscale(lr, info["scale"], batch=True)
+        def upsample(lr):
+            up = bicubic_upscale(lr, info["scale"], batch=True)
+            return up if up.dtype == np.uint8 else up.astype(np.float32)
+
+        return upsample
     return lambda lr: lr
+
+
+def build_for_data(build_model, settings: Settings, kind: str, value_scale: float = 1.0, units: str = "m"):
+    """The script's model for this kind of data: RGB for photos, a one-channel raster model in data units."""
+    from util.models import raster_model
+
+    if kind == "raster":
+        return raster_model(build_model(settings.task, channels=1, **settings.model_kwargs), value_scale, units)
+    return build_model(settings.task, **settings.model_kwargs)
+
+
+def initial_model(path: str, model, kind: str):
+    """The saved model at ``path`` (INIT_FROM), checked to be of ``model``'s task, kind and architecture."""
+    from util.models import load_model
+
+    saved, saved_info = load_model(Path(path).expanduser())
+    info = model_info(model)
+    for key, what in (("task", "TASK"), ("data_kind", "kind of data"), ("architecture", "architecture")):
+        if saved_info.get(key, "photo" if key == "data_kind" else None) != info[key]:
+            raise UserError(
+                f"INIT_FROM={path}: a model for {what} {saved_info.get(key)!r}, this run needs {info[key]!r}; "
+                "give a model.keras of the same script, task and kind of data"
+            )
+    shapes = [w.shape for w in saved.get_weights()]
+    if shapes != [w.shape for w in model.get_weights()]:
+        raise UserError(f"INIT_FROM={path}: its layers differ from this run's ({kind}); give the same script and sizes")
+    return saved, saved_info
+
+
+def raster_value_scale(folder: Path, hr: np.ndarray, mask: np.ndarray) -> float:
+    """The data set's height scale: manifest ``value_scale``, else the std of each patch's deviations from its mean."""
+    from util.data import manifest_of
+
+    value = manifest_of(folder).get("value_scale")
+    if value:
+        return float(value)
+    valid = mask.astype(bool)
+    means = np.array([patch[m].mean() if m.any() else 0.0 for patch, m in zip(hr, valid, strict=True)])
+    return float(np.std((hr - means[:, None, None, None])[valid]))
 
 
 def training_dataset(inputs, targets, settings: Settings, info: dict, seed: int):
@@ -176,22 +222,47 @@ def train(
     precision = configure_precision(settings.precision)
     keras.utils.set_random_seed(settings.seed)
 
-    model = build_model(settings.task, **settings.model_kwargs)
-    info = model_info(model)
-    train_lr, train_hr = data.load_split(folder, settings.task, "train", settings.train_patches)
+    kind = data.dataset_kind(folder)
     n_train_total = len(np.load(folder / "train_hr.npy", mmap_mode="r"))
     val_start = max(0, n_train_total - settings.val_patches)
+    if kind == "raster":
+        train_lr, train_hr, train_mask, _ = data.load_raster_split(
+            folder, settings.task, "train", settings.train_patches
+        )
+        val_lr, val_hr, val_mask, _ = data.load_raster_split(
+            folder, settings.task, "train", settings.val_patches, start=val_start
+        )
+        value_scale = raster_value_scale(folder, train_hr, train_mask)
+    else:
+        train_lr, train_hr = data.load_split(folder, settings.task, "train", settings.train_patches)
+        val_lr, val_hr = data.load_split(folder, settings.task, "train", settings.val_patches, start=val_start)
+        value_scale = 1.0
+    units = data.manifest_of(folder).get("units", "m")
+    if settings.init_from:  # fine-tuning keeps the saved model's normalisation
+        probe = build_for_data(build_model, settings, kind, value_scale, units)
+        saved, saved_info = initial_model(settings.init_from, probe, kind)
+        value_scale = saved_info.get("value_scale", value_scale)
+    model = build_for_data(build_model, settings, kind, value_scale, units)
+    if settings.init_from:
+        model.set_weights(saved.get_weights())
+        print(f"{script}: starting from the weights of {settings.init_from}")
+    info = model_info(model)
     if val_start < len(train_hr):
         print(f"note: the {settings.val_patches} validation pairs overlap the {len(train_hr)} training pairs")
-    val_lr, val_hr = data.load_split(folder, settings.task, "train", settings.val_patches, start=val_start)
     prepare = stored_input(info)
     train_x, val_x = prepare(train_lr), prepare(val_lr)
 
     steps_total = max(1, settings.backprops // settings.batch)
     epochs = min(settings.epochs, steps_total)
     steps_per_epoch = math.ceil(steps_total / epochs)
-    train_ds = training_dataset(train_x, train_hr, settings, info, seed=settings.seed)
-    val_ds = data.validation_dataset(val_x, val_hr)
+    if kind == "raster":
+        train_ds = data.make_raster_dataset(
+            train_x, train_hr, train_mask, settings.batch, settings.seed, settings.augment
+        )
+        val_ds = data.raster_validation_dataset(val_x, val_hr, val_mask)
+    else:
+        train_ds = training_dataset(train_x, train_hr, settings, info, seed=settings.seed)
+        val_ds = data.validation_dataset(val_x, val_hr)
 
     folder_out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(saved_settings, settings.to_json())
@@ -243,7 +314,7 @@ def train(
     # Save in float32 whatever the training precision, so that the model runs fast
     # on any CPU: rebuild the same architecture under the float32 policy.
     keras.mixed_precision.set_global_policy("float32")
-    saved = build_model(settings.task, **settings.model_kwargs)
+    saved = build_for_data(build_model, settings, kind, value_scale, units)
     saved.set_weights(model.get_weights())
     with atomic_path(folder_out / "model.keras") as tmp:
         keras.saving.save_model(saved, tmp)
@@ -264,12 +335,15 @@ def train(
         "settings": settings.to_json(),
         "seed": settings.seed,
         "precision": precision,
+        "data_kind": kind,
+        "init_from": settings.init_from,
         "train_seconds": round(train_seconds, 1),
         "train_samples_per_second": round(backprops / train_seconds, 2),
     }
     if minutes_asked:
         meta["minutes_asked"] = minutes_asked
-    results = score_test_pairs(saved, settings, folder, folder_out, meta, ensemble)
+    score = score_raster_test_pairs if kind == "raster" else score_test_pairs
+    results = score(saved, settings, folder, folder_out, meta, ensemble)
     report.training_curve(folder_out / "training.csv", folder_out / "training_curve.png")
     report.model_diagram(saved, folder_out / "model.png")
     results["wall_seconds"] = round(time.time() - started, 1)
@@ -306,4 +380,49 @@ def score_test_pairs(model, settings: Settings, folder: Path, folder_out: Path, 
         results["ensemble_scores"] = score_patches(predict_patches(model, info, test_lr, ensemble=True), test_hr)
         results["ensemble_patches_per_second"] = round(len(test_hr) / (time.time() - started), 2)
     report.comparison_figure(test_lr, base, outputs, test_hr, results, folder_out / "comparison.png")
+    return results
+
+
+def score_raster_test_pairs(model, settings: Settings, folder: Path, folder_out: Path, meta: dict, ensemble=False):
+    """Score a raster model, bicubic and cubic spline on the raster test pairs in data units; write comparison.png.
+
+    Over the valid cells only: RMSE, MAE, bias, slope RMSE (degrees, Horn, each patch's
+    cell size) and PSNR on range-normalised heights (util.raster_metrics.raster_scores).
+    """
+    from util import data, raster_eval, raster_metrics
+    from util.raster_enhance import predict_raster_patches
+
+    info = model_info(model)
+    scale = info["scale"]
+    lr, hr, mask, cells = data.load_raster_split(folder, settings.task, "test", settings.test_patches or None)
+    started = time.time()
+    outputs = predict_raster_patches(model, info, lr)
+    infer_seconds = time.time() - started
+    valid = mask[..., 0].astype(bool)
+    targets = hr[..., 0]
+    methods = {
+        "bicubic": np.stack([raster_metrics.upsample_bicubic(p, scale) for p in lr[..., 0]]),
+        "cubic spline": np.stack([raster_metrics.upsample_spline(p, scale) for p in lr[..., 0]]),
+        "model": outputs[..., 0],
+    }
+    if ensemble:
+        methods["model + self-ensemble"] = predict_raster_patches(model, info, lr, ensemble=True)[..., 0]
+    results = dict(meta)
+    results.update(
+        n_test=len(hr),
+        protocol="raster: valid cells of the test patches (spatially disjoint from training), data units",
+        units=data.manifest_of(folder).get("units", "m"),
+        raster_scores={
+            name: raster_metrics.raster_scores(values, targets, valid, cells) for name, values in methods.items()
+        },
+        test_patches_per_second=round(len(hr) / infer_seconds, 2),
+    )
+    raster_eval.raster_comparison_figure(
+        targets[:4],
+        valid[:4],
+        lr[:4, ..., 0],
+        {k: v[:4] for k, v in methods.items()},
+        cells[:4],
+        folder_out / "comparison.png",
+    )
     return results

@@ -1,0 +1,178 @@
+"""Applying a raster model (a DEM or any grid in data units) to patches, arrays and whole files.
+
+The model takes and returns one channel in the data's units (util.models.raster_model).
+A whole raster goes through it in overlapping, blended tiles as photos do
+(util.inference: the same tile layout and blend weights), one band of tile rows at a
+time, and each finished band of output rows is written at once (util.rasters.RasterWriter),
+so memory is bounded by the tile size and the raster's width, not its area: a 3600x3600
+Copernicus tile at x4 (14400x14400 float32 out, 830 MB) needs a few hundred MB.
+
+Nodata: before the model sees them, nodata cells are filled from the nearest valid cell
+(so valid cells next to nodata are never pulled towards a fill value such as -9999);
+an output cell is nodata when the LR cell it lies in is.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from util.files import UserError
+from util.inference import (
+    BICUBIC_CONTEXT,
+    OVERLAP_FRACTION,
+    _round_up,
+    batch_self_ensemble,
+    blend_weights,
+    default_tile,
+    tile_starts,
+)
+from util.resize import bicubic_upscale
+
+
+def check_raster_model(info: dict, where: str) -> None:
+    """A one-line UserError unless the model is a raster model."""
+    if info.get("data_kind", "photo") != "raster":
+        raise UserError(
+            f"{where}: a photo model (RGB in [0, 1]) cannot enhance a raster in data units; give a raster model "
+            "(assets/models/dem_x4.keras, or one trained on `python3 download.py dem`)"
+        )
+
+
+def model_input(lr: np.ndarray, info: dict) -> np.ndarray:
+    """LR raster patches (N, h, w, 1) -> the model's input kind, float32 (bicubic-upsampled for "upsampled")."""
+    if info["input_kind"] == "upsampled" and info["scale"] > 1:
+        return bicubic_upscale(lr, info["scale"], batch=True).astype(np.float32)
+    return lr.astype(np.float32, copy=False)
+
+
+def predict_raster_patches(model, info: dict, lr: np.ndarray, batch: int = 32, ensemble: bool = False) -> np.ndarray:
+    """Model outputs (N, H, W, 1) float32 in data units for LR patches (N, h, w, 1) without NaN."""
+    outputs = []
+    for start in range(0, len(lr), batch):
+        x = model_input(lr[start : start + batch], info)
+        y = batch_self_ensemble(model, x) if ensemble else model(x, training=False)
+        outputs.append(np.asarray(y, dtype=np.float32))
+    return np.concatenate(outputs)
+
+
+def enhanced_rows(model, info: dict, lr: np.ndarray, tile=None, overlap=None, ensemble=False, progress=False):
+    """Yield ``(first output row, rows)`` of the enhanced 2-D raster ``lr`` (finite float), top to bottom.
+
+    ``rows`` is float32 (n, W * scale); together the bands cover the output once.
+    ``tile`` and ``overlap`` in LR cells (default: a ~512-cell output tile, a quarter of overlap).
+    """
+    scale = info["scale"]
+    upsampled = info["input_kind"] == "upsampled" and scale > 1
+    multiple = info["size_multiple"]
+    step = multiple // math.gcd(multiple, scale) if upsampled else multiple
+    tile = _round_up(tile or default_tile(info), step)
+    overlap = _round_up(tile // OVERLAP_FRACTION if overlap is None else overlap, step)
+    if not 0 <= overlap < tile:
+        raise UserError(f"--overlap {overlap}: must be below the tile ({tile} cells; both rounded to {step})")
+    height, width = lr.shape
+    padded_h, padded_w = _round_up(height, step), _round_up(width, step)
+    pixels = np.pad(lr, ((0, padded_h - height), (0, padded_w - width)), mode="symmetric")
+    tile_h, tile_w = min(tile, padded_h), min(tile, padded_w)
+    rows = tile_starts(padded_h, tile_h, tile - overlap, step)
+    cols = tile_starts(padded_w, tile_w, tile - overlap, step)
+    row_weights = blend_weights([r * scale for r in rows], tile_h * scale, padded_h * scale)
+    col_weights = blend_weights([c * scale for c in cols], tile_w * scale, padded_w * scale)
+    band = np.zeros((tile_h * scale, padded_w * scale), dtype=np.float32)
+    context = BICUBIC_CONTEXT if upsampled else 0
+    with tqdm(total=len(rows) * len(cols), unit="tile", desc="enhance", disable=not progress, leave=False) as bar:
+        for r, top in enumerate(rows):
+            for c, left in enumerate(cols):
+                y0, x0 = max(0, top - context), max(0, left - context)
+                source = pixels[y0 : top + tile_h + context, x0 : left + tile_w + context, None]
+                if upsampled:
+                    up = bicubic_upscale(source, scale).astype(np.float32)
+                    oy, ox = (top - y0) * scale, (left - x0) * scale
+                    x = up[oy : oy + tile_h * scale, ox : ox + tile_w * scale]
+                else:
+                    x = source.astype(np.float32)
+                x = x[None]
+                result = batch_self_ensemble(model, x) if ensemble else np.asarray(model.predict_on_batch(x))
+                result = np.asarray(result, dtype=np.float32)[0, ..., 0]
+                if result.shape != (tile_h * scale, tile_w * scale):
+                    raise ValueError(f"model output {result.shape} for a {tile_h}x{tile_w} tile at scale {scale}")
+                band[:, left * scale : (left + tile_w) * scale] += (
+                    result * row_weights[r][:, None] * col_weights[c][None, :]
+                )
+                bar.update()
+            done = (rows[r + 1] - top) * scale if r + 1 < len(rows) else tile_h * scale
+            finished = band[: max(0, min(done, height * scale - top * scale)), : width * scale]
+            if len(finished):
+                yield top * scale, finished.copy()
+            band[: band.shape[0] - done] = band[done:]
+            band[band.shape[0] - done :] = 0.0
+
+
+def enhance_raster_array(model, info: dict, lr: np.ndarray, tile=None, overlap=None, ensemble=False) -> np.ndarray:
+    """The whole enhanced raster (H * scale, W * scale) float32 for a 2-D ``lr`` without NaN."""
+    scale = info["scale"]
+    out = np.empty((lr.shape[0] * scale, lr.shape[1] * scale), dtype=np.float32)
+    for row, rows in enhanced_rows(model, info, lr, tile, overlap, ensemble):
+        out[row : row + len(rows)] = rows
+    return out
+
+
+PLAIN_RASTER_SUFFIXES = (".asc", ".npy", ".npz", ".nc")  # never photos
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def is_raster_file(path: Path) -> bool:
+    """True for a raster in data units: .asc/.npy/.npz/.nc, or a TIFF with a CRS or one non-8-bit band."""
+    suffix = path.suffix.lower()
+    if suffix in PLAIN_RASTER_SUFFIXES:
+        return True
+    if suffix not in TIFF_SUFFIXES or not path.is_file():
+        return False
+    import rasterio
+
+    try:
+        with rasterio.open(path) as src:
+            return src.crs is not None or (src.count == 1 and src.dtypes[0] not in ("uint8", "uint16"))
+    except rasterio.errors.RasterioError:
+        return False
+
+
+def output_path(path: Path, scale: int, out: Path | None = None) -> Path:
+    """``dem.tif`` -> ``dem_x4.tif`` beside it, or in ``out`` when given (same suffix: same format)."""
+    name = f"{path.stem}_x{scale}{path.suffix}"
+    return (out / name) if out else path.with_name(name)
+
+
+def enhance_raster_file(
+    path: Path,
+    model,
+    info: dict,
+    out_path: Path,
+    nodata=None,
+    band=None,
+    variable=None,
+    tile=None,
+    overlap=None,
+    ensemble=False,
+    progress=True,
+) -> Path:
+    """Enhance one raster file into ``out_path`` (float32, same CRS, cell size / scale, nodata kept)."""
+    from util.rasters import RasterWriter, fill_nodata, read_raster
+
+    check_raster_model(info, str(path))
+    raster = read_raster(path, band=band, variable=variable, nodata=nodata)
+    valid = raster.valid
+    if not valid.any():
+        raise UserError(f"{path}: every cell is nodata; nothing to enhance (check --nodata)")
+    lr = fill_nodata(raster.values) if not valid.all() else raster.values
+    scale = info["scale"]
+    height, width = lr.shape[0] * scale, lr.shape[1] * scale
+    with RasterWriter(out_path, raster, height, width, scale) as writer:
+        for row, rows in enhanced_rows(model, info, lr, tile, overlap, ensemble, progress):
+            parent = valid[row // scale : (row + len(rows) - 1) // scale + 1]
+            mask = np.repeat(np.repeat(parent, scale, axis=0), scale, axis=1)[row % scale : row % scale + len(rows)]
+            writer.write(np.where(mask, rows, np.nan).astype(np.float32), row)
+    return out_path
