@@ -1,10 +1,13 @@
-"""Turn a source of images into 128x128 HR/LR training pairs: ``datasets/<source>/*.npy``.
+"""Turn a source of images or rasters into HR/LR training pairs: ``datasets/<source>/*.npy``.
 
     python3 download.py                          # builtin images, no network
     python3 download.py mars                     # Curiosity rover images from Zenodo
     python3 download.py div2k --train 1000 --test 100
     python3 download.py --folder ~/photos        # -> datasets/folder-photos/
     python3 download.py benchmarks               # Set5, Set14, BSD100, Urban100 -> datasets/benchmark/<set>/*.png
+    python3 download.py dem                      # matplotlib's two DEMs, no network (float32 metres)
+    python3 download.py copernicus --bbox -106,39,-104,41   # Copernicus DEM GLO-30 tiles
+    python3 download.py --folder ~/dems --patch 32          # GeoTIFF, .asc, .npy/.npz, .nc rasters
 
 Writes ``<out>/<dataset>/{train,test}_{hr,sr2,sr4,sr8,noise64,noise64blur,x4noise64}.npy``
 (uint8 NHWC RGB) and ``manifest.json`` (see download_module/pairs.py for the
@@ -13,6 +16,9 @@ degradations). Archives are kept in ``<out>/downloads/`` and extracted into
 already matches the settings (source, counts, seed, degradations, the image files),
 nothing is rewritten. Progress bars are drawn on a terminal only.
 
+Rasters (``dem``, ``copernicus``, a folder of rasters) give float32 patches in the data's
+units with masks and cell sizes, split in space (download_module/raster_pairs.py).
+
 ``benchmarks`` is not a patch data set: it writes only the HR images of the four
 evaluation sets, ``<out>/benchmark/<set>/*.png`` (download_module/benchmarks.py).
 """
@@ -20,18 +26,21 @@ evaluation sets, ``<out>/benchmark/<set>/*.png`` (download_module/benchmarks.py)
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import time
 from pathlib import Path
 
 import util
-from download_module import SOURCES, benchmarks, folder, pairs
+from download_module import RASTER_SOURCES, SOURCES, benchmarks, copernicus, folder, pairs, raster_pairs
 
 # ---- Constants: edit these -------------------------------------------------
-SOURCE = "builtin"  # builtin | div2k | mars | unsplash (or give --folder PATH)
+SOURCE = "builtin"  # builtin | div2k | mars | unsplash | dem | copernicus (or give --folder PATH)
 TRAIN_PATCHES = 10_000  # the prototype's count
 TEST_PATCHES = 1_000
+RASTER_TRAIN_PATCHES = raster_pairs.TRAIN_PATCHES  # 2000: rasters are smaller than photo collections
+RASTER_TEST_PATCHES = raster_pairs.TEST_PATCHES  # a maximum: all test tiles of the test regions up to it
 SEED = 0
 OUT = Path(__file__).resolve().parent / "datasets"  # next to this file, whatever the current folder
 
@@ -47,6 +56,16 @@ sources (train and test are split by image: no test patch comes from a training 
 output: <out>/<name>/{train,test}_{hr,sr2,sr4,sr8,noise64,noise64blur,x4noise64}.npy (uint8 NHWC RGB)
 and manifest.json; archives stay in <out>/downloads/, images in <out>/raw/<source>/. Run again:
 an interrupted download resumes, and a data set whose manifest matches is left as it is.
+
+raster sources (float32 in data units; split in space: per raster a test band, 25% of its longer
+side at the far end, tiled by test patches; training crops lie entirely outside it):
+  dem        matplotlib's jacksboro_fault_dem.npz (344x403, ~92x74 m cells) and topobathy.npz, no network
+  copernicus Copernicus DEM GLO-30 (--resolution 90: GLO-90) COG tiles from the AWS open-data bucket, by
+             --tiles N40_00_W106_00,... or --bbox W,S,E,N (> 50 tiles need --max-tiles); sea has no tile
+  --folder   rasters (.tif .asc .npy .npz .nc) are used as rasters when every file is one (--kind)
+  output: {train,test}_{hr,sr2,sr4,sr8}.npy float32 (N, P, P, 1), _mask.npy uint8 (1 = valid cell),
+  _cell.npy (dy, dx) in metres, test_regions/<raster>.tif, manifest.json (value_scale, split_rule);
+  --train defaults to 2000, --test is a maximum (1000); a patch with > 25% nodata cells is skipped.
 
 benchmarks (evaluation sets, no patches; --train/--test/--seed/--name/--folder do not apply):
   the HR images of Set5 (5), Set14 (14), BSD100 (100, B100 in the archive) and Urban100 (100) from
@@ -66,25 +85,101 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "source",
         nargs="?",
-        choices=sorted([*SOURCES, benchmarks.NAME]),
+        choices=sorted([*SOURCES, *RASTER_SOURCES, benchmarks.NAME]),
         help=f"where the HR images come from (default {SOURCE}: scikit-image's bundled photographs, no network); "
-        f"{benchmarks.NAME}: the evaluation sets instead of patches (below)",
+        f"{benchmarks.NAME}: the evaluation sets instead of patches; dem, copernicus: rasters (below)",
     )
     parser.add_argument("--folder", type=Path, help="use every image below this folder instead of a named source")
     parser.add_argument(
-        "--name", help="dataset name for --folder (default folder-<basename>); training scripts read datasets/<name>/"
+        "--kind",
+        choices=("auto", "photo", "raster"),
+        help="what --folder holds (default auto: rasters when every file is a raster, .tif single-band or not uint8)",
     )
-    parser.add_argument("--train", type=int, default=TRAIN_PATCHES, help="number of train patches (%(default)s)")
-    parser.add_argument("--test", type=int, default=TEST_PATCHES, help="number of test patches (%(default)s)")
+    parser.add_argument(
+        "--name",
+        help="dataset name for --folder (default folder-<basename>) or copernicus; training scripts read "
+        "datasets/<name>/",
+    )
+    parser.add_argument(
+        "--train", type=int, help=f"number of train patches ({TRAIN_PATCHES}; rasters {RASTER_TRAIN_PATCHES})"
+    )
+    parser.add_argument(
+        "--test",
+        type=int,
+        help=f"number of test patches ({TEST_PATCHES}; rasters: at most {RASTER_TEST_PATCHES} of the test tiles)",
+    )
     parser.add_argument("--seed", type=int, default=SEED, help="seed of the crops and the noise (%(default)s)")
     parser.add_argument("--out", type=Path, default=OUT, help="output folder (default: datasets/ next to download.py)")
     parser.add_argument(
         "--url",
         help="mirror: base URL of a folder holding the source's archives under their official names "
         "(DIV2K_train_HR.zip and DIV2K_valid_HR.zip, msl-images.zip, image-super-resolution-from-unsplash.zip, "
-        "benchmark.tar); for mars, unsplash and benchmarks the archive's own URL (ending in .zip, .tar) works too",
+        "benchmark.tar); for mars, unsplash and benchmarks the archive's own URL (ending in .zip, .tar) works too; "
+        "copernicus: <URL>/<tile>/<tile>.tif",
     )
-    return parser.parse_args(argv)
+    rasters = parser.add_argument_group("rasters (dem, copernicus, a --folder of rasters)")
+    rasters.add_argument(
+        "--patch", type=int, help=f"patch side in cells (default {raster_pairs.PATCH}; 32 for small grids)"
+    )
+    rasters.add_argument(
+        "--lr",
+        choices=raster_pairs.LR_METHODS,
+        help="how LR is made: block-mean of the valid cells (default: what a coarser grid measures) or MATLAB bicubic",
+    )
+    rasters.add_argument("--nodata", type=float, help="nodata value of files that declare none (e.g. -9999)")
+    rasters.add_argument("--band", type=int, help="band of multi-band files (1 = first)")
+    rasters.add_argument("--variable", help="variable of NetCDF files (e.g. elevation)")
+    rasters.add_argument("--tiles", help="copernicus: tiles by south-west corner, e.g. N40_00_W106_00,N41_00_W106_00")
+    rasters.add_argument("--bbox", help="copernicus: W,S,E,N in degrees; the whole-degree tiles covering it")
+    rasters.add_argument(
+        "--resolution", type=int, choices=sorted(copernicus.RESOLUTIONS), help="copernicus: 30 or 90 m"
+    )
+    rasters.add_argument(
+        "--max-tiles", type=int, help=f"copernicus: most tiles fetched (a --bbox over {copernicus.MAX_TILES} needs it)"
+    )
+    args = parser.parse_args(argv)
+    kind = _known_kind(args)
+    if kind is not None:
+        _fill_counts(args, kind)
+    return args
+
+
+RASTER_FLAGS = ("patch", "lr", "nodata", "band", "variable")
+COPERNICUS_FLAGS = ("tiles", "bbox", "resolution", "max_tiles")
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _known_kind(args: argparse.Namespace) -> str | None:
+    """``"raster"`` or ``"photo"`` when the command line alone says it; None for a --folder left to auto."""
+    if args.folder is None:
+        return "raster" if args.source in RASTER_SOURCES else "photo"
+    return None if args.kind in (None, "auto") else args.kind
+
+
+def _fill_counts(args: argparse.Namespace, kind: str) -> None:
+    """The default --train/--test of the data's kind, where they were not given."""
+    raster = kind == "raster"
+    if args.train is None:
+        args.train = RASTER_TRAIN_PATCHES if raster else TRAIN_PATCHES
+    if args.test is None:
+        args.test = RASTER_TEST_PATCHES if raster else TEST_PATCHES
+
+
+def check_flags(args: argparse.Namespace, kind: str, what: str) -> None:
+    """One-line UserError for raster flags given to photos, or copernicus flags given to another source."""
+    given = [dest for dest in (*RASTER_FLAGS, *COPERNICUS_FLAGS) if getattr(args, dest) is not None]
+    if kind == "photo" and given:
+        flags = " / ".join(map(_flag, given))
+        raise util.UserError(
+            f"{flags}: raster settings, and {what} is photos; give dem, copernicus or a --folder of rasters "
+            "(--kind raster), or drop them"
+        )
+    misplaced = [dest for dest in COPERNICUS_FLAGS if dest in given]
+    if misplaced and args.source != copernicus.NAME:
+        raise util.UserError(f"{' / '.join(map(_flag, misplaced))}: only for copernicus, not {what}; drop them")
 
 
 def _shown(path: Path) -> str:
@@ -105,8 +200,10 @@ def fetch_benchmarks(args: argparse.Namespace) -> None:
             ("--seed", args.seed, SEED),
             ("--name", args.name, None),
             ("--folder", args.folder, None),
+            ("--kind", args.kind, None),
+            *((_flag(dest), getattr(args, dest), None) for dest in (*RASTER_FLAGS, *COPERNICUS_FLAGS)),
         )
-        if value != default
+        if value is not None and value != default
     ]
     if given:
         raise util.UserError(
@@ -123,25 +220,97 @@ def fetch_benchmarks(args: argparse.Namespace) -> None:
         print(f"  {_shown(set_folder)}: {len(benchmarks.png_files(set_folder))} {name} HR images (PNG)")
 
 
+def dataset_name(args: argparse.Namespace) -> str:
+    """``--name``, ``folder-<basename>`` for a folder, else the source's name; a UserError for a bad one."""
+    if args.folder is None and args.name and args.source != copernicus.NAME:
+        raise util.UserError("--name only applies to --folder and copernicus; a named source writes datasets/<source>/")
+    if args.folder is None and not args.name:
+        return args.source or SOURCE
+    name = args.name or folder.dataset_name(args.folder)
+    reserved = {*SOURCES, *RASTER_SOURCES, "raw", "downloads", benchmarks.NAME, benchmarks.FOLDER}
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or name in reserved:
+        raise util.UserError(f"--name {name!r}: use letters, digits, '.', '_', '-', and not a source's name")
+    return name
+
+
+def folder_kind(args: argparse.Namespace) -> str:
+    """``--kind``, or for auto what the folder holds (a note when raster files are left out of photos)."""
+    if args.kind not in (None, "auto"):
+        return args.kind
+    kind = raster_pairs.folder_kind(args.folder)
+    if kind == "photo":
+        only_raster = set(raster_pairs.RASTER_SUFFIXES) - set(util.IMAGE_SUFFIXES)
+        left_out = [p for p in raster_pairs.folder_files(args.folder) if p.suffix.lower() in only_raster]
+        if left_out:
+            print(
+                f"note: {args.folder}: read as photos, so {len(left_out)} raster file(s) such as {left_out[0].name} "
+                "are left out; give --kind raster to read every file as a raster",
+                file=sys.stderr,
+            )
+    return kind
+
+
+def write_rasters(args: argparse.Namespace, name: str) -> None:
+    """A raster source or folder -> ``<out>/<name>/``: float32 patches in data units, split in space."""
+    raster_pairs.check_patch(args.patch or raster_pairs.PATCH)  # before anything is fetched
+    if args.source == copernicus.NAME:
+        rasters = copernicus.find_rasters(
+            args.out, args.url, args.tiles, args.bbox, args.resolution or 30, args.max_tiles
+        )
+    elif args.source:
+        rasters = RASTER_SOURCES[args.source].find_rasters(args.out, args.url)
+    else:
+        if args.url:
+            raise util.UserError("--url does not apply to --folder (nothing is downloaded); drop --url")
+        rasters = raster_pairs.find_folder_rasters(args.folder)
+    dest = args.out / name
+    settings = raster_pairs.dataset_settings(
+        name,
+        rasters,
+        {"train": args.train, "test": args.test},
+        args.seed,
+        patch=args.patch or raster_pairs.PATCH,
+        lr=args.lr or raster_pairs.LR_METHODS[0],
+        read=raster_pairs.ReadOptions(band=args.band, variable=args.variable, nodata=args.nodata),
+    )
+    patch = settings["patch_size"]
+    if raster_pairs.is_up_to_date(dest, settings):
+        files = json.loads((dest / "manifest.json").read_text())["files"]
+        counts = "/".join(str(files[f"{split}_hr"]["shape"][0]) for split in pairs.SPLITS)
+        print(f"{_shown(dest)}: up to date (seed {args.seed}, {counts}, {patch}x{patch} cells)")
+        return
+    started = time.monotonic()
+    manifest = raster_pairs.write_dataset(dest, rasters, settings)
+    took = time.monotonic() - started
+    train, test = (manifest["files"][f"{split}_hr"]["shape"][0] for split in pairs.SPLITS)
+    scales = "/".join(f"x{s}" for s in settings["scales"])
+    print(
+        f"{_shown(dest)}: wrote {train} train / {test} test patches of {patch}x{patch} cells ({settings['lr']} LR "
+        f"{scales}; value scale {manifest['value_scale']:.3g} {manifest['units']}; seed {args.seed}) in {took:.0f} s"
+    )
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.source == benchmarks.NAME:
         fetch_benchmarks(args)
         return
+    if args.folder is not None and args.source:
+        raise util.UserError(f"give either a source ({args.source}) or --folder, not both")
+    if args.kind is not None and args.folder is None:
+        raise util.UserError(f"--kind {args.kind} only applies to --folder; drop it")
+    name = dataset_name(args)
+    kind = folder_kind(args) if args.folder is not None else _known_kind(args)
+    _fill_counts(args, kind)
+    check_flags(args, kind, f"--folder {args.folder}" if args.folder is not None else name)
     if args.train < 1 or args.test < 1:
         raise util.UserError(f"--train {args.train} --test {args.test}: both must be at least 1")
+    if kind == "raster":
+        write_rasters(args, name)
+        return
     if args.folder is not None:
-        if args.source:
-            raise util.UserError(f"give either a source ({args.source}) or --folder, not both")
-        name = args.name or folder.dataset_name(args.folder)
-        reserved = {*SOURCES, "raw", "downloads", benchmarks.NAME, benchmarks.FOLDER}
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or name in reserved:
-            raise util.UserError(f"--name {name!r}: use letters, digits, '.', '_', '-', and not a source's name")
         images = folder.find_images(args.folder, args.url)
     else:
-        if args.name:
-            raise util.UserError("--name only applies to --folder; a named source writes datasets/<source>/")
-        name = args.source or SOURCE
         images = SOURCES[name].find_images(args.out, args.url)
 
     dest = args.out / name

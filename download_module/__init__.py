@@ -1,18 +1,23 @@
-"""Sources of HR images for ``download.py``, one module each, and the shared steps.
+"""Sources of HR images and rasters for ``download.py``, one module each, and the shared steps.
 
 - ``builtin``, ``div2k``, ``mars``, ``unsplash``, ``folder``: each only finds or
   fetches HR images and splits them by image (``find_images(out, url)`` ->
   ``pairs.SourceImages``);
+- ``dem``, ``copernicus`` (RASTER_SOURCES): rasters in data units (``find_rasters`` ->
+  ``raster_pairs.SourceRasters``); ``raster_pairs`` also finds the rasters of a folder;
 - ``benchmarks``: not a patch source; the HR images of Set5, Set14, BSD100 and
   Urban100 for evaluation (``fetch_sets(out, url)`` -> ``<out>/benchmark/<set>/``);
 - ``fetch``: resumable HTTP downloads with checksums, safe zip and tar extraction;
-- ``pairs``: 128x128 crops, degradations, the ``.npy`` files and the manifest.
+- ``pairs``: 128x128 crops, degradations, the ``.npy`` files and the manifest;
+- ``raster_pairs``: the same for rasters: float32 patches, masks, cell sizes, a spatial split.
 
-A new source is a module with ``NAME`` and ``find_images`` plus one line in SOURCES.
+A new source is a module with ``NAME`` and ``find_images`` (or ``find_rasters``) plus
+one line in SOURCES (or RASTER_SOURCES).
 """
 
-from download_module import benchmarks, builtin, div2k, mars, unsplash
+from download_module import benchmarks, builtin, copernicus, dem, div2k, mars, unsplash
 
-__all__ = ["SOURCES", "benchmarks", "builtin", "div2k", "mars", "unsplash"]
+__all__ = ["RASTER_SOURCES", "SOURCES", "benchmarks", "builtin", "copernicus", "dem", "div2k", "mars", "unsplash"]
 
 SOURCES = {module.NAME: module for module in (builtin, div2k, mars, unsplash)}
+RASTER_SOURCES = {module.NAME: module for module in (dem, copernicus)}

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from util.files import UserError, write_json_atomic
 from util.settings import Options, Settings, parse_settings
-from util.training import REPO, run_dir, score_test_pairs, train, with_available_patches
+from util.training import REPO, run_dir, score_raster_test_pairs, score_test_pairs, train, with_available_patches
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,8 @@ def test(script: str, settings: Settings, options: Options) -> Path:
     meta = json.loads(previous.read_text()) if previous.exists() else {"model": script, "task": settings.task}
     meta.update(dataset=settings.dataset)
     folder = data.dataset_dir(settings.dataset)
-    results = score_test_pairs(model, settings, folder, out_dir, meta, options.ensemble)
+    score = score_raster_test_pairs if data.dataset_kind(folder) == "raster" else score_test_pairs
+    results = score(model, settings, folder, out_dir, meta, options.ensemble)
     write_json_atomic(out_dir / "test_results.json", results)
     report.results_markdown(results, out_dir / "test_results.md")
     print(f"test of {model_path}: {report.summary_line(results)}")
@@ -109,11 +110,21 @@ def test(script: str, settings: Settings, options: Options) -> Path:
 def predict(script: str, settings: Settings, options: Options) -> Path:
     """Enhance an image or a folder with this run's model, as enhance.py does (util.photos)."""
     from util.photos import enhance_photos
+    from util.raster_enhance import enhance_raster_file, is_raster_file, output_path
 
     if not options.input:
         raise UserError("--role predict needs --input IMAGE_OR_FOLDER")
     folder = run_dir(script, settings)
     out_dir = Path(options.output) if options.output else folder / "predictions"
     model = Path(options.model) if options.model else folder / "model.keras"
-    enhance_photos([Path(options.input)], model, out=out_dir, overwrite=True)
+    source = Path(options.input)
+    if source.is_file() and is_raster_file(source):
+        from util.models import load_model
+
+        loaded, info = load_model(model)
+        target = output_path(source, info["scale"], out_dir)
+        enhance_raster_file(source, loaded, info, target)
+        print(f"{source} -> {target}")
+        return out_dir
+    enhance_photos([source], model, out=out_dir, overwrite=True)
     return out_dir
