@@ -18,6 +18,15 @@ Markdown on stdout; benchmark.md and benchmark.json in --out.
 
     python3 benchmark.py --training                               # training speed of the three model scripts
 
+    python3 benchmark.py --raster                                 # the raster (DEM) models
+
+``--raster`` benchmarks the raster models (every assets/models/dem_*.keras, or those
+given): the raster protocol (util/raster_eval.py; evaluate.py's tables) on --data raster
+files or folders (default: the held-out regions of ``datasets/dem``), bicubic and cubic
+spline beside each model; inference in ms per output megapixel; and the peak RSS of
+``enhance.py`` on a synthetic float32 GeoTIFF DEM of a Copernicus GLO-30 tile's size,
+3600x3600 cells (at x4, a 14400x14400 output). The photo benchmark leaves raster models out.
+
 ``--training`` instead times training: each model script with its own default
 constants (BATCH, PRECISION, loss, augmentation; --batch sets one BATCH for all) at --task, on random patches
 through the same tf.data pipeline, for about --seconds after two warm-up steps,
@@ -30,6 +39,7 @@ training_speed.json in --out.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import subprocess
@@ -54,6 +64,8 @@ SPEED_OUTPUT = 512  # side of the output whose inference is timed
 WARMUP = 2
 REPEATS = 5
 MEMORY_PHOTO = (3000, 4000)  # height, width of the synthetic photo enhanced for the memory column
+MEMORY_RASTER = 3600  # side in cells of the synthetic DEM enhanced by --raster (a Copernicus GLO-30 tile)
+RASTER_DATA = REPO / "datasets" / "dem" / "test_regions"  # --raster without --data (python3 download.py dem)
 ENHANCE = REPO / "enhance.py"
 TRAINING_SCRIPTS = None  # scripts timed by --training; None: every model script (util.roles.find_model_scripts)
 TRAINING_SECONDS = 60.0
@@ -74,6 +86,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=REPEATS, help="timed runs per model (the median is kept)")
     parser.add_argument("--skip-memory", action="store_true", help="leave out the (slow) peak-memory column")
     parser.add_argument("--training", action="store_true", help="time training of the model scripts instead")
+    parser.add_argument("--raster", action="store_true", help="benchmark the raster (DEM) models instead")
     parser.add_argument("--task", default="sr4", help="--training: the task trained (default sr4)")
     parser.add_argument("--seconds", type=float, default=TRAINING_SECONDS, help="--training: seconds per script")
     parser.add_argument(
@@ -86,6 +99,22 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # ---- 1. Measurements ----------------------------------------------------------------
+
+
+def synthetic_dem(side: int, seed: int = 0) -> np.ndarray:
+    """float32 (side, side) heights in metres: ridges and valleys at several wavelengths, a stand-in DEM."""
+    rows = np.arange(side, dtype=np.float32)[:, None]
+    cols = np.arange(side, dtype=np.float32)[None, :]
+    rng = np.random.default_rng(seed)
+    dem = np.full((side, side), 1500.0, np.float32)
+    for wavelength, amplitude in ((900, 400), (300, 120), (90, 30), (25, 6)):
+        ay, ax, phase = rng.uniform(0.3, 1.0), rng.uniform(0.3, 1.0), rng.uniform(0, 6.28)
+        dem += (
+            amplitude
+            * np.sin((ay * rows + ax * cols) * 6.28 / wavelength + phase)
+            * np.cos((ax * rows - ay * cols) * 6.28 / wavelength)
+        )
+    return dem
 
 
 def synthetic_photo(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -142,8 +171,8 @@ def peak_rss_mb(command: list[str]) -> float:
 
 
 def enhance_peak_rss_mb(model_path: Path, photo_path: Path, out_dir: Path) -> float:
-    """Peak RSS (MB) of ``enhance.py`` enhancing ``photo_path`` with ``model_path`` into ``out_dir``."""
-    target = out_dir / f"{photo_path.stem}_enhanced.png"
+    """Peak RSS (MB) of ``enhance.py`` enhancing ``photo_path`` (photo or .tif raster) with ``model_path``."""
+    target = out_dir / f"{photo_path.stem}_enhanced{photo_path.suffix if photo_path.suffix == '.tif' else '.png'}"
     try:
         return peak_rss_mb(
             [sys.executable, str(ENHANCE), str(photo_path), "--model", str(model_path), "--out", str(target)]
@@ -279,11 +308,98 @@ def markdown(rows: list[dict], sets: list[str]) -> str:
     return "\n".join(lines)
 
 
+def write_synthetic_dem(path: Path, side: int) -> Path:
+    """A float32 GeoTIFF of ``synthetic_dem(side)`` on 1 arc-second cells at 40 N (a GLO-30 tile's grid)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=side,
+        width=side,
+        count=1,
+        dtype="float32",
+        crs="EPSG:4326",
+        transform=from_origin(-106.0, 41.0, 1 / 3600, 1 / 3600),
+        tiled=True,
+        compress="deflate",
+    ) as dst:
+        dst.write(synthetic_dem(side), 1)
+    return path
+
+
+def raster_markdown(rows: list[dict]) -> str:
+    side = MEMORY_RASTER
+    header = "| method | scale | parameters | RMSE (m) | slope RMSE (deg) | ms / output MP | "
+    header += f"peak RSS, {side}x{side} DEM (MB) |"
+    lines = [header, "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        rss = "—" if r.get("peak_rss_mb") is None else f"{r['peak_rss_mb']:.0f}"
+        ms = "—" if r.get("ms_per_mp") is None else f"{r['ms_per_mp']:.0f}"
+        lines.append(
+            f"| {r['method']} | x{r['scale']} | {r['parameters']:,} | {r['rmse']:.3f} | {r['slope_rmse']:.2f} | "
+            f"{ms} | {rss} |"
+        )
+    return "\n".join(lines)
+
+
+def main_raster(args) -> None:
+    """``--raster``: quality, speed and memory of the raster models (module doc)."""
+    from util.models import load_model
+    from util.raster_enhance import enhance_raster_array
+    from util.raster_eval import evaluate_raster_files, raster_files
+
+    models = args.models or sorted(MODELS.glob("dem_*.keras"))
+    loaded = [(path, *load_model(path)) for path in models]
+    if not loaded:
+        raise util.UserError(f"no raster models in {MODELS} (dem_*.keras); give model files")
+    for path, _, info in loaded:
+        if info.get("data_kind") != "raster":
+            raise util.UserError(f"{path}: a photo model; --raster benchmarks raster models (dem_*.keras)")
+    data = args.data or [RASTER_DATA]
+    for folder in data:
+        if not folder.exists():
+            raise util.UserError(f"{folder}: no such file or folder; run `python3 download.py dem` or give --data")
+    files = raster_files(data)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="benchmark-") as work:
+        work_dir = Path(work)
+        dem_path = None if args.skip_memory else write_synthetic_dem(work_dir / "synthetic_dem.tif", MEMORY_RASTER)
+        for scale in sorted({info["scale"] for _, _, info in loaded}):
+            pooled = evaluate_raster_files(files, scale)["pooled"]
+            for name in ("bicubic", "cubic spline"):
+                rows.append({"method": name, "scale": scale, "parameters": 0, **pooled[name]})
+        for path, model, info in loaded:
+            print(f"benchmarking {path} ...", file=sys.stderr)
+            scale = info["scale"]
+            enhance = functools.partial(enhance_raster_array, model, info)
+            pooled = evaluate_raster_files(files, scale, enhance)["pooled"]
+            lr = synthetic_dem(SPEED_OUTPUT // scale)[None, ..., None]
+            megapixels = SPEED_OUTPUT**2 / 1e6
+            row = {"method": str(path), "scale": scale, "parameters": int(model.count_params()), **pooled["model"]}
+            row["ms_per_mp"] = median_ms(lambda: model.predict_on_batch(lr), WARMUP, args.repeats) / megapixels  # noqa: B023
+            row["peak_rss_mb"] = None if dem_path is None else enhance_peak_rss_mb(path, dem_path, work_dir)
+            rows.append(row)
+    table = raster_markdown(rows)
+    machine = machine_name()
+    print(table)
+    util.write_text_atomic(args.out / "benchmark_raster.md", f"Raster benchmark on {machine}\n\n{table}\n")
+    util.write_json_atomic(
+        args.out / "benchmark_raster.json",
+        {"machine": machine, "data": [str(f) for f in files], "memory_dem": MEMORY_RASTER, "rows": rows},
+    )
+    print(f"\nwritten: {args.out / 'benchmark_raster.md'}, {args.out / 'benchmark_raster.json'}")
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.training:
         return main_training(args)
-    models = args.models or sorted(MODELS.glob("*.keras"))
+    if args.raster:
+        return main_raster(args)
+    models = args.models or [p for p in sorted(MODELS.glob("*.keras")) if not p.name.startswith("dem_")]
     if not args.models:
         print(f"note: {len(models)} model(s) in {MODELS}", file=sys.stderr)
     for path in models:

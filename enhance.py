@@ -116,7 +116,7 @@ def main(argv=None) -> None:
         enhance_rasters(args, rasters)
         return
     raster_flags = [
-        f for f, v in (("--nodata", args.nodata), ("--band", args.band), ("--variable", args.variable)) if v
+        f for f, v in (("--nodata", args.nodata), ("--band", args.band), ("--variable", args.variable)) if v is not None
     ]
     if raster_flags:
         raise util.UserError(f"{' '.join(raster_flags)} apply to rasters (.tif DEMs, .asc, .npy, .nc), not photos")

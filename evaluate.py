@@ -5,6 +5,8 @@
     python3 evaluate.py --model runs/<run>/model.keras --data datasets/benchmark/Urban100
     python3 evaluate.py --model bicubic --scale 2                           # the baseline alone
     python3 evaluate.py --model runs/<run>/model.keras --task noise25       # Gaussian denoising, sigma 25
+    python3 evaluate.py --model assets/models/dem_x4.keras --data datasets/dem/test_regions my_dem.tif  # rasters
+    python3 evaluate.py --model bicubic --scale 4 --data my_dem.asc         # bicubic and cubic spline alone
 
 The protocol (modcrop, MATLAB bicubic, Y of BT.601, border = scale, uint8 output;
 RGB for denoising) is documented in util/evaluation.py. Prints a Markdown table per
@@ -12,6 +14,12 @@ folder (per image and mean, bicubic beside the model) and writes one JSON per fo
 ``eval_<folder>_<task>.json`` (e.g. ``eval_Set5_sr4.json``), into the model's folder (for bicubic: --out).
 The model sees the whole image, through the tiled inference of util/inference.py
 when the image is larger than one tile.
+
+Rasters (DEMs, any grid in data units: .tif, .asc, .npy, .npz, .nc files or folders of
+them, with a raster model or bicubic) are scored by the raster protocol of
+util/raster_eval.py: block-mean LR, bicubic and cubic spline beside the model, RMSE,
+MAE, bias and slope RMSE over the valid cells; JSON and a hillshade/error figure,
+``eval_<folder or file>_<task>.{json,png}``.
 """
 
 from __future__ import annotations
@@ -54,6 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--ensemble", action="store_true", help="self-ensemble (EDSR+): the model averaged over the 8 flips/rotations"
     )
+    parser.add_argument("--nodata", type=float, help="rasters: declare this nodata value (for files that lack one)")
+    parser.add_argument("--band", type=int, help="rasters: the band of multi-band files (1 = first)")
+    parser.add_argument("--variable", help="rasters: the variable of NetCDF / .npz files")
     return parser.parse_args(argv)
 
 
@@ -76,8 +87,80 @@ def choose_task(args, info: dict | None) -> Task:
     return task
 
 
+def is_raster_data(paths) -> bool:
+    """True when every path is a raster file or a folder holding raster files and no photos."""
+    from download_module.raster_pairs import folder_kind
+    from util.raster_enhance import is_raster_file
+
+    return bool(paths) and all(
+        (p.is_file() and is_raster_file(p)) or (p.is_dir() and folder_kind(p) == "raster") for p in paths
+    )
+
+
+def evaluate_rasters(args, model=None, info: dict | None = None) -> None:
+    """The raster protocol (util/raster_eval.py) on every raster of --data; one table and JSON per path."""
+    from util.raster_eval import evaluate_raster_files, raster_files
+    from util.report import raster_rows
+
+    if info is not None:
+        from util.raster_enhance import check_raster_model, enhance_raster_array
+
+        check_raster_model(info, str(args.model))
+        scale = info["scale"]
+        if args.scale not in (None, scale):
+            raise util.UserError(f"{args.model}: the model's scale is {scale}, not {args.scale}; drop --scale")
+
+        def enhance(lr):
+            return enhance_raster_array(model, info, lr, ensemble=args.ensemble)
+
+    else:
+        if args.ensemble:
+            raise util.UserError("--ensemble applies to a model, not to bicubic; give --model PATH.keras")
+        scale, enhance = args.scale or BICUBIC_SCALE, None
+    if args.task and args.task != f"sr{scale}":
+        raise util.UserError(f"--task {args.task}: rasters are scored for super-resolution, here sr{scale}")
+    out_dir = args.out or (Path(args.model).parent if info else BICUBIC_OUT)
+    read = {"nodata": args.nodata, "band": args.band, "variable": args.variable}
+    print(f"# {args.model}: sr{scale} on rasters\n\n{RASTER_PROTOCOL}\n")
+    for path in args.data:
+        name = path.stem if path.is_file() else path.name
+        stem = out_dir / f"eval_{name}_sr{scale}{'_ensemble' if args.ensemble else ''}"
+        result = evaluate_raster_files(raster_files([path]), scale, enhance, read, figure=stem.with_suffix(".png"))
+        result.update(dataset=name, task=f"sr{scale}", model=str(args.model), info=info, ensemble=args.ensemble)
+        units = result["rasters"][0]["units"]
+        lines = [f"## {name} sr{scale}", ""]
+        if len(result["rasters"]) > 1:
+            for row in result["rasters"]:
+                rmse = ", ".join(f"{m} {s['rmse']:.3f}" for m, s in row["scores"].items())
+                lines.append(
+                    f"- {row['file']} ({row['shape'][0]}x{row['shape'][1]}, cells {row['cell_m']} m): RMSE {rmse}"
+                )
+            lines += ["", "All rasters pooled:", ""]
+        lines += raster_rows(result["pooled"], units)
+        print("\n".join(lines) + "\n")
+        util.write_json_atomic(stem.with_suffix(".json"), result)
+        print(f"written: {stem.with_suffix('.json')} and {stem.with_suffix('.png').name}\n")
+
+
+RASTER_PROTOCOL = (
+    "Raster protocol: HR cropped to a multiple of the scale, LR = block mean of the valid cells, nodata filled "
+    "from the nearest valid cell for every method; scored over valid cells with a scale-cell border left out, "
+    "in the data's units; slope RMSE by Horn's method with the real cell size."
+)
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.data and is_raster_data(args.data):
+        model, info = None, None
+        if args.model != "bicubic":
+            from util.models import load_model
+
+            model, info = load_model(Path(args.model))
+        evaluate_rasters(args, model, info)
+        return
+    if any(v is not None for v in (args.nodata, args.band, args.variable)):
+        raise util.UserError("--nodata / --band / --variable apply to rasters; give --data raster files or folders")
     folders = args.data or standard_sets()
     for folder in folders:
         if not folder.is_dir():
@@ -92,6 +175,10 @@ def main(argv=None) -> None:
         from util.models import load_model
 
         model, info = load_model(model_path)
+        if info.get("data_kind") == "raster":
+            raise util.UserError(
+                f"{model_path}: a raster model (data units); give --data raster files or folders (.tif .asc ...)"
+            )
 
         def enhance(degraded):
             return enhance_array(model, info, degraded, progress=False, ensemble=args.ensemble)

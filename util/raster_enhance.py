@@ -125,7 +125,11 @@ TIFF_SUFFIXES = (".tif", ".tiff")
 
 
 def is_raster_file(path: Path) -> bool:
-    """True for a raster in data units: .asc/.npy/.npz/.nc, or a TIFF with a CRS or one non-8-bit band."""
+    """True for a raster in data units: .asc/.npy/.npz/.nc, or a TIFF with a CRS or one non-8-bit band.
+
+    A TIFF that GDAL cannot open (e.g. a GeoTIFF cut short before its header ends) counts as a
+    raster, so that the raster reader names it in one line instead of the photo path guessing.
+    """
     suffix = path.suffix.lower()
     if suffix in PLAIN_RASTER_SUFFIXES:
         return True
@@ -137,7 +141,7 @@ def is_raster_file(path: Path) -> bool:
         with rasterio.open(path) as src:
             return src.crs is not None or (src.count == 1 and src.dtypes[0] not in ("uint8", "uint16"))
     except rasterio.errors.RasterioError:
-        return False
+        return True
 
 
 def output_path(path: Path, scale: int, out: Path | None = None) -> Path:
@@ -159,11 +163,15 @@ def enhance_raster_file(
     ensemble=False,
     progress=True,
 ) -> Path:
-    """Enhance one raster file into ``out_path`` (float32, same CRS, cell size / scale, nodata kept)."""
-    from util.rasters import RasterWriter, fill_nodata, read_raster
+    """Enhance one raster file into ``out_path`` (float32, same CRS, cell size / scale, nodata kept).
+
+    A file that declares no nodata but holds a sentinel such as -9999 gets a warning line on stderr.
+    """
+    from util.rasters import RasterWriter, fill_nodata, read_raster, warn_suspected_nodata
 
     check_raster_model(info, str(path))
     raster = read_raster(path, band=band, variable=variable, nodata=nodata)
+    warn_suspected_nodata(raster)
     valid = raster.valid
     if not valid.any():
         raise UserError(f"{path}: every cell is nodata; nothing to enhance (check --nodata)")

@@ -124,6 +124,7 @@ def evaluate_raster_files(files, scale: int, enhance=None, read: dict | None = N
                 {name: output[crop][None] for name, output in result["outputs"].items()},
                 np.asarray([cell]),
                 figure,
+                raster.units,
             )
     return {"rasters": rows, "pooled": {name: score.result() for name, score in pooled.items()}}
 
@@ -149,7 +150,7 @@ def hillshade(z: np.ndarray, cell) -> np.ndarray:
     return LightSource(azdeg=315, altdeg=45).hillshade(filled, vert_exag=1.0, dx=float(cell[1]), dy=float(cell[0]))
 
 
-def raster_comparison_figure(targets, valid, lr, methods: dict, cells, png_path: Path) -> None:
+def raster_comparison_figure(targets, valid, lr, methods: dict, cells, png_path: Path, units: str = "m") -> None:
     """Rows of hillshades (LR, each method, HR) and error maps (method - HR) of a few grids.
 
     ``targets`` (N, H, W) HR, ``valid`` bool, ``lr`` (N, h, w), ``methods`` name -> (N, H, W),
@@ -175,7 +176,7 @@ def raster_comparison_figure(targets, valid, lr, methods: dict, cells, png_path:
             image = axes[i, len(shades) + k].imshow(
                 np.ma.masked_invalid(error), cmap=errors_cmap, vmin=-limit, vmax=limit, interpolation="nearest"
             )
-        fig.colorbar(image, ax=axes[i, len(shades) :].tolist(), shrink=0.8, label="error")
+        fig.colorbar(image, ax=axes[i, len(shades) :].tolist(), shrink=0.8, label=f"error ({units})")
     for j, title in enumerate(columns):
         axes[0, j].set_title(title, fontsize=9)
     for ax in axes.ravel():

@@ -146,6 +146,8 @@ def read_raster(path, band: int | None = None, variable: str | None = None, noda
     elif suffix == ".nc":
         raster = _read_netcdf(path, variable)
     else:
+        if variable is not None:
+            raise UserError(f"{path}: --variable applies to .npz and .nc files; drop it (use --band for GeoTIFFs)")
         raster = _read_gdal(path, band)
     if band is not None and suffix not in (".tif", ".tiff"):
         raise UserError(f"{path}: --band applies to multi-band GeoTIFFs; drop it (use --variable for .npz/.nc)")
@@ -170,7 +172,7 @@ def _read_gdal(path: Path, band: int | None) -> Raster:
         with src:
             if band is None and src.count > 1:
                 raise UserError(f"{path}: {src.count} bands; give --band 1 to {src.count} (the band to use)")
-            index = band or 1
+            index = 1 if band is None else band
             if not 1 <= index <= src.count:
                 raise UserError(f"{path}: --band {index}, but the file has {src.count} band(s); give 1 to {src.count}")
             data = src.read(index, masked=True)
@@ -180,10 +182,18 @@ def _read_gdal(path: Path, band: int | None) -> Raster:
             crs, nodata = src.crs, src.nodata
             driver = src.driver
     except rasterio.errors.RasterioError as err:
-        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise UserError(f"{path}: not a readable raster ({detail}); check the file or download it again") from None
+        raise UserError(
+            f"{path}: not a readable raster ({_gdal_detail(err)}); check the file or download it again"
+        ) from None
     degrees = crs is None and transform is not None and _looks_geographic(transform, values.shape)
     return Raster(path, values, transform, crs, nodata, units, degrees, meta={"driver": driver})
+
+
+def _gdal_detail(err: Exception) -> str:
+    """The first line of the innermost GDAL error behind ``err`` (the outer one says "See previous exception")."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
 def _looks_geographic(transform, shape) -> bool:
@@ -227,7 +237,10 @@ def _numpy_raster(path: Path, array: np.ndarray, meta: dict) -> Raster:
 
 
 def _georeference_npz(raster: Raster, arrays: dict) -> None:
-    """matplotlib's sample DEM layouts: corner coordinates in degrees, or latitude/longitude vectors (WGS84)."""
+    """matplotlib's sample DEM layouts: corner coordinates in degrees, or latitude/longitude vectors (WGS84).
+
+    ``meta["npz"]`` records the layout, so that a written .npz carries its georeferencing the same way.
+    """
     from affine import Affine
     from rasterio.crs import CRS
 
@@ -240,17 +253,38 @@ def _georeference_npz(raster: Raster, arrays: dict) -> None:
             (east - west) / width, -(north - south) / height
         )
         raster.crs = CRS.from_epsg(4326)
+        raster.meta["npz"] = {
+            "layout": "corners",
+            "ymin_north": scalars["ymin"] > scalars["ymax"],
+            "lon360": west >= 180.0,
+        }
         return
-    lat = next((arrays[k] for k in ("latitude", "lat") if k in arrays and arrays[k].shape == (height,)), None)
-    lon = next((arrays[k] for k in ("longitude", "lon") if k in arrays and arrays[k].shape == (width,)), None)
+    lat = next((k for k in ("latitude", "lat") if k in arrays and arrays[k].shape == (height,)), None)
+    lon = next((k for k in ("longitude", "lon") if k in arrays and arrays[k].shape == (width,)), None)
     if lat is not None and lon is not None:
-        transform, north_up = _transform_from_centres(np.asarray(lat, np.float64), np.asarray(lon, np.float64))
+        transform, north_up = _transform_from_centres(
+            np.asarray(arrays[lat], np.float64), np.asarray(arrays[lon], np.float64)
+        )
         if transform is not None:
             if not north_up:
                 raster.values = raster.values[::-1].copy()
                 raster.meta["south_up"] = True
             raster.transform = Affine.translation(_longitude(transform.c) - transform.c, 0) @ transform
             raster.crs = CRS.from_epsg(4326)
+            raster.meta["npz"] = {"layout": "centres", "lat": lat, "lon": lon, "lon360": transform.c >= 180.0}
+
+
+def _npz_coordinates(layout: dict, transform, shape: tuple[int, int], south_up: bool) -> dict:
+    """The georeferencing arrays of an output .npz in the input's ``layout`` (``meta["npz"]``), in degrees."""
+    height, width = shape
+    t = transform
+    west, north = t.c + (360.0 if layout["lon360"] else 0.0), t.f
+    east, south = west + t.a * width, north + t.e * height
+    if layout["layout"] == "corners":
+        ymin, ymax = (north, south) if layout["ymin_north"] else (south, north)
+        return {"xmin": west, "xmax": east, "ymin": ymin, "ymax": ymax, "dx": t.a, "dy": -t.e}
+    lats = north + t.e * (np.arange(height) + 0.5)
+    return {layout["lat"]: lats[::-1] if south_up else lats, layout["lon"]: west + t.a * (np.arange(width) + 0.5)}
 
 
 def _longitude(west: float) -> float:
@@ -392,7 +426,7 @@ def warn_suspected_nodata(raster: Raster) -> None:
         count = int(np.count_nonzero(raster.values == np.float32(value)))
         print(
             f"warning: {raster.path}: declares no nodata but {count} cells hold {value:g}, which are read as heights; "
-            f"give --nodata {value:g} if they are missing cells",
+            f"give --nodata {value:.9g} if they are missing cells",
             file=sys.stderr,
         )
 
@@ -424,7 +458,8 @@ class RasterWriter:
     (tiled, deflate-compressed, BigTIFF when needed) streams to disk; ``.asc`` is copied
     from such a GeoTIFF by GDAL's AAIGrid driver (it has no streaming writer); ``.npy`` is
     a memory map; ``.npz`` and ``.nc`` are written with the values of the input's variable
-    name (``.nc``: a CF variable with ``_FillValue``, coordinates and the CRS as ``crs_wkt``).
+    name (``.npz``: with the input's corners or latitude/longitude vectors, in its row order;
+    ``.nc``: a CF variable with ``_FillValue``, coordinates and the CRS as ``crs_wkt``).
     """
 
     def __init__(self, path, like: Raster, height: int, width: int, scale: int = 1):
@@ -505,6 +540,9 @@ class RasterWriter:
         try:
             if kind is None:
                 self._finish()
+        except BaseException:
+            kind, error, trace = sys.exc_info()  # a failed finish must not rename the partial file into place
+            raise
         finally:
             self._close()
             self._atomic.__exit__(kind, error, trace)
@@ -533,9 +571,14 @@ class RasterWriter:
             return
         self._array.flush()
         if self.suffix == ".npz":
-            name = self.like.meta.get("variable", "values")
+            south_up = self.like.meta.get("south_up", False)
+            values = np.asarray(self._array)
+            arrays = {self.like.meta.get("variable", "values"): values[::-1] if south_up else values}
+            layout = self.like.meta.get("npz")
+            if layout and self.transform is not None:
+                arrays.update(_npz_coordinates(layout, self.transform, self.shape, south_up))
             with open(self.tmp, "wb") as f:
-                np.savez_compressed(f, **{name: np.asarray(self._array)})
+                np.savez_compressed(f, **arrays)
         elif self.suffix == ".nc":
             self._write_netcdf()
 
@@ -543,7 +586,7 @@ class RasterWriter:
         """The CRS of an ASCII grid goes in a .prj beside it, as GDAL reads it (only when the input had one)."""
         if self.like.crs is not None:
             with atomic_path(self.path.with_suffix(".prj")) as tmp:
-                tmp.write_text(self.like.crs.to_wkt(morph_to_esri_dialect=True))
+                tmp.write_text(self.like.crs.to_wkt())
 
     def _write_netcdf(self):
         import netCDF4

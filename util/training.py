@@ -424,5 +424,6 @@ def score_raster_test_pairs(model, settings: Settings, folder: Path, folder_out:
         {k: v[:4] for k, v in methods.items()},
         cells[:4],
         folder_out / "comparison.png",
+        results["units"],
     )
     return results
