@@ -333,14 +333,14 @@ def write_synthetic_dem(path: Path, side: int) -> Path:
 def raster_markdown(rows: list[dict]) -> str:
     side = MEMORY_RASTER
     header = "| method | scale | parameters | RMSE (m) | slope RMSE (deg) | ms / output MP | "
-    header += f"peak RSS, {side}x{side} DEM (MB) |"
-    lines = [header, "|---|---:|---:|---:|---:|---:|---:|"]
+    header += f"peak RSS, {side}x{side} DEM (MB) | enhance.py on it (s) |"
+    lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         rss = "—" if r.get("peak_rss_mb") is None else f"{r['peak_rss_mb']:.0f}"
         ms = "—" if r.get("ms_per_mp") is None else f"{r['ms_per_mp']:.0f}"
         lines.append(
             f"| {r['method']} | x{r['scale']} | {r['parameters']:,} | {r['rmse']:.3f} | {r['slope_rmse']:.2f} | "
-            f"{ms} | {rss} |"
+            f"{ms} | {rss} | {'—' if r.get('enhance_seconds') is None else r['enhance_seconds']} |"
         )
     return "\n".join(lines)
 
@@ -380,7 +380,9 @@ def main_raster(args) -> None:
             megapixels = SPEED_OUTPUT**2 / 1e6
             row = {"method": str(path), "scale": scale, "parameters": int(model.count_params()), **pooled["model"]}
             row["ms_per_mp"] = median_ms(lambda: model.predict_on_batch(lr), WARMUP, args.repeats) / megapixels  # noqa: B023
+            started = time.perf_counter()
             row["peak_rss_mb"] = None if dem_path is None else enhance_peak_rss_mb(path, dem_path, work_dir)
+            row["enhance_seconds"] = None if dem_path is None else round(time.perf_counter() - started, 1)
             rows.append(row)
     table = raster_markdown(rows)
     machine = machine_name()

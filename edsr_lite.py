@@ -37,7 +37,7 @@ PRECISION = "auto"  # auto (bfloat16 where the CPU has native bf16, else float32
 FILTERS = 32  # feature channels
 BLOCKS = 4  # residual blocks (8 scored 0.09 dB more on Set5 in the same ~20 min, at 1.7x the time per sample)
 LOSS = "mae"  # mae (L1) | mse
-AUGMENT = "auto"  # auto | none | comma list of flips (8 flips/rotations), channels (RGB order), shifts (sub-pixel)
+AUGMENT = "auto"  # auto | none | a list of flips, channels, shifts (photos); flips, invert, amplitude (rasters)
 SCHEDULE = "constant"  # constant | cosine (decayed to 0 over the run)
 EMA = 0.99  # validate and keep the weights' moving average (Keras' Adam use_ema); 0 = the raw weights
 INIT_FROM = ""  # fine-tune this saved model.keras (same script, task and kind of data); "" = from scratch

@@ -154,3 +154,17 @@ def small_sets(tmp_path_factory) -> Path:
         Image.fromarray(image[:96, :120]).save(root / "Tiny5" / f"{name}.png")
     Image.fromarray(data.camera()[:64, :80]).save(root / "Grey" / "camera.png")
     return root
+
+
+@pytest.fixture(autouse=True)
+def float32_policy():
+    """Every test starts and ends under Keras's float32 policy.
+
+    A training that stops early (a test of an error or an interruption) leaves the
+    bfloat16 policy that PRECISION auto sets; the models the next test builds would
+    otherwise compute in bfloat16.
+    """
+    yield
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        keras.mixed_precision.set_global_policy("float32")

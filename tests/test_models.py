@@ -132,7 +132,7 @@ def test_auto_augment_suits_the_task_and_the_data():
 
     assert resolve_augment(("auto",), "sr4", "photo") == ("flips", "channels", "shifts")
     assert resolve_augment(("auto",), "noise64", "photo") == ("flips", "channels")
-    assert resolve_augment(("auto",), "sr4", "raster") == ("flips",)
+    assert resolve_augment(("auto",), "sr4", "raster") == ("flips", "invert", "amplitude")
     with pytest.raises(util.UserError, match="channels do.*not apply to rasters"):
         resolve_augment(("flips", "channels"), "sr4", "raster")
 

@@ -76,7 +76,7 @@ def test_every_script_trains_on_rasters_and_scores_in_metres(tiny_raster_pairs, 
         assert float(log[-1].split(",")[1]) < 100.0**power, (name, log)
         assert (folder / "comparison.png").stat().st_size > 0
         assert json.loads((folder / "settings.json").read_text())["augment"] == (
-            ["flips"] if name == "edsr_lite" else []
+            ["flips", "invert", "amplitude"] if name == "edsr_lite" else []
         )
 
 

@@ -259,6 +259,25 @@ def test_lunar_crs_is_kept_and_its_cells_are_measured_on_the_moon(tmp_path, sr2)
 # ---- 3. Nodata ---------------------------------------------------------------------------------------------
 
 
+def test_a_raster_model_built_under_bfloat16_normalises_heights_in_float32():
+    """Mixed-precision training must not round 2000 m heights to bfloat16's 8 m steps before normalising."""
+    import keras
+
+    import edsr_lite
+    from util.models import raster_model
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = raster_model(edsr_lite.build_model("sr2", channels=1), value_scale=100.0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    heights = surface(24, 28)
+    out = np.asarray(model(heights[None, ..., None]))[0, ..., 0]
+    reference = bicubic_upscale(heights, 2)
+    # bfloat16 inside the network leaves centimetres; rounding the input would leave metres
+    assert np.abs(out[INNER] - reference[INNER]).max() < 0.5
+
+
 def test_fill_nodata_takes_the_nearest_valid_cell():
     values = np.array([[1.0, np.nan, np.nan, 4.0], [np.nan, np.nan, np.nan, np.nan]], np.float32)
     np.testing.assert_array_equal(fill_nodata(values), [[1, 1, 4, 4], [1, 1, 4, 4]])

@@ -247,3 +247,52 @@ def test_shifts_need_a_bicubic_task():
     patches = np.zeros((2, 16, 16, 3), dtype=np.uint8)
     with pytest.raises(ValueError, match="shifts needs the bicubic scale"):
         data.make_dataset(patches, patches, 1, 0, augment=("shifts",), shift_scale=0)
+
+
+def test_raster_augmentations_keep_input_target_and_mask_together():
+    """flips and invert on rasters: one of the 8 x 2 transforms, the same on the input, the target and the mask."""
+    import itertools
+
+    from util import data
+
+    rng = np.random.default_rng(0)
+    lr = rng.normal(500.0, 50.0, (4, 6, 6, 1)).astype(np.float32)
+    hr = lr.repeat(2, axis=1).repeat(2, axis=2)
+    mask = (rng.random(hr.shape) < 0.8).astype(np.uint8)
+    batches = iter(data.make_raster_dataset(lr, hr, mask, 8, 0, augment=("flips", "invert")))
+    known = {}
+    for i, image in enumerate(lr):
+        for k, flip, sign in itertools.product(range(4), (0, 1), (1, -1)):
+            out = np.rot90(image, k)[:, ::-1] if flip else np.rot90(image, k)
+            known[(sign * out).tobytes()] = (i, k, flip, sign)
+    seen = set()
+    for _ in range(30):
+        x, y, w = (t.numpy() for t in next(batches))
+        assert x.dtype == np.float32 and w.shape == (8, 12, 12)
+        for small, big, weight in zip(x, y, w, strict=True):
+            assert np.array_equal(big, small.repeat(2, axis=0).repeat(2, axis=1))
+            i, k, flip, sign = known[small.tobytes()]
+            turned = np.rot90(mask[i, ..., 0], k)
+            assert np.array_equal(weight, turned[:, ::-1] if flip else turned)
+            seen.add((k, flip, sign))
+    assert len(seen) == 16
+
+
+def test_raster_amplitude_scales_input_and_target_by_one_factor():
+    from util import data
+
+    rng = np.random.default_rng(1)
+    lr = rng.normal(500.0, 50.0, (4, 6, 6, 1)).astype(np.float32)
+    hr = lr.repeat(2, axis=1).repeat(2, axis=2)
+    mask = np.ones(hr.shape, np.uint8)
+    batches = iter(data.make_raster_dataset(lr, hr, mask, 8, 0, augment=("amplitude",)))
+    factors = []
+    for _ in range(20):
+        x, y, _ = (t.numpy() for t in next(batches))
+        for small, big in zip(x, y, strict=True):
+            i = int(np.argmin([np.abs(small / p - (small / p).mean()).max() for p in lr]))
+            factor = float((small / lr[i]).mean())
+            np.testing.assert_allclose(small, factor * lr[i], rtol=1e-5)
+            np.testing.assert_allclose(big, factor * hr[i], rtol=1e-5)
+            factors.append(factor)
+    assert 0.5 <= min(factors) < 0.7 and 1.4 < max(factors) <= 2.0

@@ -132,7 +132,8 @@ def make_raster_dataset(inputs, targets, masks, batch: int, seed: int, augment=(
     """Endless shuffled ``tf.data`` of (input, target, weight) float32 raster batches in data units.
 
     ``weight`` is the valid-cell mask (B, H, W): Keras weighs each cell's loss by it, so
-    nodata cells never count. ``augment``: ``flips`` only (util.settings.RASTER_AUGMENTATIONS).
+    nodata cells never count. ``augment``: ``flips``, ``invert`` (heights negated) and ``amplitude``
+    (heights scaled): block means and bicubic commute with each (util.settings.RASTER_AUGMENTATIONS).
     """
     import tensorflow as tf
 
@@ -140,6 +141,10 @@ def make_raster_dataset(inputs, targets, masks, batch: int, seed: int, augment=(
     ds = ds.shuffle(min(len(inputs), 10_000), seed=seed, reshuffle_each_iteration=True).repeat()
     if "flips" in augment:
         ds = ds.map(_dihedral3, num_parallel_calls=tf.data.AUTOTUNE)
+    if "invert" in augment:
+        ds = ds.map(_negate3, num_parallel_calls=tf.data.AUTOTUNE)
+    if "amplitude" in augment:
+        ds = ds.map(_amplitude3, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch, drop_remainder=True).map(_raster_weights, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -169,6 +174,21 @@ def _dihedral3(x, y, w):
         return tf.cond(flip, lambda: tf.image.flip_left_right(a), lambda: a)
 
     return turn(x), turn(y), turn(w)
+
+
+def _negate3(x, y, w):
+    """Input and target negated half of the time (a raster's z -> -z), the mask unchanged."""
+    import tensorflow as tf
+
+    return tf.cond(tf.random.uniform([]) < 0.5, lambda: (-x, -y, w), lambda: (x, y, w))
+
+
+def _amplitude3(x, y, w):
+    """Input and target times one random factor, log-uniform in [1/2, 2] (other reliefs, the same terrain)."""
+    import tensorflow as tf
+
+    factor = tf.exp(tf.random.uniform([], -0.6931472, 0.6931472))
+    return x * factor, y * factor, w
 
 
 def validation_dataset(inputs: np.ndarray, targets: np.ndarray, batch: int = 32):

@@ -202,6 +202,7 @@ def raster_model(network: keras.Model, value_scale: float, units: str = "m") -> 
     info = SuiteInfo(
         **{**inner, "data_kind": "raster", "value_scale": value_scale, "units": units},
         name="suite_info_raster",
+        dtype="float32",  # heights of 2000 m in bfloat16 would be rounded to 8 m steps before normalisation
     )
     x, mean = RasterNormalize(value_scale)(info(inputs))
     outputs = RasterDenormalize(value_scale)([network(x), mean])

@@ -34,13 +34,21 @@ SCHEDULES = ("constant", "cosine")
 AUGMENTATIONS = {
     "flips": "a random one of the 8 flips/rotations (the dihedral group)",
     "channels": "a random permutation of the R, G, B channels (Yoo et al., CVPR 2020)",
-    "invert": "the negative (x -> 1 - x) half of the time (bicubic resizing and noise commute with it)",
+    "invert": "the negative half of the time (photos x -> 1 - x, rasters z -> -z; bicubic resizing, block means "
+    "and noise commute with it)",
+    "amplitude": "rasters: heights times a random factor, log-uniform in 1/2..2, so other reliefs are seen "
+    "(block means and bicubic are linear)",
     "shifts": "a random sub-pixel phase: the HR patch cropped by 0..s-1 pixels (s = the scale) and "
     "downscaled again as download.py does (bicubic SR tasks only)",
 }
 
 
-RASTER_AUGMENTATIONS = ("flips",)  # one channel in data units: no channel orders, no negatives
+RASTER_AUGMENTATIONS = (
+    "flips",
+    "invert",
+    "amplitude",
+)  # one channel in data units: no channel orders, no sub-pixel shifts
+RASTER_AUTO = RASTER_AUGMENTATIONS  # what AUGMENT=auto picks for rasters (docs/experiments.md, rasters)
 
 
 def parse_augment(text: str) -> tuple[str, ...]:
@@ -61,18 +69,20 @@ def parse_augment(text: str) -> tuple[str, ...]:
 def resolve_augment(names: tuple[str, ...], task: str, data_kind: str) -> tuple[str, ...]:
     """The augmentations that keep the pairs of this task and kind of data exact.
 
-    ``auto``: flips for rasters; flips and channel orders for photos, plus the sub-pixel
+    ``auto``: flips, invert and amplitude for rasters; flips and channel orders for photos, plus the sub-pixel
     shifts for the bicubic SR tasks. An explicit list is checked against the same rules.
     """
     bicubic = stored_task(task).is_bicubic_sr
     if names == ("auto",):
         if data_kind == "raster":
-            return RASTER_AUGMENTATIONS
+            return RASTER_AUTO
         return ("flips", "channels", "shifts") if bicubic else ("flips", "channels")
+    if data_kind != "raster" and "amplitude" in names:
+        raise UserError(f"AUGMENT={','.join(names)}: amplitude applies to rasters (heights), not photos; drop it")
     if data_kind == "raster" and (wrong := [n for n in names if n not in RASTER_AUGMENTATIONS]):
         raise UserError(
             f"AUGMENT={','.join(names)}: {', '.join(wrong)} do(es) not apply to rasters (one channel in data units, "
-            "block-mean LR); use auto or flips"
+            "block-mean LR); use auto or a list of flips, invert, amplitude"
         )
     return names
 
