@@ -40,11 +40,12 @@ LOSS = "mae"  # mae (L1) | mse
 AUGMENT = "auto"  # auto | none | a list of flips, channels, shifts (photos); flips, invert, amplitude (rasters)
 SCHEDULE = "constant"  # constant | cosine (decayed to 0 over the run)
 EMA = 0.99  # validate and keep the weights' moving average (Keras' Adam use_ema); 0 = the raw weights
+UNSHUFFLE = 2  # denoising/deblurring: layers on the image pixel-unshuffled by this factor (1 = full resolution)
 INIT_FROM = ""  # fine-tune this saved model.keras (same script, task and kind of data); "" = from scratch
 # ----------------------------------------------------------------------------------------
 
 from util.files import run_cli
-from util.models import BicubicUpsample, DepthToSpace, keras, suite_input
+from util.models import BicubicUpsample, DepthToSpace, SpaceToDepth, keras, suite_input
 from util.roles import model_script
 from util.tasks import parse_task
 
@@ -73,6 +74,7 @@ def build_model(
     lr_space=True,
     norm="none",
     dropout=0.0,
+    unshuffle=UNSHUFFLE,
 ):
     """EDSR-lite for ``task`` on ``channels`` channels (3: RGB photos, 1: rasters, set by the data).
 
@@ -82,25 +84,33 @@ def build_model(
     ``bicubic_skip`` (the network adds to bicubic upsampling), ``lr_space`` (layers at LR
     resolution and a sub-pixel upsampler; False: on the bicubic-upsampled input, as the
     prototypes), ``norm`` ("batch" in every block) and a ``dropout`` rate in every block.
+    ``unshuffle``: for the full-resolution tasks (denoising, deblurring), the layers work on the
+    image pixel-unshuffled by this factor (FFDNet's space-to-depth: unshuffle**2 fewer positions,
+    each with unshuffle**2 times the channels) and the output is shuffled back and added to the
+    input (residual learning: the network predicts minus the noise).
     """
     scale = parse_task(task).scale
-    notes = [f"sub-pixel x{scale}" if lr_space else "HR-space input"]
-    notes += ["bicubic skip"] * bool(bicubic_skip) + ["batch norm"] * (norm == "batch")
-    notes += [f"dropout {dropout:g}"] * bool(dropout)
+    unshuffle = unshuffle if scale == 1 else 1
+    notes = [f"sub-pixel x{scale}" if lr_space else "HR-space input"] if scale > 1 else []
+    notes += [f"pixel-unshuffled /{unshuffle}"] * (unshuffle > 1)
+    notes += (["bicubic skip"] if scale > 1 else ["residual"]) * bool(bicubic_skip)
+    notes += ["batch norm"] * (norm == "batch") + [f"dropout {dropout:g}"] * bool(dropout)
     architecture = f"EDSR-lite ({blocks} blocks x {filters} filters, {', '.join(notes)})"
-    inputs, image = suite_input(task, "lr" if lr_space else "upsampled", 1, architecture, channels)
-    head = layers.Conv2D(filters, 3, padding="same")(layers.Rescaling(1.0, offset=-0.5)(image))
+    inputs, image = suite_input(task, "lr" if lr_space else "upsampled", unshuffle, architecture, channels)
+    x = layers.Rescaling(1.0, offset=-0.5)(image)
+    x = SpaceToDepth(unshuffle)(x) if unshuffle > 1 else x
+    head = layers.Conv2D(filters, 3, padding="same")(x)
     x = head
     for _ in range(blocks):
         x = res_block(x, filters, norm, dropout)
     x = layers.Add()([head, layers.Conv2D(filters, 3, padding="same")(x)])
-    up = scale if lr_space else 1
+    up = (scale if lr_space else 1) * unshuffle
     x = layers.Conv2D(channels * up * up, 3, padding="same", kernel_initializer=output_init)(x)
     if up > 1:
         x = DepthToSpace(up)(x)
     if not bicubic_skip:  # the output layer alone makes the image (centred like the input)
         return keras.Model(inputs, layers.Rescaling(1.0, offset=0.5, dtype="float32")(x), name="edsr_lite")
-    skip = BicubicUpsample(up)(image) if up > 1 else image
+    skip = BicubicUpsample(up)(image) if scale > 1 and up > 1 else image
     outputs = layers.Add(dtype="float32")([skip, x])
     return keras.Model(inputs, outputs, name="edsr_lite")
 

@@ -38,7 +38,7 @@ from util.evaluation import (
     protocol_note,
     standard_sets,
 )
-from util.tasks import Task
+from util.tasks import Task, parse_task, task_family
 
 # ---- Constants: edit these -------------------------------------------------
 DATA = None  # folders evaluated without --data; None: Set5 and Set14 of datasets/benchmark (download.py benchmarks)
@@ -79,6 +79,11 @@ def choose_task(args, info: dict | None) -> Task:
         task = task or benchmark_task(f"sr{args.scale}")
     if task is None:
         task = benchmark_task(info["task"] if info else f"sr{BICUBIC_SCALE}")
+    if info and task_family(task) != task_family(parse_task(info["task"])):
+        raise util.UserError(
+            f"{args.model}: a model for {info['task']} ({task_family(parse_task(info['task']))}), "
+            f"not for {task.name} ({task_family(task)}); leave out --task or give a model trained for {task.name}"
+        )
     if info and task.scale != info["scale"]:
         raise util.UserError(
             f"{args.model}: the model's scale is {info['scale']} (task {info['task']}), not {task.scale}; "

@@ -74,12 +74,39 @@ def load_raster_split(folder: Path, task: str, split: str, count: int | None = N
     return lr, hr, extra[0], extra[1]
 
 
+def load_hr(folder: Path, split: str, count: int | None = None) -> np.ndarray:
+    """The first ``count`` HR patches of a split (all when None), uint8 NHWC."""
+    path = folder / f"{split}_hr.npy"
+    if not path.exists():
+        raise UserError(f"{path}: missing; run `python3 download.py` again for this data set")
+    return np.ascontiguousarray(np.load(path, mmap_mode="r")[:count])
+
+
+# Seeds of the fixed degradations of the synthetic tasks' pairs (util.degrade.degrade_patches), per split.
+SPLIT_SEEDS = {"train": 1, "test": 2}
+
+
 def load_split(folder: Path, task: str, split: str, count: int | None = None, start: int = 0):
     """(degraded, hr) uint8 arrays of one split, patches [start, start + count).
 
-    Uses memory mapping so that a 10000-patch file costs only what is taken.
+    Uses memory mapping so that a 10000-patch file costs only what is taken. A synthetic
+    task (util.tasks) has no file of its own: its pairs are the HR patches degraded once
+    with the split's fixed seed (the validation and test pairs; training degrades afresh).
     """
-    key = stored_task(task).name
+    parsed = stored_task(task)
+    key = parsed.name
+    if parsed.synthetic:
+        from util.degrade import degrade_patches
+
+        path = folder / f"{split}_hr.npy"
+        if not path.exists():
+            raise UserError(f"{path}: missing; run `python3 download.py` again for this data set")
+        hr = np.load(path, mmap_mode="r")
+        stop = len(hr) if count is None else min(len(hr), start + count)
+        if start >= stop:
+            raise UserError(f"{path}: has {len(hr)} patches, none left from index {start}; lower the count")
+        hr = np.ascontiguousarray(hr[start:stop])
+        return degrade_patches(hr, parsed, SPLIT_SEEDS[split], first=start), hr
     paths = [folder / f"{split}_{key}.npy", folder / f"{split}_hr.npy"]
     for path in paths:
         if not path.exists():
@@ -125,6 +152,30 @@ def make_dataset(
     if steps:
         ds = ds.map(augment_pair, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch, drop_remainder=True).map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def make_synthetic_dataset(hr: np.ndarray, batch: int, seed: int, task, augment=()):
+    """Endless shuffled ``tf.data`` of (degraded, hr) float32 batches in [0, 1] for a synthetic task.
+
+    ``hr``: uint8 NHWC. Each patch is augmented (``flips``, ``channels``, ``invert``), then degraded
+    afresh by util.degrade.tf_degrade: new noise (and sigma, PSF) every time it is drawn.
+    """
+    import tensorflow as tf
+
+    from util.degrade import tf_degrade
+
+    ds = tf.data.Dataset.from_tensor_slices(hr)
+    ds = ds.shuffle(min(len(hr), 10_000), seed=seed, reshuffle_each_iteration=True).repeat()
+    pair_steps = (("flips", _dihedral), ("channels", _permute_channels), ("invert", _invert))
+    steps = [function for name, function in pair_steps if name in augment]
+
+    def prepare(y):
+        for step in steps:
+            _, y = step(y, y)
+        return tf_degrade(task)(y)
+
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).batch(batch, drop_remainder=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

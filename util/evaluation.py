@@ -24,6 +24,7 @@ The baseline beside every model is bicubic upsampling (SR) or the noisy input it
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,8 +82,17 @@ def load_reference(path) -> np.ndarray:
     return rgb[..., 0] if grey else rgb
 
 
-def degrade(reference: np.ndarray, task: Task) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(target, degraded)``: the (modcropped) reference and the method's uint8 input."""
+def degrade(reference: np.ndarray, task: Task, key: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(target, degraded)``: the (modcropped) reference and the method's uint8 input.
+
+    Tasks that draw per image (defocus, the blind ``noise``) draw from a generator seeded by
+    ``key`` (the image's name), so that each image gets the same radius and sigma however it
+    is evaluated.
+    """
+    if task.radius_range or task.sigma_range:
+        from util.degrade import degrade_image
+
+        return reference, degrade_image(reference, task, np.random.default_rng([0, zlib.crc32(key.encode())]))[0]
     target = modcrop(reference, task.scale)
     degraded = bicubic_downscale(target, task.scale) if task.scale > 1 else target
     if task.noise_sigma:
@@ -182,7 +192,7 @@ def evaluate_folder(folder, task: Task, enhance: Callable[[np.ndarray], np.ndarr
     for path in paths:
         reference = load_reference(path)
         check_size(path, reference, task)
-        target, degraded = degrade(reference, task)
+        target, degraded = degrade(reference, task, path.stem)
         row = {"image": path.stem, "baseline": measure(baseline(degraded, task), target, task)}
         if enhance is not None:
             row["model"] = measure(enhance(degraded), target, task)
@@ -216,6 +226,17 @@ def protocol_note(task: Task) -> str:
         if task.noise_sigma
         else ""
     )
+    if task.radius_range:
+        low, high = task.radius_range
+        radius = f"{low:g}" if low == high else f"drawn per image from {low:g}-{high:g}"
+        return (
+            f"PSNR (dB) / SSIM on RGB, no border, output rounded to uint8; disk PSF of radius {radius} px "
+            f"(edges reflected), then N(0, sigma) with sigma drawn from {task.sigma_range[0]:g}-"
+            f"{task.sigma_range[1]:g}, clipped and rounded to uint8 (seeded by the image's name)."
+        )
+    if task.sigma_range:
+        low, high = task.sigma_range
+        noise = f" N(0, sigma), sigma drawn per image from {low:g}-{high:g} (seeded by its name), clipped and rounded."
     if task.scale > 1:
         return (
             f"PSNR (dB) / SSIM on Y of BT.601, {task.scale}-pixel border cropped, output rounded to uint8; "

@@ -112,6 +112,21 @@ class DepthToSpace(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="suite")
+class SpaceToDepth(keras.layers.Layer):
+    """Pixel unshuffle: (H, W, C) -> (H/s, W/s, C*s*s), as ``tf.nn.space_to_depth`` (H, W multiples of s)."""
+
+    def __init__(self, scale=2, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = int(scale)
+
+    def call(self, inputs):
+        return keras.ops.space_to_depth(inputs, self.scale)
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package="suite")
 class BicubicUpsample(keras.layers.Layer):
     """Bicubic upsampling by an integer factor inside a model (Keys a = -0.5, half-pixel centres).
 

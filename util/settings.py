@@ -72,7 +72,10 @@ def resolve_augment(names: tuple[str, ...], task: str, data_kind: str) -> tuple[
     ``auto``: flips, invert and amplitude for rasters; flips and channel orders for photos, plus the sub-pixel
     shifts for the bicubic SR tasks. An explicit list is checked against the same rules.
     """
-    bicubic = stored_task(task).is_bicubic_sr
+    parsed = stored_task(task)
+    bicubic = parsed.is_bicubic_sr
+    if data_kind == "raster" and not bicubic:
+        raise UserError(f"TASK={task!r}: rasters take the super-resolution tasks sr2, sr4, sr8; photos take {task}")
     if names == ("auto",):
         if data_kind == "raster":
             return RASTER_AUTO

@@ -170,6 +170,9 @@ def training_dataset(inputs, targets, settings: Settings, info: dict, seed: int)
     """The training's tf.data pipeline (util.data.make_dataset) with the settings' batch and augmentations."""
     from util import data
 
+    task = parse_task(settings.task)
+    if task.synthetic:
+        return data.make_synthetic_dataset(targets, settings.batch, seed, task, augment=settings.augment)
     return data.make_dataset(
         inputs,
         targets,
@@ -233,6 +236,11 @@ def train(
             folder, settings.task, "train", settings.val_patches, start=val_start
         )
         value_scale = raster_value_scale(folder, train_hr, train_mask)
+    elif parse_task(settings.task).synthetic:  # degraded afresh in tf.data: only the HR patches are needed
+        train_hr = data.load_hr(folder, "train", settings.train_patches)
+        train_lr = None
+        val_lr, val_hr = data.load_split(folder, settings.task, "train", settings.val_patches, start=val_start)
+        value_scale = 1.0
     else:
         train_lr, train_hr = data.load_split(folder, settings.task, "train", settings.train_patches)
         val_lr, val_hr = data.load_split(folder, settings.task, "train", settings.val_patches, start=val_start)
@@ -250,7 +258,7 @@ def train(
     if val_start < len(train_hr):
         print(f"note: the {settings.val_patches} validation pairs overlap the {len(train_hr)} training pairs")
     prepare = stored_input(info)
-    train_x, val_x = prepare(train_lr), prepare(val_lr)
+    train_x, val_x = (None if train_lr is None else prepare(train_lr)), prepare(val_lr)
 
     steps_total = max(1, settings.backprops // settings.batch)
     epochs = min(settings.epochs, steps_total)

@@ -1,0 +1,156 @@
+"""The synthetic tasks (noiseS, blind noise, defocus): parsing, degradations in NumPy and tf.data, training."""
+
+import json
+
+import numpy as np
+import pytest
+
+import util
+from util.degrade import degrade_image, degrade_patches, disk_psf, psf_bank, tf_degrade
+from util.tasks import parse_task, stored_task, task_family
+
+TINY = ["--train-patches", "16", "--backprops", "32", "--batch", "8", "--epochs", "2", "--val-patches", "8"]
+
+
+@pytest.fixture(scope="module")
+def hr_only(tmp_path_factory):
+    """A data set with HR patches only (what the synthetic tasks need): 24 train / 6 test of a photo."""
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("datasets") / "hronly"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for split, image, count in (("train", data.astronaut(), 24), ("test", data.coffee(), 6)):
+        corners = rng.integers(0, np.array(image.shape[:2]) - 128, size=(count, 2))
+        np.save(folder / f"{split}_hr.npy", np.stack([image[y : y + 128, x : x + 128] for y, x in corners]))
+    return folder
+
+
+def test_task_names():
+    assert parse_task("noise25").noise_sigma == 25 and parse_task("noise25").synthetic
+    assert parse_task("noise15").synthetic and not parse_task("noise15").blind
+    blind = parse_task("noise")
+    assert blind.sigma_range == (0.0, 55.0) and blind.blind and blind.synthetic
+    assert parse_task("defocus").radius_range == (1.0, 4.0) and parse_task("defocus").blind
+    fixed = parse_task("defocus2.5")
+    assert fixed.radius_range == (2.5, 2.5) and not fixed.blind and fixed.baseline_name == "blurred input"
+    assert not parse_task("noise64").synthetic  # the prototype's stored pairs
+    assert stored_task("noise50").name == "noise50"
+    assert [task_family(parse_task(n)) for n in ("sr4", "noise", "defocus", "x4noise64")] == [
+        "super-resolution",
+        "denoising",
+        "deblurring",
+        "super-resolution",
+    ]
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("noise300", "sigma 300 is outside 0-255"),
+        ("noise-5", "sigma -5 is outside 0-255"),
+        ("noise0", "sigma 0 is outside 0-255"),
+        ("defocus0", "radius must be above 0"),
+        ("defocus-1", "radius must be above 0"),
+        ("defocus40", "at most 16 pixels"),
+    ],
+)
+def test_bad_sigma_and_radius_are_one_line_errors(name, message):
+    with pytest.raises(util.UserError, match=message) as err:
+        parse_task(name)
+    assert "\n" not in str(err.value)
+
+
+def test_disk_psf_is_matlabs_fspecial_disk():
+    psf = disk_psf(1)
+    # MATLAB fspecial('disk', 1): 0.0251 0.1453 0.0251 / 0.1453 0.3171 0.1453 (exact pixel areas)
+    matlab = [[0.0251, 0.1453, 0.0251], [0.1453, 0.3171, 0.1453], [0.0251, 0.1453, 0.0251]]
+    np.testing.assert_allclose(psf, matlab, atol=0.01)
+    for radius in (1, 2.5, 4):
+        psf = disk_psf(radius)
+        assert psf.sum() == pytest.approx(1) and np.allclose(psf, psf.T) and np.allclose(psf, psf[::-1])
+    radii, bank = psf_bank(parse_task("defocus"))
+    assert radii[0] == 1 and radii[-1] == 4 and bank.shape == (13, 9, 9)
+    np.testing.assert_allclose(bank[4], np.pad(disk_psf(2), 2), atol=1e-7)  # padded to one size, the same PSF
+
+
+def test_fixed_seed_pairs_do_not_depend_on_what_else_is_degraded(hr_only):
+    hr = np.load(hr_only / "train_hr.npy")
+    task = parse_task("noise25")
+    whole = degrade_patches(hr, task, seed=1)
+    part = degrade_patches(hr[5:9], task, seed=1, first=5)
+    np.testing.assert_array_equal(whole[5:9], part)
+    assert not np.array_equal(whole, degrade_patches(hr, task, seed=2))
+    noise = whole.astype(float) - hr
+    unclipped = (hr > 80) & (hr < 175)
+    assert noise[unclipped].std() == pytest.approx(25, rel=0.03)
+    # the same image gets the same radius and sigma from the same generator
+    _, first = degrade_image(hr[0], parse_task("defocus"), np.random.default_rng([0, 7]))
+    _, again = degrade_image(hr[0], parse_task("defocus"), np.random.default_rng([0, 7]))
+    assert first == again and 1 <= first["radius"] <= 4 and 1 <= first["sigma"] <= 2
+
+
+def test_tf_noise_is_fresh_and_of_the_task_sigma():
+    import tensorflow as tf
+
+    grey = np.full((64, 64, 3), 128, np.uint8)
+    degrade = tf_degrade(parse_task("noise25"))
+    a, clean = (np.asarray(t) for t in degrade(tf.constant(grey)))
+    b, _ = (np.asarray(t) for t in degrade(tf.constant(grey)))
+    assert np.allclose(clean, 128 / 255) and not np.array_equal(a, b)
+    assert (a * 255 - 128).std() == pytest.approx(25, rel=0.05)
+    assert np.allclose(a * 255, np.round(a * 255), atol=1e-3)  # an 8-bit image, as at test time
+    blind = tf_degrade(parse_task("noise"))
+    sigmas = [float(np.std(np.asarray(blind(tf.constant(grey))[0]) * 255 - 128)) for _ in range(12)]
+    assert max(sigmas) - min(sigmas) > 10 and max(sigmas) < 57  # sigma drawn per patch from 0-55
+
+
+def test_tf_defocus_matches_numpy_for_a_fixed_radius():
+    import tensorflow as tf
+    from skimage import data
+
+    image = data.astronaut()[100:164, 200:264]
+    task = parse_task("defocus3")
+    ours = np.asarray(tf_degrade(task)(tf.constant(image))[0]) * 255
+    reference, drawn = degrade_image(image, task, np.random.default_rng(0))
+    assert drawn["radius"] == 3
+    # the same blur; what differs is the independent noise of sigma 1-2 (and its rounding)
+    difference = ours - reference.astype(float)
+    assert np.abs(difference.mean()) < 0.2 and difference.std() < 3.5
+    assert np.abs(ours - image).mean() > 4 * np.abs(difference).mean()  # the blur itself is far larger
+
+
+def test_denoiser_starts_as_the_identity_and_keeps_any_size():
+    import edsr_lite
+    from util.inference import enhance_array
+    from util.models import model_info
+
+    model = edsr_lite.build_model("noise25")
+    info = model_info(model)
+    assert info["size_multiple"] == 2 and "pixel-unshuffled /2" in info["architecture"]
+    image = np.random.default_rng(0).integers(0, 256, (37, 51, 3), dtype=np.uint8)  # odd sizes
+    np.testing.assert_array_equal(enhance_array(model, info, image), image)
+
+
+@pytest.mark.parametrize("task", ["noise25", "noise", "defocus"])
+def test_synthetic_tasks_train_from_hr_patches_alone(hr_only, tmp_path, task):
+    import edsr_lite
+
+    edsr_lite.main(["--dataset", str(hr_only), "--task", task, "--out", str(tmp_path), *TINY])
+    results = json.loads((tmp_path / f"edsr_lite-{task}-16-hronly" / "results.json").read_text())
+    assert results["task"] == task and results["n_test"] == 6 and results["backprops"] == 32
+    assert results["baseline_name"] == ("blurred input" if task == "defocus" else "noisy input")
+    assert 10 < results["baseline"]["psnr"] < 45 and np.isfinite(results["model_scores"]["psnr"])
+
+
+def test_evaluate_refuses_a_model_of_another_family(tmp_path, hr_only):
+    import keras
+
+    import edsr_lite
+    import evaluate
+
+    path = tmp_path / "denoiser.keras"
+    keras.saving.save_model(edsr_lite.build_model("noise"), path)
+    for task, family in (("sr4", "denoising"), ("defocus2", "denoising")):
+        with pytest.raises(util.UserError, match=f"a model for noise \\({family}\\), not for {task}"):
+            evaluate.main(["--model", str(path), "--task", task, "--data", str(tmp_path)])
