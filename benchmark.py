@@ -19,6 +19,16 @@ Markdown on stdout; benchmark.md and benchmark.json in --out.
     python3 benchmark.py --training                               # training speed of the three model scripts
 
     python3 benchmark.py --raster                                 # the raster (DEM) models
+    python3 benchmark.py --task noise25                           # denoising: CBSD68, CBM3D and others beside
+    python3 benchmark.py --task defocus                           # deblurring: Set14, Wiener / Richardson-Lucy
+
+``--task noiseS`` (or ``noise``) and ``--task defocus[R]`` print the restoration table, all
+measured in the same run: the degraded input, the classical peers (util/peers.py: CBM3D,
+non-local means and wavelet denoising given the true sigma; Wiener and Richardson-Lucy
+deconvolution given the true PSF) and the models (default: assets/models/denoise*.keras or
+deblur*.keras), with RGB PSNR / SSIM (the denoising literature's) and seconds per megapixel,
+on CBSD68 (noise) or Set14 (defocus) in datasets/benchmark/ (--data for others, --images N
+for the first N).
 
 ``--raster`` benchmarks the raster models (every assets/models/dem_*.keras, or those
 given): the raster protocol (util/raster_eval.py; evaluate.py's tables) on --data raster
@@ -87,7 +97,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--skip-memory", action="store_true", help="leave out the (slow) peak-memory column")
     parser.add_argument("--training", action="store_true", help="time training of the model scripts instead")
     parser.add_argument("--raster", action="store_true", help="benchmark the raster (DEM) models instead")
-    parser.add_argument("--task", default="sr4", help="--training: the task trained (default sr4)")
+    parser.add_argument(
+        "--task",
+        help="noiseS, noise or defocus[R]: the restoration table (peers and denoising/deblurring models); "
+        "--training: the task trained (default sr4)",
+    )
+    parser.add_argument(
+        "--images", type=int, default=0, help="restoration: the first N images of each folder (0 = all)"
+    )
     parser.add_argument("--seconds", type=float, default=TRAINING_SECONDS, help="--training: seconds per script")
     parser.add_argument(
         "--batch", type=int, help="--training: one batch size for every script (default: each script's BATCH)"
@@ -271,6 +288,7 @@ def main_training(args) -> None:
     from util.roles import find_model_scripts
     from util.tasks import stored_task
 
+    args.task = args.task or "sr4"
     stored_task(args.task)
     scripts = find_model_scripts()
     scripts = [scripts[name] for name in TRAINING_SCRIPTS or scripts]
@@ -395,12 +413,108 @@ def main_raster(args) -> None:
     print(f"\nwritten: {args.out / 'benchmark_raster.md'}, {args.out / 'benchmark_raster.json'}")
 
 
+RESTORATION_DATA = {"denoising": "CBSD68", "deblurring": "Set14"}  # the standard sets, in datasets/benchmark/
+
+
+def restoration_methods(task: Task, models: list[Path]):
+    """[(label, function (degraded, known) -> uint8, parameters)] of the peers and models for ``task``."""
+    from util import peers
+    from util.inference import enhance_array
+    from util.models import load_model
+    from util.tasks import parse_task, task_family
+
+    family = task_family(task)
+    methods = [(task.baseline_name, lambda image, known: image, 0)]
+    methods += [(name, f, 0) for name, f in (peers.DENOISERS if family == "denoising" else peers.DEBLURRERS).items()]
+    for path in models:
+        if not path.is_file():
+            raise util.UserError(f"{path}: no such model file; give saved models (runs/<run>/model.keras)")
+        model, info = load_model(path)
+        if task_family(parse_task(info["task"])) != family:
+            raise util.UserError(f"{path}: a model for {info['task']}, not for {family} ({task.name}); leave it out")
+
+        def run(image, known, model=model, info=info):
+            return enhance_array(model, info, image, progress=False)
+
+        methods.append((f"{path} ({info['task']})", run, int(model.count_params())))
+    return methods
+
+
+def main_restoration(args, task: Task) -> None:
+    """Denoising / deblurring peers and models on CBSD68 or Set14, measured in one run (module doc)."""
+    from util.evaluation import degrade_known, load_reference, measure, protocol_note, reference_images
+    from util.tasks import task_family
+
+    family = task_family(task)
+    default_models = sorted(MODELS.glob(f"{'denoise' if family == 'denoising' else 'deblur'}*.keras"))
+    models = args.models or default_models
+    folders = args.data or [BENCHMARK_DIR / RESTORATION_DATA[family]]
+    for folder in folders:
+        if not folder.is_dir():
+            raise util.UserError(f"{folder}: no such folder; give --data folders of clean images (e.g. CBSD68)")
+    if args.images < 0:
+        raise util.UserError(f"--images {args.images}: give 0 (all) or a positive count")
+    methods = restoration_methods(task, models)
+    rows = []
+    for folder in folders:
+        paths = reference_images(folder)[: args.images or None]
+        if not paths:
+            raise util.UserError(f"{folder}: no images found; give a folder of clean benchmark images")
+        scores = {label: [] for label, _, _ in methods}
+        seconds = dict.fromkeys(scores, 0.0)
+        megapixels = 0.0
+        for path in paths:
+            reference = load_reference(path)
+            target, degraded, known = degrade_known(reference, task, path.stem)
+            megapixels += target.shape[0] * target.shape[1] / 1e6
+            print(f"{folder.name}/{path.name}: {', '.join(f'{k} {v:.3g}' for k, v in known.items())}", file=sys.stderr)
+            for label, function, _ in methods:
+                started = time.perf_counter()
+                output = function(degraded, known)
+                seconds[label] += time.perf_counter() - started
+                scores[label].append(measure(output, target, task))
+        for label, _, parameters in methods:
+            rows.append(
+                {
+                    "data": folder.name,
+                    "method": label,
+                    "parameters": parameters,
+                    "images": len(paths),
+                    "psnr": float(np.mean([s["psnr"] for s in scores[label]])),
+                    "ssim": float(np.mean([s["ssim"] for s in scores[label]])),
+                    "s_per_mp": seconds[label] / megapixels,
+                }
+            )
+    lines = ["| data | method | parameters | PSNR (dB) | SSIM | s / MP |", "|---|---|---:|---:|---:|---:|"]
+    lines += [
+        f"| {r['data']} ({r['images']}) | {r['method']} | {r['parameters']:,} | {r['psnr']:.2f} | {r['ssim']:.4f} "
+        f"| {r['s_per_mp']:.3g} |"
+        for r in rows
+    ]
+    machine = machine_name()
+    table = "\n".join(lines)
+    note = protocol_note(task)
+    print(f"{task.name}: {note}\n\n{table}")
+    util.write_text_atomic(args.out / f"benchmark_{task.name}.md", f"{task.name} on {machine}. {note}\n\n{table}\n")
+    util.write_json_atomic(
+        args.out / f"benchmark_{task.name}.json",
+        {"machine": machine, "task": task.name, "protocol": note, "rows": rows},
+    )
+    print(f"\nwritten: {args.out / f'benchmark_{task.name}.md'}, {args.out / f'benchmark_{task.name}.json'}")
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.training:
         return main_training(args)
     if args.raster:
         return main_raster(args)
+    if args.task:
+        from util.tasks import task_family
+
+        task = benchmark_task(args.task)
+        if task_family(task) != "super-resolution":
+            return main_restoration(args, task)
     models = args.models or [p for p in sorted(MODELS.glob("*.keras")) if not p.name.startswith("dem_")]
     if not args.models:
         print(f"note: {len(models)} model(s) in {MODELS}", file=sys.stderr)

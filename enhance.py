@@ -4,7 +4,9 @@
     python3 enhance.py photo.jpg --scale 2                    # the shipped x2 model (sr2, sr4, sr8)
     python3 enhance.py photo.jpg --model runs/<run>/model.keras --out big.png
     python3 enhance.py photos/                                # a folder in -> photos_x4/ beside it
-    python3 enhance.py noisy.png --model runs/<denoise run>/model.keras   # -> noisy_denoised.png
+    python3 enhance.py --task denoise noisy.jpg               # the shipped blind denoiser -> noisy_denoised.png
+    python3 enhance.py --task deblur blurry.jpg               # the shipped defocus model
+    python3 enhance.py noisy.png --model runs/<denoise run>/model.keras
     python3 enhance.py dem.tif                                # a DEM -> dem_x4.tif (the shipped raster model)
     python3 enhance.py grid.asc --scale 2 --nodata -9999      # .asc -> .asc, .npy -> .npy, .nc -> .nc
 
@@ -34,6 +36,7 @@ from util.photos import enhance_photos
 # ---- Constants: edit these -------------------------------------------------
 MODELS = Path(__file__).resolve().parent / "assets" / "models"  # the shipped models: sr2, sr4, sr8.keras
 MODEL = MODELS / "sr4.keras"  # --model default for photos
+PURPOSE_MODELS = {"denoise": ("denoise.keras", "noise"), "deblur": ("deblur.keras", "defocus")}  # --task: (file, task)
 RASTER_MODEL = MODELS / "dem_x4.keras"  # --model default for rasters (DEMs); --scale 2: dem_x2.keras
 TILE = None  # tile side in input pixels; None: a ~512-pixel output tile (util.inference.default_tile)
 OVERLAP = None  # overlap of neighbouring tiles in input pixels; None: a quarter of the tile
@@ -45,6 +48,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--model", type=Path, help=f"a saved model.keras (default: {MODEL})")
     parser.add_argument(
         "--scale", type=int, choices=(2, 4, 8), help=f"use the shipped model of this scale, {MODELS}/sr<scale>.keras"
+    )
+    parser.add_argument(
+        "--task",
+        choices=sorted(PURPOSE_MODELS),
+        help="use the shipped model for this: denoise (any Gaussian noise level), deblur (out of focus)",
     )
     parser.add_argument("--out", type=Path, help="output file (one input image) or folder (default: beside the input)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
@@ -70,6 +78,8 @@ def enhance_rasters(args, rasters: list[Path]) -> None:
     from util.models import load_model
     from util.raster_enhance import check_raster_model, enhance_raster_file, output_path
 
+    if args.task:
+        raise util.UserError(f"--task {args.task} applies to photos; rasters take the super-resolution models")
     model_path = args.model or (MODELS / f"dem_x{args.scale}.keras" if args.scale else RASTER_MODEL)
     model, info = load_model(model_path)
     check_raster_model(info, str(model_path))
@@ -105,8 +115,9 @@ def enhance_rasters(args, rasters: list[Path]) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.model is not None and args.scale is not None:
-        raise util.UserError(f"--model {args.model} and --scale {args.scale}: give one (--scale picks a shipped model)")
+    chosen = [f for f, v in (("--model", args.model), ("--scale", args.scale), ("--task", args.task)) if v is not None]
+    if len(chosen) > 1:
+        raise util.UserError(f"{' and '.join(chosen)}: give one of them (--scale and --task pick a shipped model)")
     from util.raster_enhance import is_raster_file
 
     rasters = [p for p in args.inputs if p.is_file() and is_raster_file(p)]
@@ -121,6 +132,14 @@ def main(argv=None) -> None:
     if raster_flags:
         raise util.UserError(f"{' '.join(raster_flags)} apply to rasters (.tif DEMs, .asc, .npy, .nc), not photos")
     model_path = args.model or (MODELS / f"sr{args.scale}.keras" if args.scale else MODEL)
+    if args.task:
+        name, task = PURPOSE_MODELS[args.task]
+        model_path = MODELS / name
+        if not model_path.is_file():
+            raise util.UserError(
+                f"{model_path}: no such model file; train one (python3 edsr_lite.py --task {task}) and copy its "
+                f"runs/<run>/model.keras there, or give --model"
+            )
     if not model_path.is_file():
         raise util.UserError(
             f"{model_path}: no such model file; train one with a model script (e.g. python3 inception2.py, task sr4) "

@@ -154,3 +154,82 @@ def test_evaluate_refuses_a_model_of_another_family(tmp_path, hr_only):
     for task, family in (("sr4", "denoising"), ("defocus2", "denoising")):
         with pytest.raises(util.UserError, match=f"a model for noise \\({family}\\), not for {task}"):
             evaluate.main(["--model", str(path), "--task", task, "--data", str(tmp_path)])
+
+
+@pytest.fixture(scope="module")
+def clean_folder(tmp_path_factory):
+    """Two small clean colour images (96x80), a stand-in for CBSD68 / Set14."""
+    from PIL import Image
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("clean")
+    Image.fromarray(data.astronaut()[:80, 100:196]).save(folder / "a.png")
+    Image.fromarray(data.coffee()[100:180, 200:296]).save(folder / "b.png")
+    return folder
+
+
+def test_benchmark_restoration_table_has_the_peers_and_the_model(clean_folder, tmp_path, capsys):
+    import keras
+
+    import benchmark
+    import edsr_lite
+
+    path = tmp_path / "denoise.keras"
+    keras.saving.save_model(edsr_lite.build_model("noise"), path)  # untrained: the identity
+    benchmark.main([str(path), "--task", "noise25", "--data", str(clean_folder), "--out", str(tmp_path)])
+    rows = json.loads((tmp_path / "benchmark_noise25.json").read_text())["rows"]
+    by = {r["method"].split(" (")[0]: r for r in rows}
+    assert set(by) == {"noisy input", "CBM3D", "non-local means", "wavelet", str(path)}
+    assert by[str(path)]["psnr"] == pytest.approx(by["noisy input"]["psnr"], abs=1e-9)  # the identity, exactly
+    for name in ("CBM3D", "non-local means", "wavelet"):
+        assert by[name]["psnr"] > by["noisy input"]["psnr"] + 3 and by[name]["s_per_mp"] > 0
+    assert by["CBM3D"]["psnr"] > by["wavelet"]["psnr"]
+    assert "| CBM3D (bm3d, sigma given) |" in (tmp_path / "benchmark_noise25.md").read_text()
+
+
+def test_benchmark_deblurring_gives_the_peers_the_true_psf(clean_folder, tmp_path):
+    import benchmark
+
+    benchmark.main(["--task", "defocus2", "--data", str(clean_folder), "--out", str(tmp_path)])
+    rows = json.loads((tmp_path / "benchmark_defocus2.json").read_text())["rows"]
+    by = {r["method"]: r for r in rows}
+    assert set(by) >= {"blurred input", "Wiener (true PSF)", "Richardson-Lucy (true PSF)"}
+    assert by["Wiener (true PSF)"]["psnr"] > by["blurred input"]["psnr"] + 1
+    assert by["Richardson-Lucy (true PSF)"]["psnr"] > by["blurred input"]["psnr"] + 1
+
+
+def test_benchmark_refuses_a_model_of_another_family(clean_folder, tmp_path):
+    import keras
+
+    import benchmark
+    import edsr_lite
+
+    path = tmp_path / "sr4.keras"
+    keras.saving.save_model(edsr_lite.build_model("sr4"), path)
+    with pytest.raises(util.UserError, match="a model for sr4, not for denoising"):
+        benchmark.main([str(path), "--task", "noise25", "--data", str(clean_folder), "--out", str(tmp_path)])
+
+
+def test_enhance_task_denoise_uses_the_shipped_model_or_says_how_to_train_one(tmp_path, monkeypatch):
+    import keras
+    from PIL import Image
+
+    import edsr_lite
+    import enhance
+
+    photo = tmp_path / "noisy.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 65536, (30, 41), dtype=np.uint16)).save(photo)  # 16-bit grey
+    monkeypatch.setattr(enhance, "MODELS", tmp_path / "models")
+    with pytest.raises(util.UserError, match=r"denoise.keras: no such model file; train one \(python3 edsr_lite.py"):
+        enhance.main(["--task", "denoise", str(photo)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["noisy.png"]  # nothing written
+    (tmp_path / "models").mkdir()
+    keras.saving.save_model(edsr_lite.build_model("noise"), tmp_path / "models" / "denoise.keras")  # the identity
+    enhance.main(["--task", "denoise", str(photo), "--quiet"])
+    (out,) = [p for p in tmp_path.iterdir() if p.suffix == ".png" and p != photo]
+    with Image.open(out) as img, Image.open(photo) as src:
+        assert img.mode == src.mode and img.size == src.size  # 16-bit grey stays 16-bit grey
+        difference = np.abs(np.asarray(img, np.int64) - np.asarray(src, np.int64))
+    assert difference.max() <= 257  # the identity model, through an 8-bit-accurate float path
+    with pytest.raises(util.UserError, match="--scale and --task: give one"):
+        enhance.main(["--task", "denoise", "--scale", "2", str(photo)])

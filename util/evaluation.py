@@ -89,16 +89,22 @@ def degrade(reference: np.ndarray, task: Task, key: str = "") -> tuple[np.ndarra
     ``key`` (the image's name), so that each image gets the same radius and sigma however it
     is evaluated.
     """
+    return degrade_known(reference, task, key)[:2]
+
+
+def degrade_known(reference: np.ndarray, task: Task, key: str = "") -> tuple[np.ndarray, np.ndarray, dict]:
+    """``degrade``, and what was drawn: ``{"sigma"}`` and, for defocus, ``{"radius"}`` (what peers are given)."""
     if task.radius_range or task.sigma_range:
         from util.degrade import degrade_image
 
-        return reference, degrade_image(reference, task, np.random.default_rng([0, zlib.crc32(key.encode())]))[0]
+        rng = np.random.default_rng([0, zlib.crc32(key.encode())])
+        return (reference, *degrade_image(reference, task, rng))
     target = modcrop(reference, task.scale)
     degraded = bicubic_downscale(target, task.scale) if task.scale > 1 else target
     if task.noise_sigma:
         noise = np.random.default_rng(0).normal(0.0, task.noise_sigma, degraded.shape)
         degraded = round_to_dtype(degraded + noise, np.uint8, scale=1.0)
-    return target, degraded
+    return target, degraded, {"sigma": task.noise_sigma}
 
 
 def baseline(degraded: np.ndarray, task: Task) -> np.ndarray:
