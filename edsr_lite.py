@@ -40,7 +40,7 @@ LOSS = "mae"  # mae (L1) | mse
 AUGMENT = "auto"  # auto | none | a list of flips, channels, shifts (photos); flips, invert, amplitude (rasters)
 SCHEDULE = "constant"  # constant | cosine (decayed to 0 over the run)
 EMA = 0.99  # validate and keep the weights' moving average (Keras' Adam use_ema); 0 = the raw weights
-UNSHUFFLE = 2  # denoising/deblurring: layers on the image pixel-unshuffled by this factor (1 = full resolution)
+UNSHUFFLE = 2  # denoising, deblurring: layers on the image unshuffled by this factor (space to depth; 1 = off)
 INIT_FROM = ""  # fine-tune this saved model.keras (same script, task and kind of data); "" = from scratch
 # ----------------------------------------------------------------------------------------
 

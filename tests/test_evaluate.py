@@ -35,9 +35,11 @@ def test_protocols_by_task_name():
     assert benchmark_task("x4noise64") == Task("x4noise64", scale=4, noise_sigma=64.0)
     with pytest.raises(util.UserError, match="no benchmark protocol"):
         benchmark_task("noise64blur")
-    for name in ("x4", "x1", "sr", "sr1", "noise0", "noise25blur"):
+    for name in ("x4", "x1", "sr", "sr1", "noise25blur"):
         with pytest.raises(util.UserError, match=f"TASK={name!r} is unknown"):
             benchmark_task(name)
+    with pytest.raises(util.UserError, match="TASK='noise0': sigma 0 is outside 0-255"):
+        benchmark_task("noise0")
 
 
 def test_denoising_protocol_is_seeded_rounded_and_rgb():
