@@ -451,7 +451,8 @@ def main_restoration(args, task: Task) -> None:
     folders = args.data or [BENCHMARK_DIR / RESTORATION_DATA[family]]
     for folder in folders:
         if not folder.is_dir():
-            raise util.UserError(f"{folder}: no such folder; give --data folders of clean images (e.g. CBSD68)")
+            fetch = "python3 download.py cbsd68" if family == "denoising" else "python3 download.py benchmarks"
+            raise util.UserError(f"{folder}: no such folder; run `{fetch}` or give --data folders of clean images")
     if args.images < 0:
         raise util.UserError(f"--images {args.images}: give 0 (all) or a positive count")
     methods = restoration_methods(task, models)

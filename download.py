@@ -5,6 +5,7 @@
     python3 download.py div2k --train 1000 --test 100
     python3 download.py --folder ~/photos        # -> datasets/folder-photos/
     python3 download.py benchmarks               # Set5, Set14, BSD100, Urban100 -> datasets/benchmark/<set>/*.png
+    python3 download.py cbsd68                   # CBSD68 (colour denoising) -> datasets/benchmark/CBSD68/*.png
     python3 download.py dem                      # matplotlib's two DEMs, no network (float32 metres)
     python3 download.py copernicus --bbox -106,39,-104,41   # Copernicus DEM GLO-30 tiles
     python3 download.py --folder ~/dems --patch 32          # GeoTIFF, .asc, .npy/.npz, .nc rasters
@@ -33,7 +34,7 @@ import time
 from pathlib import Path
 
 import util
-from download_module import RASTER_SOURCES, SOURCES, benchmarks, copernicus, folder, pairs, raster_pairs
+from download_module import RASTER_SOURCES, SOURCES, benchmarks, cbsd68, copernicus, folder, pairs, raster_pairs
 
 # ---- Constants: edit these -------------------------------------------------
 SOURCE = "builtin"  # builtin | div2k | mars | unsplash | dem | copernicus (or give --folder PATH)
@@ -72,6 +73,9 @@ benchmarks (evaluation sets, no patches; --train/--test/--seed/--name/--folder d
   EDSR's benchmark.tar (about 250 MB, cv.snu.ac.kr, md5-checked) -> <out>/benchmark/<set>/*.png, for
   evaluate.py --data; the LR images of the archive are not kept. A set folder already complete is
   left as it is; benchmark.tar stays in <out>/downloads/ (delete it once the sets are there).
+
+cbsd68 (the colour denoising test set, for benchmark.py --task noiseS; the same flags as benchmarks):
+  the 68 images of CBSD68 from Berkeley's BSDS300-images.tgz (about 22 MB) -> <out>/benchmark/CBSD68/*.png
 """
 
 
@@ -85,7 +89,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "source",
         nargs="?",
-        choices=sorted([*SOURCES, *RASTER_SOURCES, benchmarks.NAME]),
+        choices=sorted([*SOURCES, *RASTER_SOURCES, benchmarks.NAME, cbsd68.NAME]),
         help=f"where the HR images come from (default {SOURCE}: scikit-image's bundled photographs, no network); "
         f"{benchmarks.NAME}: the evaluation sets instead of patches; dem, copernicus: rasters (below)",
     )
@@ -191,7 +195,7 @@ def _shown(path: Path) -> str:
 
 
 def fetch_benchmarks(args: argparse.Namespace) -> None:
-    """``download.py benchmarks``: the HR images of the evaluation sets, no patches."""
+    """``download.py benchmarks`` (and ``cbsd68``): the HR images of the evaluation sets, no patches."""
     given = [
         flag
         for flag, value, default in (
@@ -207,9 +211,15 @@ def fetch_benchmarks(args: argparse.Namespace) -> None:
     ]
     if given:
         raise util.UserError(
-            f"{benchmarks.NAME} takes no {' / '.join(given)}: it fetches the evaluation sets whole "
+            f"{args.source} takes no {' / '.join(given)}: it fetches the evaluation sets whole "
             f"into <out>/{benchmarks.FOLDER}/ (only --out and --url apply)"
         )
+    if args.source == cbsd68.NAME:
+        written = cbsd68.fetch_set(args.out, args.url)
+        print(
+            f"{_shown(cbsd68.set_folder(args.out))}: {'wrote' if written else 'up to date,'} {len(cbsd68.IDS)} images"
+        )
+        return
     fetched = benchmarks.fetch_sets(args.out, args.url)
     dest = args.out / benchmarks.FOLDER
     if fetched:
@@ -227,7 +237,7 @@ def dataset_name(args: argparse.Namespace) -> str:
     if args.folder is None and not args.name:
         return args.source or SOURCE
     name = args.name or folder.dataset_name(args.folder)
-    reserved = {*SOURCES, *RASTER_SOURCES, "raw", "downloads", benchmarks.NAME, benchmarks.FOLDER}
+    reserved = {*SOURCES, *RASTER_SOURCES, "raw", "downloads", benchmarks.NAME, benchmarks.FOLDER, cbsd68.NAME}
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or name in reserved:
         raise util.UserError(f"--name {name!r}: use letters, digits, '.', '_', '-', and not a source's name")
     return name
@@ -292,7 +302,7 @@ def write_rasters(args: argparse.Namespace, name: str) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.source == benchmarks.NAME:
+    if args.source in (benchmarks.NAME, cbsd68.NAME):
         fetch_benchmarks(args)
         return
     if args.folder is not None and args.source:

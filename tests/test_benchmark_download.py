@@ -318,3 +318,53 @@ def test_extract_tar_corrupt_archive_is_a_user_error(tmp_path):
     archive.write_bytes(data.getvalue()[: len(data.getvalue()) // 2])
     with pytest.raises(util.UserError, match=r"broken.tar.gz: not a readable tar archive.*delete it"):
         fetch.extract_tar(archive, tmp_path / "raw")
+
+
+def bsds_archive(path: Path, ids, extra=("2092", "8023")) -> dict[str, np.ndarray]:
+    """A BSDS300-images.tgz laid out as Berkeley's: BSDS300/images/{train,test}/<id>.jpg; returns the test pixels."""
+    pixels = {}
+    with tarfile.open(path, "w:gz") as tf:
+        for folder in ("BSDS300", "BSDS300/images", "BSDS300/images/test", "BSDS300/images/train"):
+            add_dir(tf, folder)
+        for i, image_id in enumerate([*ids, *extra]):
+            rng = np.random.default_rng(i)
+            image = rng.integers(0, 256, (12, 18, 3), dtype=np.uint8)
+            buffer = io.BytesIO()
+            Image.fromarray(image).save(buffer, format="JPEG", quality=90)
+            add_file(tf, f"BSDS300/images/test/{image_id}.jpg", buffer.getvalue())
+            pixels[image_id] = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+        add_file(tf, "BSDS300/images/train/1.jpg", b"not used")
+    return pixels
+
+
+def test_cbsd68_comes_from_the_bsds300_archive_as_png(http_server, tmp_path, capsys):
+    from download_module import cbsd68
+
+    archive = tmp_path / "served.tgz"
+    pixels = bsds_archive(archive, cbsd68.IDS)
+    http_server.files["/mirror/BSDS300-images.tgz"] = archive
+    out = tmp_path / "datasets"
+    download.main(["cbsd68", "--url", f"{http_server.url}/mirror/", "--out", str(out)])
+    folder = out / "benchmark" / "CBSD68"
+    written = sorted(p.stem for p in folder.iterdir())
+    assert written == sorted(cbsd68.IDS)  # the 68, not the other test images
+    for image_id in ("101085", "3096"):
+        np.testing.assert_array_equal(np.asarray(Image.open(folder / f"{image_id}.png")), pixels[image_id])
+    assert "wrote 68 images" in capsys.readouterr().out
+    download.main(["cbsd68", "--url", f"{http_server.url}/mirror/", "--out", str(out)])
+    assert "up to date" in capsys.readouterr().out and len(http_server.requests) == 1
+
+
+def test_cbsd68_archive_without_the_images_writes_nothing(http_server, tmp_path):
+    from download_module import cbsd68
+
+    archive = tmp_path / "served.tgz"
+    bsds_archive(archive, cbsd68.IDS[:-1])
+    http_server.files["/BSDS300-images.tgz"] = archive
+    out = tmp_path / "datasets"
+    with pytest.raises(util.UserError, match="lacks 1 of the 68 CBSD68 images .e.g. 351093.jpg.") as err:
+        download.main(["cbsd68", "--url", f"{http_server.url}/BSDS300-images.tgz", "--out", str(out)])
+    assert "\n" not in str(err.value)
+    assert [p.name for p in (out / "benchmark").iterdir()] == []  # no set folder, no temporary folder
+    with pytest.raises(util.UserError, match="cbsd68 takes no --train"):
+        download.main(["cbsd68", "--train", "5", "--out", str(out)])

@@ -189,15 +189,56 @@ def test_scale_picks_the_shipped_model_of_that_scale(tmp_path, models, monkeypat
 
 
 def test_shipped_models_say_what_they_do():
-    """Each assets/models/sr<N>.keras is a suite model of task srN, small enough to commit."""
+    """assets/models/sr<N>.keras are photo models of task srN, dem_x<N>.keras raster models in metres; each < 5 MB."""
     from util.models import load_model
 
     shipped = sorted((REPO / "assets" / "models").glob("*.keras"))
-    assert shipped, "assets/models/ holds no model"
+    names = {path.stem for path in shipped}
+    assert {"sr2", "sr4", "sr8", "dem_x2", "dem_x4"} <= names, names
     for path in shipped:
         assert path.stat().st_size < 5 * 2**20, path
         _, info = load_model(path)
-        assert info["task"] == path.stem and info["scale"] == int(path.stem[2:]), (path, info)
+        if path.stem.startswith("dem_x"):
+            scale = int(path.stem[5:])
+            assert info["task"] == f"sr{scale}" and info["data_kind"] == "raster" and info["units"] == "m", info
+            assert info["channels"] == 1 and info["value_scale"] > 0
+        elif path.stem.startswith("sr"):
+            assert info["task"] == path.stem and info["scale"] == int(path.stem[2:]), (path, info)
+            assert info.get("data_kind", "photo") == "photo"
+
+
+def test_shipped_dem_model_beats_bicubic_on_a_dem_it_never_saw(shared_data, tmp_path):
+    """`enhance.py dem.tif` out of the box, on the real SRTM DEM of Boulder (not in the training data)."""
+    import rasterio
+    from affine import Affine
+
+    from util.raster_eval import evaluate_raster_files
+    from util.raster_metrics import block_mean
+    from util.rasters import read_raster
+
+    source = shared_data / "dem" / "srtm_boulder_3arcsec.tif"
+    hr = read_raster(source)
+    height, width = (n // 4 * 4 for n in hr.values.shape)
+    lr = block_mean(hr.values[:height, :width], 4)[0]
+    low = tmp_path / "boulder_lr.tif"
+    profile = dict(driver="GTiff", height=lr.shape[0], width=lr.shape[1], count=1, dtype="float32")
+    with rasterio.open(low, "w", crs=hr.crs, transform=hr.transform * Affine.scale(4), **profile) as dst:
+        dst.write(lr, 1)
+    assert enhance.main([str(low), "--quiet"]) is None  # the default model: assets/models/dem_x4.keras
+    out = read_raster(tmp_path / "boulder_lr_x4.tif")
+    assert out.values.shape == (height, width) and out.values.dtype == np.float32
+    assert out.crs == hr.crs and out.transform.almost_equals(hr.transform, precision=1e-9)
+    scores = evaluate_raster_files([source], 4, _shipped_dem_enhance())["pooled"]
+    assert scores["model"]["rmse"] < 0.9 * scores["bicubic"]["rmse"]
+    assert scores["model"]["slope_rmse"] < scores["cubic spline"]["slope_rmse"]
+
+
+def _shipped_dem_enhance():
+    from util.models import load_model
+    from util.raster_enhance import enhance_raster_array
+
+    model, info = load_model(REPO / "assets" / "models" / "dem_x4.keras")
+    return lambda lr: enhance_raster_array(model, info, lr)
 
 
 def test_a_bad_photo_in_a_batch_is_reported_and_the_others_are_written(tmp_path, models):
