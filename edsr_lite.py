@@ -23,7 +23,7 @@ import sys
 
 # ---- Constants: edit these (each is also a flag: TRAIN_PATCHES -> --train-patches) ----
 DATASET = "builtin"  # pairs written by download.py: builtin | div2k | mars | unsplash | dem (rasters) | datasets/<name>
-TASK = "sr4"  # sr2 | sr4 | sr8 (bicubic x2/x4/x8) | noise64 | noise64blur | x4noise64
+TASK = "sr4"  # sr2 | sr4 | sr8 | noiseS (noise25) | noise (blind) | defocusR | defocus | noise64blur | x4noise64
 TRAIN_PATCHES = 1000  # train on the first N training pairs; the prototype's study: 100 / 1000 / 10000
 BACKPROPS = 180_000  # samples shown in all, whatever TRAIN_PATCHES is (x4: ~20 min on one core of a 2-core Xeon)
 BATCH = 8  # patches per step; 8 learnt more per sample than 16 or 4 (2-min runs), ~10% slower per sample than 16

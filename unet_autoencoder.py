@@ -15,7 +15,7 @@ import sys
 
 # ---- Constants: edit these (each is also a flag: TRAIN_PATCHES -> --train-patches) ----
 DATASET = "builtin"  # pairs written by download.py: builtin | div2k | mars | unsplash | a folder under datasets/
-TASK = "sr4"  # sr2 | sr4 | sr8 (bicubic x2/x4/x8) | noise64 | noise64blur | x4noise64
+TASK = "sr4"  # sr2 | sr4 | sr8 | noiseS (noise25) | noise (blind) | defocusR | defocus | noise64blur | x4noise64
 TRAIN_PATCHES = 1000  # train on the first N training pairs; prototype: all of its Kaggle pairs
 BACKPROPS = 2000  # samples shown in all, whatever TRAIN_PATCHES is; 31M parameters make each slow on a CPU
 BATCH = 8  # patches per gradient step; prototype: 16 (Kaggle GPU)
