@@ -453,3 +453,22 @@ def test_train_patches_beyond_the_data_name_the_run_after_the_real_count(tiny_pa
     results = json.loads((tmp_path / "edsr_lite-sr4-24-tiny" / "results.json").read_text())
     assert results["train_patches"] == 24 and results["settings"]["train_patches"] == 24
     assert not (tmp_path / "edsr_lite-sr4-100-tiny").exists()
+
+
+def test_role_test_of_a_shipped_model_writes_under_out_not_beside_it(tiny_pairs, tmp_path, monkeypatch):
+    import shutil
+
+    import edsr_lite
+    from util import roles
+
+    shipped = tmp_path / "assets" / "models"
+    shipped.mkdir(parents=True)
+    shutil.copy(REPO / "assets" / "models" / "sr4.keras", shipped / "sr4.keras")
+    monkeypatch.setattr(roles, "SHIPPED", tmp_path / "assets")
+    out = tmp_path / "runs"
+    edsr_lite.main(
+        ["--dataset", str(tiny_pairs), "--out", str(out), "--role", "test", "--model", str(shipped / "sr4.keras")]
+    )
+    assert sorted(p.name for p in shipped.iterdir()) == ["sr4.keras"]
+    results = json.loads((out / "test-sr4-tiny" / "test_results.json").read_text())
+    assert results["n_test"] == 8 and results["model_scores"]["psnr"] > results["baseline"]["psnr"]

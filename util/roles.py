@@ -23,6 +23,8 @@ from util.files import UserError, write_json_atomic
 from util.settings import Options, Settings, parse_settings
 from util.training import REPO, run_dir, score_raster_test_pairs, score_test_pairs, train, with_available_patches
 
+SHIPPED = REPO / "assets"  # the shipped models' folder: --role test writes its results under OUT instead
+
 
 @dataclass(frozen=True)
 class ModelScript:
@@ -95,6 +97,9 @@ def test(script: str, settings: Settings, options: Options) -> Path:
     if info["task"] != settings.task:
         raise UserError(f"{model_path} was trained for TASK={info['task']!r}; pass --task {info['task']}")
     out_dir = model_path.parent
+    if model_path.resolve().is_relative_to(SHIPPED.resolve()):  # never write beside the shipped models
+        out_dir = (REPO / settings.out / f"test-{model_path.stem}-{Path(settings.dataset).name}").resolve()
+        out_dir.mkdir(parents=True, exist_ok=True)
     previous = out_dir / "results.json"
     meta = json.loads(previous.read_text()) if previous.exists() else {"model": script, "task": settings.task}
     meta.update(dataset=settings.dataset)
