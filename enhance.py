@@ -32,11 +32,11 @@ from pathlib import Path
 
 import util
 from util.photos import enhance_photos
+from util.tasks import PURPOSES
 
 # ---- Constants: edit these -------------------------------------------------
 MODELS = Path(__file__).resolve().parent / "assets" / "models"  # the shipped models: sr2, sr4, sr8.keras
 MODEL = MODELS / "sr4.keras"  # --model default for photos
-PURPOSE_MODELS = {"denoise": ("denoise.keras", "noise"), "deblur": ("deblur.keras", "defocus")}  # --task: (file, task)
 RASTER_MODEL = MODELS / "dem_x4.keras"  # --model default for rasters (DEMs); --scale 2: dem_x2.keras
 TILE = None  # tile side in input pixels; None: a ~512-pixel output tile (util.inference.default_tile)
 OVERLAP = None  # overlap of neighbouring tiles in input pixels; None: a quarter of the tile
@@ -51,7 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--task",
-        choices=sorted(PURPOSE_MODELS),
+        choices=sorted(PURPOSES),
         help="use the shipped model for this: denoise (any Gaussian noise level), deblur (out of focus)",
     )
     parser.add_argument("--out", type=Path, help="output file (one input image) or folder (default: beside the input)")
@@ -133,12 +133,11 @@ def main(argv=None) -> None:
         raise util.UserError(f"{' '.join(raster_flags)} apply to rasters (.tif DEMs, .asc, .npy, .nc), not photos")
     model_path = args.model or (MODELS / f"sr{args.scale}.keras" if args.scale else MODEL)
     if args.task:
-        name, task = PURPOSE_MODELS[args.task]
-        model_path = MODELS / name
+        model_path = MODELS / f"{args.task}.keras"  # the shipped model of that purpose
         if not model_path.is_file():
             raise util.UserError(
-                f"{model_path}: no such model file; train one (python3 edsr_lite.py --task {task}) and copy its "
-                f"runs/<run>/model.keras there, or give --model"
+                f"{model_path}: no such model file; train one (python3 edsr_lite.py --task {PURPOSES[args.task]}) "
+                "and copy its runs/<run>/model.keras there, or give --model"
             )
     if not model_path.is_file():
         raise util.UserError(

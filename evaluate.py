@@ -79,9 +79,10 @@ def choose_task(args, info: dict | None) -> Task:
         task = task or benchmark_task(f"sr{args.scale}")
     if task is None:
         task = benchmark_task(info["task"] if info else f"sr{BICUBIC_SCALE}")
-    if info and task_family(task) != task_family(parse_task(info["task"])):
+    model_family = task_family(parse_task(info["task"])) if info else None
+    if info and task_family(task) != model_family:
         raise util.UserError(
-            f"{args.model}: a model for {info['task']} ({task_family(parse_task(info['task']))}), "
+            f"{args.model}: a model for {info['task']} ({model_family}), "
             f"not for {task.name} ({task_family(task)}); leave out --task or give a model trained for {task.name}"
         )
     if info and task.scale != info["scale"]:

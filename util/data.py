@@ -76,10 +76,7 @@ def load_raster_split(folder: Path, task: str, split: str, count: int | None = N
 
 def load_hr(folder: Path, split: str, count: int | None = None) -> np.ndarray:
     """The first ``count`` HR patches of a split (all when None), uint8 NHWC."""
-    path = folder / f"{split}_hr.npy"
-    if not path.exists():
-        raise UserError(f"{path}: missing; run `python3 download.py` again for this data set")
-    return np.ascontiguousarray(np.load(path, mmap_mode="r")[:count])
+    return _load_slices(folder, split, ["hr"], count)[0]
 
 
 # Seeds of the fixed degradations of the synthetic tasks' pairs (util.degrade.degrade_patches), per split.
@@ -94,30 +91,29 @@ def load_split(folder: Path, task: str, split: str, count: int | None = None, st
     with the split's fixed seed (the validation and test pairs; training degrades afresh).
     """
     parsed = stored_task(task)
-    key = parsed.name
     if parsed.synthetic:
         from util.degrade import degrade_patches
 
-        path = folder / f"{split}_hr.npy"
-        if not path.exists():
-            raise UserError(f"{path}: missing; run `python3 download.py` again for this data set")
-        hr = np.load(path, mmap_mode="r")
-        stop = len(hr) if count is None else min(len(hr), start + count)
-        if start >= stop:
-            raise UserError(f"{path}: has {len(hr)} patches, none left from index {start}; lower the count")
-        hr = np.ascontiguousarray(hr[start:stop])
+        (hr,) = _load_slices(folder, split, ["hr"], count, start)
         return degrade_patches(hr, parsed, SPLIT_SEEDS[split], first=start), hr
-    paths = [folder / f"{split}_{key}.npy", folder / f"{split}_hr.npy"]
+    degraded, hr = _load_slices(folder, split, [parsed.name, "hr"], count, start)
+    return degraded, hr
+
+
+def _load_slices(folder: Path, split: str, keys: list[str], count: int | None = None, start: int = 0):
+    """Patches [start, start + count) of ``{split}_{key}.npy`` for each key (memory-mapped, then copied)."""
+    paths = [folder / f"{split}_{key}.npy" for key in keys]
     for path in paths:
         if not path.exists():
             raise UserError(f"{path}: missing; run `python3 download.py` again for this data set")
-    degraded, hr = (np.load(path, mmap_mode="r") for path in paths)
-    if len(degraded) != len(hr):
+    arrays = [np.load(path, mmap_mode="r") for path in paths]
+    if len({len(a) for a in arrays}) > 1:
         raise UserError(f"{folder}: {paths[0].name} and {paths[1].name} hold different counts; download again")
-    stop = len(hr) if count is None else min(len(hr), start + count)
+    total = len(arrays[-1])
+    stop = total if count is None else min(total, start + count)
     if start >= stop:
-        raise UserError(f"{paths[1]}: has {len(hr)} patches, none left from index {start}; lower the count")
-    return np.ascontiguousarray(degraded[start:stop]), np.ascontiguousarray(hr[start:stop])
+        raise UserError(f"{paths[-1]}: has {total} patches, none left from index {start}; lower the count")
+    return [np.ascontiguousarray(a[start:stop]) for a in arrays]
 
 
 def make_dataset(
@@ -138,8 +134,7 @@ def make_dataset(
     if "shifts" in augment and shift_scale < 2:
         raise ValueError("shifts needs the bicubic scale that made the inputs (shift_scale >= 2)")
     steps = [lambda x, y: _shift(y, shift_scale, upsampled)] if "shifts" in augment else []
-    pair_steps = (("flips", _dihedral), ("channels", _permute_channels), ("invert", _invert))
-    steps += [function for name, function in pair_steps if name in augment]
+    steps += _pair_steps(augment)
 
     def augment_pair(x, y):
         for step in steps:
@@ -167,13 +162,13 @@ def make_synthetic_dataset(hr: np.ndarray, batch: int, seed: int, task, augment=
 
     ds = tf.data.Dataset.from_tensor_slices(hr)
     ds = ds.shuffle(min(len(hr), 10_000), seed=seed, reshuffle_each_iteration=True).repeat()
-    pair_steps = (("flips", _dihedral), ("channels", _permute_channels), ("invert", _invert))
-    steps = [function for name, function in pair_steps if name in augment]
+    steps = _pair_steps(augment)
+    degrade = tf_degrade(task)
 
     def prepare(y):
         for step in steps:
             _, y = step(y, y)
-        return tf_degrade(task)(y)
+        return degrade(y)
 
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).batch(batch, drop_remainder=True)
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -283,6 +278,12 @@ def _resize_matrix(in_len: int, out_len: int) -> np.ndarray:
     from util.resize import imresize
 
     return imresize(np.eye(in_len), output_shape=(out_len, in_len), batch=False)
+
+
+def _pair_steps(augment) -> list:
+    """The photo augmentations of ``augment`` that act on an (input, target) pair alike, in their fixed order."""
+    pair_steps = (("flips", _dihedral), ("channels", _permute_channels), ("invert", _invert))
+    return [function for name, function in pair_steps if name in augment]
 
 
 def _dihedral(x, y):

@@ -48,7 +48,6 @@ RASTER_AUGMENTATIONS = (
     "invert",
     "amplitude",
 )  # one channel in data units: no channel orders, no sub-pixel shifts
-RASTER_AUTO = RASTER_AUGMENTATIONS  # what AUGMENT=auto picks for rasters (docs/experiments.md, rasters)
 
 
 def parse_augment(text: str) -> tuple[str, ...]:
@@ -78,7 +77,7 @@ def resolve_augment(names: tuple[str, ...], task: str, data_kind: str) -> tuple[
         raise UserError(f"TASK={task!r}: rasters take the super-resolution tasks sr2, sr4, sr8; photos take {task}")
     if names == ("auto",):
         if data_kind == "raster":
-            return RASTER_AUTO
+            return RASTER_AUGMENTATIONS  # all of them (docs/experiments.md, rasters)
         return ("flips", "channels", "shifts") if bicubic else ("flips", "channels")
     if data_kind != "raster" and "amplitude" in names:
         raise UserError(f"AUGMENT={','.join(names)}: amplitude applies to rasters (heights), not photos; drop it")
