@@ -562,3 +562,62 @@ def test_netcdf_packed_south_up_is_read_north_up_and_written_back_south_up(tmp_p
     enhanced = read_raster(out).values
     np.testing.assert_array_equal(enhanced, written.filled(np.nan)[::-1])
     np.testing.assert_allclose(enhanced[INNER], bicubic_upscale(fill_nodata(raster.values), 2)[INNER], atol=0.05)
+
+
+# ---- 6. The average of several raster models (edsr_lite.py --role average) --------------------------------
+
+
+def _member(task: str, seed: int, path: Path) -> Path:
+    """A raster EDSR whose weights are all nudged at random, so that no two members agree; saved at ``path``."""
+    import keras
+
+    import edsr_lite
+    from util.models import raster_model
+
+    model = raster_model(edsr_lite.build_model(task, channels=1), value_scale=100.0)
+    rng = np.random.default_rng(seed)
+    model.set_weights([w + rng.normal(0, 0.02, w.shape).astype(w.dtype) for w in model.get_weights()])
+    keras.saving.save_model(model, path)
+    return path
+
+
+def average_cli(capfd, *argv) -> tuple[int, list[str]]:
+    import edsr_lite
+
+    capfd.readouterr()
+    code = util.run_cli(edsr_lite.main, ["--role", "average", *map(str, argv)])
+    return code, capfd.readouterr().err.strip().splitlines()
+
+
+def test_average_of_raster_models_is_the_mean_of_their_outputs_and_enhances_a_geotiff(tmp_path, capfd):
+    from util.models import load_model
+
+    members = [_member("sr2", seed, tmp_path / f"m{seed}.keras") for seed in (1, 2)]
+    out = tmp_path / "avg" / "dem_x2.keras"
+    code, lines = average_cli(capfd, "--model", ",".join(map(str, members)), "--output", out)
+    assert code == 0, lines
+    model, info = load_model(out)
+    assert (info["task"], info["scale"], info["data_kind"], info["units"]) == ("sr2", 2, "raster", "m")
+    assert info["architecture"].startswith("average of 2: EDSR-lite")
+    heights = surface(24, 32)[None, ..., None]
+    outputs = [load_model(m)[0].predict(heights, verbose=0) for m in members]
+    assert np.abs(outputs[0] - outputs[1]).max() > 0.05  # the members differ, so the mean is a real test
+    np.testing.assert_allclose(model.predict(heights, verbose=0), (outputs[0] + outputs[1]) / 2, atol=1e-3)
+    source = write_tif(tmp_path / "dem.tif", surface())
+    code, lines = run(capfd, source, "--model", out, "--out", tmp_path / "dem_x2.tif")
+    assert code == 0, lines
+    with rasterio.open(tmp_path / "dem_x2.tif") as done:
+        assert done.shape == (80, 96) and done.dtypes[0] == "float32"
+        assert done.transform.a == UTM_CELLS.a / 2
+
+
+def test_average_refuses_models_of_other_tasks_a_single_model_and_overwriting_a_member(tmp_path, capfd):
+    sr2, sr4 = _member("sr2", 1, tmp_path / "a.keras"), _member("sr4", 2, tmp_path / "b.keras")
+    out = tmp_path / "avg.keras"
+    code, lines = average_cli(capfd, "--model", f"{sr2},{sr4}", "--output", out)
+    assert_one_line_error(code, lines, "b.keras")
+    assert "task='sr4'" in lines[0] and "same task" in lines[0]
+    assert_one_line_error(*average_cli(capfd, "--model", str(sr2), "--output", out), "at least two models")
+    assert_one_line_error(*average_cli(capfd, "--model", f"{sr2},{sr2}", "--output", sr2), "one of the models")
+    assert_one_line_error(*average_cli(capfd, "--model", f"{sr2},{sr2}"), "--output FILE.keras")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.keras", "b.keras"]  # nothing written

@@ -224,6 +224,41 @@ def raster_model(network: keras.Model, value_scale: float, units: str = "m") -> 
     return keras.Model(inputs, outputs, name=network.name)
 
 
+AVERAGE_MATCH = ("task", "scale", "input_kind", "data_kind", "channels", "units")  # members must agree on these
+
+
+def average_models(models: list, names: list[str]) -> keras.Model:
+    """One model whose output is the mean of the outputs of ``models`` (all trained for the same task and data).
+
+    Averaging independently trained networks (an ensemble) lowers the error of each: their
+    mistakes differ. The members run whole, each with its own normalisation, inside one
+    ``.keras`` file whose SuiteInfo says what they share; ``names`` (file names) label the
+    members in errors and in the architecture text.
+    """
+    if len(models) < 2:
+        raise UserError("averaging needs at least two models; give --model A.keras,B.keras[,...]")
+    infos = [model_info(m) for m in models]
+    for name, info in zip(names[1:], infos[1:], strict=True):
+        differ = [k for k in AVERAGE_MATCH if info[k] != infos[0][k]]
+        if differ:
+            first = ", ".join(f"{k}={infos[0][k]!r}" for k in differ)
+            this = ", ".join(f"{k}={info[k]!r}" for k in differ)
+            raise UserError(f"{name}: {this}, but {names[0]} has {first}; average models of the same task and data")
+    size_multiple = int(np.lcm.reduce([i["size_multiple"] for i in infos]))
+    architecture = f"average of {len(models)}: " + "; ".join(f"{i['architecture']}" for i in infos)
+    inputs = keras.Input(shape=(None, None, infos[0]["channels"]))
+    info = SuiteInfo(
+        **{**infos[0], "size_multiple": size_multiple, "architecture": architecture},
+        name="suite_info_average",
+        dtype="float32",
+    )
+    x = info(inputs)
+    # Re-wrapped under unique names: two loaded models may share one.
+    outputs = [keras.Model(m.inputs[0], m.outputs[0], name=f"member_{k}")(x) for k, m in enumerate(models)]
+    average = keras.layers.Average(dtype="float32", name="average")(outputs)
+    return keras.Model(inputs, average, name="average")
+
+
 def model_info(model: keras.Model) -> dict:
     """The SuiteInfo of a model as a dict (task, scale, input_kind, size_multiple, architecture, data_kind ...).
 

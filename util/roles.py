@@ -6,7 +6,9 @@ Roles (``--role``):
   * ``test``: score a saved model (``--model``, default the run folder's) on the test
     pairs and write the report again;
   * ``predict``: enhance a folder of images with the run's model (util.photos, as
-    enhance.py does).
+    enhance.py does);
+  * ``average``: write one model that averages the outputs of several saved models
+    (``--model A.keras,B.keras --output AB.keras``; util.models.average_models).
 
 Model scripts register here with ``model_script``, so that benchmark.py finds them all.
 """
@@ -76,6 +78,8 @@ def run_script(script: ModelScript, argv=None) -> Path:
         return test(script.name, with_available_patches(settings), options)
     if options.role == "predict":
         return predict(script.name, settings, options)
+    if options.role == "average":
+        return average(options)
     if options.minutes:
         backprops = studies.budget_backprops(script.build_model, settings, options.minutes)
         settings = dataclasses.replace(settings, backprops=backprops)
@@ -110,6 +114,24 @@ def test(script: str, settings: Settings, options: Options) -> Path:
     report.results_markdown(results, out_dir / "test_results.md")
     print(f"test of {model_path}: {report.summary_line(results)}")
     return out_dir
+
+
+def average(options: Options) -> Path:
+    """Write the average of the ``--model`` list as one model at ``--output`` (a .keras file)."""
+    from util.files import atomic_path
+    from util.models import average_models, load_model
+
+    paths = [Path(p.strip()) for p in (options.model or "").split(",") if p.strip()]
+    if not options.output or Path(options.output).suffix != ".keras":
+        raise UserError("--role average needs --output FILE.keras, the averaged model to write")
+    out = Path(options.output)
+    if out.resolve() in [p.resolve() for p in paths]:
+        raise UserError(f"--output {out} is one of the models averaged; write the average to a new file")
+    model = average_models([load_model(p)[0] for p in paths], [str(p) for p in paths])
+    with atomic_path(out) as tmp:
+        model.save(tmp)
+    print(f"{out}: {model.name} of {len(paths)} models, {model.count_params():,} parameters")
+    return out
 
 
 def predict(script: str, settings: Settings, options: Options) -> Path:

@@ -220,7 +220,12 @@ def parse_settings(module, build_model, argv, description: str) -> tuple[Setting
         value = getattr(module, name)
         kind = FLAG_TYPES[SETTING_FIELDS[name.lower()]] if name.lower() in SETTING_FIELDS else type(value)
         parser.add_argument(
-            flag(name), dest=name, type=kind, default=value, metavar=kind.__name__.upper(), help=f"{text} (%(default)r)"
+            flag(name),
+            dest=name,
+            type=kind,
+            default=value,
+            metavar=kind.__name__.upper(),
+            help=text.replace("%", "%%") + " (%(default)r)",
         )
     args = parser.parse_args(argv)
     values = {name: getattr(args, name.upper()) for name in SETTING_FIELDS}
@@ -251,10 +256,18 @@ def parse_settings(module, build_model, argv, description: str) -> tuple[Setting
 
 def _option_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--role", choices=("train", "test", "predict"), default="train", help="what to do (train)")
-    parser.add_argument("--model", help="role test/predict: a saved .keras model (default: this run's model.keras)")
+    parser.add_argument(
+        "--role", choices=("train", "test", "predict", "average"), default="train", help="what to do (train)"
+    )
+    parser.add_argument(
+        "--model",
+        help="role test/predict: a saved .keras model (default: this run's model.keras); role average: "
+        "the models to average, A.keras,B.keras,...",
+    )
     parser.add_argument("--input", help="role predict: an image or a folder of images")
-    parser.add_argument("--output", help="role predict: output folder (default: <run>/predictions)")
+    parser.add_argument(
+        "--output", help="role predict: output folder (default: <run>/predictions); role average: the .keras file"
+    )
     parser.add_argument(
         "--sweep",
         type=_sizes,
