@@ -4,16 +4,24 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
+GPU ?= 0
+# make setup GPU=1: TensorFlow with CUDA (requirements-gpu.txt) instead of the CPU build.
+STAMP := $(VENV)/.installed-$(GPU)-$(shell cat requirements.txt requirements-gpu.txt | cksum | cut -d' ' -f1)
 
 .PHONY: setup demo test lint dem-models
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-gpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -r requirements.txt
+	@if [ "$(GPU)" = 1 ]; then \
+		grep -v '^tensorflow' requirements.txt > $(VENV)/requirements-base.txt \
+		&& $(BIN)/python -m pip uninstall -q -y tensorflow-cpu 2>/dev/null; \
+		$(BIN)/python -m pip install -q -r $(VENV)/requirements-base.txt -r requirements-gpu.txt; \
+	else \
+		$(BIN)/python -m pip install -q -r requirements.txt; \
+	fi
 	@# Graphviz draws the model diagrams (keras.utils.plot_model); the scripts go on without it.
 	@command -v dot >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; } \

@@ -33,7 +33,8 @@ VAL_PATCHES = 100  # validation pairs from the end of the training split
 TEST_PATCHES = 0  # 0 = all test pairs
 OUT = "runs"  # folder of the run folders <script>-<task>-<patches>, relative to the repository
 SEED = 0  # seed of the weights, the shuffling, dropout and augmentations
-PRECISION = "auto"  # auto (bfloat16 where the CPU has native bf16, else float32) | float32 | mixed_bfloat16
+PRECISION = "auto"  # auto (half precision where GPU/CPU has it natively) | float32 | mixed_bfloat16 | mixed_float16
+DISTRIBUTE = "auto"  # auto | none | mirrored (local GPUs) | multiworker (TF_CONFIG); BATCH stays the global batch
 FILTERS = 32  # feature channels
 BLOCKS = 4  # residual blocks (8 scored 0.09 dB more on Set5 in the same ~20 min, at 1.7x the time per sample)
 LOSS = "mae"  # mae (L1) | mse

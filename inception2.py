@@ -26,7 +26,8 @@ VAL_PATCHES = 100  # validation pairs from the end of the training split; protot
 TEST_PATCHES = 0  # 0 = all test pairs; prototype: all
 OUT = "runs"  # folder of the run folders <script>-<task>-<patches> (below the repository); prototype: saves/
 SEED = 0  # seed of the weights, the shuffling, dropout and augmentations
-PRECISION = "auto"  # auto (bfloat16 where the CPU has native bf16, else float32) | float32 | mixed_bfloat16
+PRECISION = "auto"  # auto (half precision where GPU/CPU has it natively) | float32 | mixed_bfloat16 | mixed_float16
+DISTRIBUTE = "auto"  # auto | none | mirrored (local GPUs) | multiworker (TF_CONFIG); BATCH stays the global batch
 LOSS = "mse"  # mse | mae (L1); prototype: mse
 AUGMENT = "none"  # none | auto | a comma list of flips, channels, shifts (see edsr_lite.py); prototype: none
 SCHEDULE = "constant"  # constant | cosine (Adam's rate decayed to 0 over the run); prototype: constant

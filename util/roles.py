@@ -80,6 +80,9 @@ def run_script(script: ModelScript, argv=None) -> Path:
         return predict(script.name, settings, options)
     if options.role == "average":
         return average(options)
+    from util import distribute
+
+    distribute.placement(settings.distribute, settings.batch)  # checked and made before any TensorFlow op
     if options.minutes:
         backprops = studies.budget_backprops(script.build_model, settings, options.minutes)
         settings = dataclasses.replace(settings, backprops=backprops)

@@ -21,11 +21,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from util.distribute import DISTRIBUTES
 from util.files import UserError
 from util.tasks import stored_task
 
 BLOCK_START = "# ---- Constants"
-PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 LOSSES = ("mae", "mse")
 SCHEDULES = ("constant", "cosine")
 
@@ -110,6 +111,7 @@ class Settings:
     schedule: str
     ema: float
     init_from: str
+    distribute: str
     model_args: tuple[tuple[str, Any], ...] = ()
     variants: tuple[str, ...] = ()  # named study variants applied (util.studies.VARIANTS)
 
@@ -122,7 +124,12 @@ class Settings:
             raise UserError(f"TEST_PATCHES={self.test_patches}: give 0 (all test pairs) or a positive count")
         if not self.learning_rate > 0:
             raise UserError(f"LEARNING_RATE={self.learning_rate:g}: give a positive learning rate such as 0.001")
-        for name, allowed in (("precision", PRECISIONS), ("loss", LOSSES), ("schedule", SCHEDULES)):
+        for name, allowed in (
+            ("precision", PRECISIONS),
+            ("loss", LOSSES),
+            ("schedule", SCHEDULES),
+            ("distribute", DISTRIBUTES),
+        ):
             if getattr(self, name) not in allowed:
                 raise UserError(f"{name.upper()}={getattr(self, name)!r} is unknown; use {' or '.join(allowed)}")
         if not 0 <= self.ema < 1:

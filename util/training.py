@@ -12,6 +12,8 @@ import csv
 import itertools
 import json
 import math
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -86,13 +88,22 @@ def resume_state(folder: Path) -> tuple[float | None, float]:
 def configure_precision(precision: str) -> str:
     """Set Keras's global dtype policy; return the one in force.
 
-    ``auto`` picks bfloat16 compute only where the CPU has native bf16 (AMX or
-    AVX512-BF16: twice the training speed measured on such a Xeon); elsewhere bf16 is
-    emulated and slower than float32. Variables and the model output stay float32.
+    ``auto`` picks half precision only where the hardware computes it natively: on GPUs
+    bfloat16 from compute capability 8 (Ampere), float16 from 7 (Volta, Turing; Keras
+    wraps the optimizer in a LossScaleOptimizer), and on CPUs bfloat16 where they have
+    AMX or AVX512-BF16 (twice the training speed measured on such a Xeon; elsewhere bf16
+    is emulated and slower than float32). Variables and the model output stay float32.
     """
     import keras
+    import tensorflow as tf
 
-    if precision == "auto":
+    gpus = tf.config.list_physical_devices("GPU")
+    if precision == "mixed_float16" and not gpus:
+        raise UserError("PRECISION=mixed_float16 needs a GPU and this machine has none; use auto (--precision auto)")
+    if precision == "auto" and gpus:
+        capability = min(tf.config.experimental.get_device_details(g).get("compute_capability", (0, 0)) for g in gpus)
+        precision = "mixed_bfloat16" if capability >= (8, 0) else "mixed_float16" if capability >= (7, 0) else "float32"
+    elif precision == "auto":
         flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
         precision = "mixed_bfloat16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "float32"
     keras.mixed_precision.set_global_policy(precision)
@@ -212,7 +223,7 @@ def train(
     """
     import keras
 
-    from util import data, report
+    from util import data, distribute, report
 
     started = time.time()
     saved_settings = folder_out / "settings.json"
@@ -222,6 +233,7 @@ def train(
         print(f"{script}: already trained with these settings in {folder_out}; delete that folder to train again")
         return folder_out
     folder = data.dataset_dir(settings.dataset)
+    place = distribute.placement(settings.distribute, settings.batch)  # before any other TensorFlow op
     precision = configure_precision(settings.precision)
     keras.utils.set_random_seed(settings.seed)
 
@@ -250,7 +262,8 @@ def train(
         probe = build_for_data(build_model, settings, kind, value_scale, units)
         saved, saved_info = initial_model(settings.init_from, probe, kind)
         value_scale = saved_info.get("value_scale", value_scale)
-    model = build_for_data(build_model, settings, kind, value_scale, units)
+    with place.strategy.scope():
+        model = build_for_data(build_model, settings, kind, value_scale, units)
     if settings.init_from:
         model.set_weights(saved.get_weights())
         print(f"{script}: starting from the weights of {settings.init_from}")
@@ -271,19 +284,26 @@ def train(
     else:
         train_ds = training_dataset(train_x, train_hr, settings, info, seed=settings.seed)
         val_ds = data.validation_dataset(val_x, val_hr)
+    if place.workers > 1:  # each worker keeps its share of every batch of the (identical) pipelines
+        train_ds, val_ds = (ds.with_options(distribute.shard_by_data()) for ds in (train_ds, val_ds))
 
-    folder_out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(saved_settings, settings.to_json())
+    backup = folder_out / "backup"  # the chief's: every worker resumes from it
     best_so_far, seconds_so_far = resume_state(folder_out)
-    if best_so_far is None:  # a new run: no rows of an earlier attempt in its log
-        (folder_out / "training.csv").unlink(missing_ok=True)
+    if place.chief:
+        folder_out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(saved_settings, settings.to_json())
+        if best_so_far is None:  # a new run: no rows of an earlier attempt in its log
+            (folder_out / "training.csv").unlink(missing_ok=True)
+    else:  # the other workers write their logs and checkpoints where no user looks, and delete them
+        chief_folder = folder_out
+        folder_out = Path(tempfile.mkdtemp(prefix=f"{folder_out.name}-{place.task.replace('/', '')}-"))
     best = folder_out / "best.weights.h5"
     # With EMA, SwapEMAWeights puts the averaged weights in the model for validation and for
     # ModelCheckpoint (after it in the list); the backup before it keeps the raw ones to resume.
     swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if settings.ema else []
     TrainingClock = _training_clock()
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(folder_out / "backup")),
+        distribute.backup_and_restore(str(backup), place.chief),
         *swap,
         keras.callbacks.ModelCheckpoint(
             str(best),
@@ -297,27 +317,34 @@ def train(
         keras.callbacks.TensorBoard(str(folder_out / "tensorboard"), write_graph=False),
         keras.callbacks.TerminateOnNaN(),
     ]
-    model.compile(optimizer=make_optimizer(settings, steps_per_epoch * epochs), loss=settings.loss)
+    with place.strategy.scope():
+        model.compile(optimizer=make_optimizer(settings, steps_per_epoch * epochs), loss=settings.loss)
+    replicas = f", {place.replicas} replicas ({place.name}, {place.workers} workers)" if place.replicas > 1 else ""
     print(
-        f"{script}: {info['architecture']}, {model.count_params():,} parameters, {precision}; "
+        f"{script}: {info['architecture']}, {model.count_params():,} parameters, {precision}{replicas}; "
         f"{len(train_hr)} training pairs from {folder}, {epochs} epochs x {steps_per_epoch} steps "
         f"x batch {settings.batch}"
     )
     fit_started = time.time()
-    model.fit(
-        train_ds,
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=val_ds,
-        callbacks=callbacks,
-        shuffle=False,  # tf.data already shuffles
-        verbose=2,
-    )
-    train_seconds = seconds_so_far + (time.time() - fit_started)
-    if not np.isfinite(model.evaluate(val_ds, verbose=0)):
-        raise UserError(f"training diverged (loss is not finite); lower LEARNING_RATE={settings.learning_rate}")
+    with distribute.worker_lost(place):
+        model.fit(
+            train_ds,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            validation_data=val_ds,
+            callbacks=callbacks,
+            shuffle=False,  # tf.data already shuffles
+            verbose=2,
+        )
+        train_seconds = seconds_so_far + (time.time() - fit_started)
+        if not np.isfinite(model.evaluate(val_ds, verbose=0)):
+            raise UserError(f"training diverged (loss is not finite); lower LEARNING_RATE={settings.learning_rate}")
     if best.exists():
         model.load_weights(best)
+    if not place.chief:
+        shutil.rmtree(folder_out, ignore_errors=True)
+        print(f"{script}: worker {place.task} done; the chief writes {chief_folder}")
+        return chief_folder
 
     # Save in float32 whatever the training precision, so that the model runs fast
     # on any CPU: rebuild the same architecture under the float32 policy.
@@ -343,6 +370,7 @@ def train(
         "settings": settings.to_json(),
         "seed": settings.seed,
         "precision": precision,
+        **place.describe(),
         "data_kind": kind,
         "init_from": settings.init_from,
         "train_seconds": round(train_seconds, 1),
