@@ -17,6 +17,7 @@ For bicubic and each model:
 Markdown on stdout; benchmark.md and benchmark.json in --out.
 
     python3 benchmark.py --training                               # training speed of the three model scripts
+    python3 benchmark.py --scaling                                # 1 worker against 2 (tf.distribute), one core each
 
     python3 benchmark.py --raster                                 # the raster (DEM) models
     python3 benchmark.py --task noise25                           # denoising: CBSD68, CBM3D and others beside
@@ -44,6 +45,14 @@ split into --rounds that take the scripts in turn: a shared 2-core machine drift
 by 20% and more within minutes, and interleaving lets the drift hit every script
 alike; the median round is kept. Samples/s on training_speed.md and
 training_speed.json in --out.
+
+``--scaling`` trains edsr_lite.py for real (--task, default sr4, on the built-in pairs of
+``python3 download.py``; SCALING_BACKPROPS samples) by one process pinned to core 0 and by
+two MultiWorkerMirroredStrategy workers on 127.0.0.1 pinned to cores 0 and 1 (``taskset``),
+with the same global BATCH: samples/s of training (``train_samples_per_second`` of the run,
+validations included), the scaling efficiency (2-worker speed / twice the 1-worker speed)
+and the peak RSS of the largest process (--batch sets BATCH). training_scaling_b<BATCH>.md
+and .json in --out.
 """
 
 from __future__ import annotations
@@ -77,6 +86,7 @@ MEMORY_PHOTO = (3000, 4000)  # height, width of the synthetic photo enhanced for
 MEMORY_RASTER = 3600  # side in cells of the synthetic DEM enhanced by --raster (a Copernicus GLO-30 tile)
 RASTER_DATA = REPO / "datasets" / "dem" / "test_regions"  # --raster without --data (python3 download.py dem)
 ENHANCE = REPO / "enhance.py"
+SCALING_BACKPROPS = 9600  # samples trained by each --scaling run (2 epochs)
 TRAINING_SCRIPTS = None  # scripts timed by --training; None: every model script (util.roles.find_model_scripts)
 TRAINING_SECONDS = 60.0
 TRAINING_ROUNDS = 3
@@ -97,6 +107,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--skip-memory", action="store_true", help="leave out the (slow) peak-memory column")
     parser.add_argument("--training", action="store_true", help="time training of the model scripts instead")
     parser.add_argument("--raster", action="store_true", help="benchmark the raster (DEM) models instead")
+    parser.add_argument("--scaling", action="store_true", help="training samples/s of 1 worker against 2 workers")
     parser.add_argument(
         "--task",
         help="noiseS, noise or defocus[R]: the restoration table (peers and denoising/deblurring models); "
@@ -309,6 +320,78 @@ def main_training(args) -> None:
     print(f"\nwritten: {args.out / 'training_speed.md'}, {args.out / 'training_speed.json'}")
 
 
+def main_scaling(args) -> None:
+    """``--scaling``: edsr_lite.py trained by one pinned process, then by two pinned workers (module doc)."""
+    import json
+    import resource
+    import shutil
+    import socket
+
+    if not shutil.which("taskset") or (os.cpu_count() or 1) < 2:
+        raise util.UserError("--scaling needs taskset (util-linux) and at least 2 CPU cores")
+    task = args.task or "sr4"
+    flags = ["--task", task, "--backprops", str(SCALING_BACKPROPS), "--epochs", "2", "--val-patches", "64"]
+    flags += ["--test-patches", "64"] + (["--batch", str(args.batch)] if args.batch else [])
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="scaling-") as tmp:
+        for workers in (1, 2):
+            ports = []
+            for _ in range(workers):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", 0))
+                    ports.append(s.getsockname()[1])
+            out = Path(tmp) / f"w{workers}"
+            procs = []
+            for index in range(workers):
+                env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+                if workers > 1:
+                    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+                    env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+                command = ["taskset", "-c", str(index), sys.executable, str(REPO / "edsr_lite.py"), *flags]
+                log = open(Path(tmp) / f"w{workers}-{index}.log", "w")  # noqa: SIM115 (closed with the process)
+                procs.append((subprocess.Popen([*command, "--out", str(out)], env=env, stdout=log, stderr=log), log))
+                print(f"--scaling: {workers} worker(s), worker {index} on core {index} ...", file=sys.stderr)
+            for proc, log in procs:
+                proc.wait()
+                log.close()
+            if any(proc.returncode for proc, _ in procs):
+                tail = (Path(tmp) / f"w{workers}-0.log").read_text()[-1500:]
+                raise util.UserError(f"--scaling: the {workers}-worker training failed; its log ends: {tail}")
+            results = json.loads(next(out.glob("*/results.json")).read_text())
+            rows.append(
+                {
+                    "workers": workers,
+                    "replicas": results["replicas"],
+                    "batch": results["batch"],
+                    "backprops": results["backprops"],
+                    "train_seconds": results["train_seconds"],
+                    "samples_per_second": results["train_samples_per_second"],
+                    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
+                    "model_psnr": results["model_scores"]["psnr"],
+                }
+            )
+    base = rows[0]["samples_per_second"]
+    lines = [
+        "| workers (one core each) | global batch | backprops | train s | samples / s | efficiency | "
+        "peak RSS (MB) | test PSNR (dB) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        row["efficiency"] = round(row["samples_per_second"] / (row["workers"] * base), 3)
+        lines.append(
+            f"| {row['workers']} | {row['batch']} | {row['backprops']} | {row['train_seconds']:.0f} | "
+            f"{row['samples_per_second']:.1f} | {row['efficiency']:.0%} | {row['peak_rss_mb']} | "
+            f"{row['model_psnr']:.2f} |"
+        )
+    table = "\n".join(lines)
+    note = f"edsr_lite.py --task {task} on the built-in pairs, {SCALING_BACKPROPS} backprops, taskset-pinned"
+    print(f"{note}\n\n{table}")
+    name = f"training_scaling_b{rows[0]['batch']}"
+    util.write_text_atomic(args.out / f"{name}.md", f"Training scaling on {machine_name()}: {note}\n\n{table}\n")
+    util.write_json_atomic(args.out / f"{name}.json", {"machine": machine_name(), "note": note, "rows": rows})
+    print(f"\nwritten: {args.out / f'{name}.md'}, {args.out / f'{name}.json'}")
+
+
 def markdown(rows: list[dict], sets: list[str]) -> str:
     def cell(value, fmt):
         return "—" if value is None else format(value, fmt)
@@ -508,6 +591,8 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.training:
         return main_training(args)
+    if args.scaling:
+        return main_scaling(args)
     if args.raster:
         return main_raster(args)
     if args.task:

@@ -283,7 +283,7 @@ def worker_lost(place: Placement):
 
 
 def shard_by_data():
-    """tf.data options: each worker keeps every n-th batch (the pipelines are in-memory arrays, not files)."""
+    """tf.data options: each worker keeps every n-th batch (of the validation pairs, in memory)."""
     import tensorflow as tf
 
     options = tf.data.Options()

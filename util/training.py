@@ -9,6 +9,7 @@ protocol) and writes the run folder (README.md, "What a run leaves").
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import json
 import math
@@ -284,8 +285,20 @@ def train(
     else:
         train_ds = training_dataset(train_x, train_hr, settings, info, seed=settings.seed)
         val_ds = data.validation_dataset(val_x, val_hr)
-    if place.workers > 1:  # each worker keeps its share of every batch of the (identical) pipelines
-        train_ds, val_ds = (ds.with_options(distribute.shard_by_data()) for ds in (train_ds, val_ds))
+    if place.workers > 1:
+        # Each worker builds (and augments) only its share of the training pairs, in batches of
+        # one replica's share of BATCH; the small validation set is split batch by batch.
+        def worker_share(context):
+            share = np.s_[context.input_pipeline_id :: context.num_input_pipelines]
+            local = dataclasses.replace(settings, batch=context.get_per_replica_batch_size(settings.batch))
+            seed = settings.seed + context.input_pipeline_id
+            x = None if train_x is None else train_x[share]
+            if kind == "raster":
+                return data.make_raster_dataset(x, train_hr[share], train_mask[share], local.batch, seed, local.augment)
+            return training_dataset(x, train_hr[share], local, info, seed=seed)
+
+        train_ds = place.strategy.distribute_datasets_from_function(worker_share)
+        val_ds = val_ds.with_options(distribute.shard_by_data())
 
     backup = folder_out / "backup"  # the chief's: every worker resumes from it
     best_so_far, seconds_so_far = resume_state(folder_out)
