@@ -18,6 +18,7 @@ Markdown on stdout; benchmark.md and benchmark.json in --out.
 
     python3 benchmark.py --training                               # training speed of the three model scripts
     python3 benchmark.py --scaling                                # 1 worker against 2 (tf.distribute), one core each
+    python3 benchmark.py --data-sizes 10000,100000                # peak memory of download and training vs data size
 
     python3 benchmark.py --raster                                 # the raster (DEM) models
     python3 benchmark.py --task noise25                           # denoising: CBSD68, CBM3D and others beside
@@ -51,7 +52,12 @@ training_speed.json in --out.
 two MultiWorkerMirroredStrategy workers on 127.0.0.1 pinned to cores 0 and 1 (``taskset``),
 with the same global BATCH: samples/s of training (``train_samples_per_second`` of the run,
 validations included), the scaling efficiency (2-worker speed / twice the 1-worker speed)
-and the peak RSS of the largest process (--batch sets BATCH). training_scaling_b<BATCH>.md
+and the peak RSS of the largest process (--batch sets BATCH).
+
+``--data-sizes N,N`` writes N built-in training pairs with ``download.py builtin`` into a
+temporary folder (16.7 GB for 100 000: mind the disk) and trains edsr_lite.py on all of them
+for SCALING_BACKPROPS samples, one child process each: the peak RSS of each against N and
+the training's samples/s. data_sizes.md and .json in --out. training_scaling_b<BATCH>.md
 and .json in --out.
 """
 
@@ -108,6 +114,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--training", action="store_true", help="time training of the model scripts instead")
     parser.add_argument("--raster", action="store_true", help="benchmark the raster (DEM) models instead")
     parser.add_argument("--scaling", action="store_true", help="training samples/s of 1 worker against 2 workers")
+    parser.add_argument("--data-sizes", help="peak RSS of download.py and training for these training-set sizes")
     parser.add_argument(
         "--task",
         help="noiseS, noise or defocus[R]: the restoration table (peers and denoising/deblurring models); "
@@ -392,6 +399,62 @@ def main_scaling(args) -> None:
     print(f"\nwritten: {args.out / f'{name}.md'}, {args.out / f'{name}.json'}")
 
 
+def main_data_sizes(args) -> None:
+    """``--data-sizes``: peak RSS of writing and of training on N pairs, for each N (module doc)."""
+    import json
+    import shutil
+
+    try:
+        sizes = [int(n) for n in args.data_sizes.split(",")]
+    except ValueError:
+        raise util.UserError(
+            f"--data-sizes {args.data_sizes!r}: give training-set sizes such as 10000,100000"
+        ) from None
+    if not sizes or min(sizes) < 1:
+        raise util.UserError(f"--data-sizes {args.data_sizes!r}: give positive sizes")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="data-sizes-", dir=REPO / "datasets") as tmp:
+        for n in sizes:
+            folder = Path(tmp) / str(n)
+            print(f"--data-sizes: writing {n} pairs ...", file=sys.stderr)
+            started = time.time()
+            write_rss = peak_rss_mb(
+                [sys.executable, REPO / "download.py", "builtin", "--train", n, "--test", 100, "--out", folder]
+            )
+            write_seconds = time.time() - started
+            print(f"--data-sizes: training on {n} pairs ...", file=sys.stderr)
+            command = [sys.executable, REPO / "edsr_lite.py", "--dataset", folder / "builtin", "--train-patches", n]
+            command += ["--backprops", SCALING_BACKPROPS, "--epochs", 2, "--val-patches", 64, "--test-patches", 100]
+            train_rss = peak_rss_mb([*command, "--out", folder / "runs"])
+            results = json.loads(next((folder / "runs").glob("*/results.json")).read_text())
+            rows.append(
+                {
+                    "train_pairs": n,
+                    "write_seconds": round(write_seconds, 1),
+                    "write_peak_rss_mb": round(write_rss),
+                    "train_peak_rss_mb": round(train_rss),
+                    "samples_per_second": results["train_samples_per_second"],
+                    "model_psnr": results["model_scores"]["psnr"],
+                }
+            )
+            shutil.rmtree(folder)
+    lines = [
+        "| training pairs | download.py s | download.py peak RSS (MB) | training peak RSS (MB) | samples / s |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['train_pairs']} | {r['write_seconds']:.0f} | {r['write_peak_rss_mb']} | {r['train_peak_rss_mb']} | "
+        f"{r['samples_per_second']:.1f} |"
+        for r in rows
+    ]
+    table = "\n".join(lines)
+    note = f"download.py builtin --train N, then edsr_lite.py (sr4) on all N pairs for {SCALING_BACKPROPS} backprops"
+    print(f"{note}\n\n{table}")
+    util.write_text_atomic(args.out / "data_sizes.md", f"Data sizes on {machine_name()}: {note}\n\n{table}\n")
+    util.write_json_atomic(args.out / "data_sizes.json", {"machine": machine_name(), "note": note, "rows": rows})
+    print(f"\nwritten: {args.out / 'data_sizes.md'}, {args.out / 'data_sizes.json'}")
+
+
 def markdown(rows: list[dict], sets: list[str]) -> str:
     def cell(value, fmt):
         return "—" if value is None else format(value, fmt)
@@ -593,6 +656,8 @@ def main(argv=None) -> None:
         return main_training(args)
     if args.scaling:
         return main_scaling(args)
+    if args.data_sizes:
+        return main_data_sizes(args)
     if args.raster:
         return main_raster(args)
     if args.task:

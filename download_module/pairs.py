@@ -259,11 +259,30 @@ def plan_patches(usable: list[UsableImage], count: int, rng: np.random.Generator
     return np.stack([index, top, left, rot], axis=1)
 
 
+RELEASE_EVERY = 2000  # patches written to a memory map between two release() calls
+
+
+def release(*arrays) -> None:
+    """Drop the pages of memory-mapped ``arrays`` from this process; they stay in the kernel's page cache.
+
+    A shared file mapping's written pages live in the page cache and reach the file from
+    there, so unmapping them loses nothing; without it every page written would count in
+    the resident memory until the end, which then grew with the number of patches.
+    """
+    import mmap
+
+    for array in arrays:
+        mapped = getattr(array, "_mmap", None)  # np.memmap's own mmap object (None for plain arrays)
+        if mapped is not None and hasattr(mapped, "madvise"):
+            mapped.madvise(mmap.MADV_DONTNEED)
+
+
 def crop_patches(usable: list[UsableImage], plan: np.ndarray, hr: np.ndarray) -> None:
     """Fill ``hr`` (N, 128, 128, 3) uint8 with the planned crops, loading each image once."""
     needed = sorted(set(plan[:, 0].tolist()))
     to_load = [usable[i].image for i in needed if usable[i].pixels is None]
     loaded = _load_in_order(to_load)
+    written = 0
     for i in tqdm(needed, desc="crop", unit="image", leave=False, disable=None):
         u = usable[i]
         pixels = u.pixels
@@ -271,10 +290,16 @@ def crop_patches(usable: list[UsableImage], plan: np.ndarray, hr: np.ndarray) ->
             _, pixels, error = next(loaded)
             if pixels is None:
                 raise util.UserError(f"{error} (it changed while patches were being cut; run again)")
-        for row in np.flatnonzero(plan[:, 0] == i):
+        rows = np.flatnonzero(plan[:, 0] == i)
+        for row in rows:
             _, top, left, rot = plan[row]
             top, left = top + u.region[0], left + u.region[1]
             hr[row] = np.rot90(pixels[top : top + PATCH, left : left + PATCH], rot)
+        written += len(rows)
+        if written >= RELEASE_EVERY:
+            release(hr)
+            written = 0
+    release(hr)
 
 
 def _round_uint8(x: np.ndarray) -> np.ndarray:
@@ -328,7 +353,7 @@ def _fill_split(usable: list[UsableImage], count: int, seed: int, split: str, ar
     with ThreadPoolExecutor(WORKERS) as pool:
         done = pool.map(degrade_chunk, chunks)
         for _ in tqdm(done, total=len(chunks), desc=f"degrade {split}", unit="chunk", disable=None):
-            pass
+            release(*arrays.values())
     patches = []
     for i, top, left, rot in plan.tolist():
         top, left = top + usable[i].region[0], left + usable[i].region[1]

@@ -472,3 +472,36 @@ def test_role_test_of_a_shipped_model_writes_under_out_not_beside_it(tiny_pairs,
     assert sorted(p.name for p in shipped.iterdir()) == ["sr4.keras"]
     results = json.loads((out / "test-sr4-tiny" / "test_results.json").read_text())
     assert results["n_test"] == 8 and results["model_scores"]["psnr"] > results["baseline"]["psnr"]
+
+
+# ---- Data larger than memory: pairs read from disk as training runs ----------------------------------------
+
+
+def test_patch_file_reads_the_npy_patches_by_index_and_views_share_the_file(tiny_pairs):
+    from util.data import PatchFile, patch_files
+
+    hr = np.load(tiny_pairs / "train_hr.npy")
+    whole = PatchFile(tiny_pairs / "train_hr.npy")
+    assert len(whole) == len(hr) and whole.nbytes == hr.nbytes
+    np.testing.assert_array_equal(whole.read(5), hr[5])
+    odd = whole[1::2]  # a worker's share
+    assert len(odd) == len(hr) // 2
+    np.testing.assert_array_equal(odd.read(2), hr[5])
+    lr, target = patch_files(tiny_pairs, "sr4", "train", 10)
+    assert (len(lr), len(target), lr.read(0).shape) == (10, 10, (32, 32, 3))
+    assert patch_files(tiny_pairs, "noise25", "train")[0] is None  # synthetic: HR only
+
+
+@pytest.mark.parametrize(("script", "task"), [("inception2", "sr4"), ("edsr_lite", "noise25")])
+def test_training_streams_pairs_larger_than_memory(tiny_pairs, tmp_path, monkeypatch, capsys, script, task):
+    """Above util.data.IN_MEMORY_BYTES the pairs are read from disk: same run, same kind of results."""
+    import importlib
+
+    from util import data
+
+    monkeypatch.setattr(data, "IN_MEMORY_BYTES", 0)
+    importlib.import_module(script).main(["--dataset", str(tiny_pairs), "--out", str(tmp_path), "--task", task, *TINY])
+    assert "training pairs are read from disk" in capsys.readouterr().out
+    results = json.loads(next(tmp_path.glob("*/results.json")).read_text())
+    assert results["train_patches"] == 16 and results["backprops"] == 32
+    assert np.isfinite(results["model_scores"]["psnr"]) and results["model_scores"]["psnr"] > 10

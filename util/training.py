@@ -139,6 +139,16 @@ def stored_input(info: dict):
     return lambda lr: lr
 
 
+def streamed(folder: Path, settings: Settings) -> bool:
+    """Whether the training pairs of a photo data set are too large to load (util.data.IN_MEMORY_BYTES)."""
+    from util import data
+
+    if data.dataset_kind(folder) == "raster":  # raster data sets are small grids cut in patches: in memory
+        return False
+    files = data.patch_files(folder, settings.task, "train", settings.train_patches)
+    return sum(f.nbytes for f in files if f is not None) > data.IN_MEMORY_BYTES
+
+
 def build_for_data(build_model, settings: Settings, kind: str, value_scale: float = 1.0, units: str = "m"):
     """The script's model for this kind of data: RGB for photos, a one-channel raster model in data units."""
     from util.models import raster_model
@@ -249,6 +259,11 @@ def train(
             folder, settings.task, "train", settings.val_patches, start=val_start
         )
         value_scale = raster_value_scale(folder, train_hr, train_mask)
+    elif streamed(folder, settings):  # larger than IN_MEMORY_BYTES: read from disk as training runs
+        train_lr, train_hr = data.patch_files(folder, settings.task, "train", settings.train_patches)
+        val_lr, val_hr = data.load_split(folder, settings.task, "train", settings.val_patches, start=val_start)
+        value_scale = 1.0
+        print(f"note: {len(train_hr)} training pairs are read from disk as training runs (more than fit in memory)")
     elif parse_task(settings.task).synthetic:  # degraded afresh in tf.data: only the HR patches are needed
         train_hr = data.load_hr(folder, "train", settings.train_patches)
         train_lr = None
@@ -272,7 +287,12 @@ def train(
     if val_start < len(train_hr):
         print(f"note: the {settings.val_patches} validation pairs overlap the {len(train_hr)} training pairs")
     prepare = stored_input(info)
-    train_x, val_x = (None if train_lr is None else prepare(train_lr)), prepare(val_lr)
+    if isinstance(train_lr, data.PatchFile):  # the input kind applied to each patch as it is read
+        train_lr.prepare = lambda patch: prepare(patch[None])[0]
+        train_x = train_lr
+    else:
+        train_x = None if train_lr is None else prepare(train_lr)
+    val_x = prepare(val_lr)
 
     steps_total = max(1, settings.backprops // settings.batch)
     epochs = min(settings.epochs, steps_total)
