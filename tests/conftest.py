@@ -168,3 +168,31 @@ def float32_policy():
     keras = sys.modules.get("keras")
     if keras is not None:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def photo_pairs(folder: Path, train: int, test: int, factors=(2, 4, 8), noise64=True, hr_only=False) -> Path:
+    """A data set in download.py's layout in ``folder``: 128-px crops of scikit-image photos and their degradations.
+
+    Train crops come from the astronaut, test crops from the coffee cup (seeded: the same
+    patches on every run); ``factors``: the bicubic SR inputs written; ``noise64``: the
+    prototype's noisy pairs; ``hr_only``: the HR patches alone (what synthetic tasks need).
+    """
+    import numpy as np
+    from skimage import data
+
+    import util
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for split, image, count in (("train", data.astronaut(), train), ("test", data.coffee(), test)):
+        corners = rng.integers(0, np.array(image.shape[:2]) - 128, size=(count, 2))
+        hr = np.stack([image[y : y + 128, x : x + 128] for y, x in corners])
+        np.save(folder / f"{split}_hr.npy", hr)
+        if hr_only:
+            continue
+        for factor in factors:
+            np.save(folder / f"{split}_sr{factor}.npy", util.bicubic_downscale(hr, factor, batch=True))
+        if noise64:
+            noisy = np.clip(hr + rng.normal(0, 64, hr.shape), 0, 255).round().astype(np.uint8)
+            np.save(folder / f"{split}_noise64.npy", noisy)
+    return folder

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import photo_pairs
 
 import util
 from util.degrade import degrade_image, degrade_patches, disk_psf, psf_bank, tf_degrade
@@ -15,15 +16,7 @@ TINY = ["--train-patches", "16", "--backprops", "32", "--batch", "8", "--epochs"
 @pytest.fixture(scope="module")
 def hr_only(tmp_path_factory):
     """A data set with HR patches only (what the synthetic tasks need): 24 train / 6 test of a photo."""
-    from skimage import data
-
-    folder = tmp_path_factory.mktemp("datasets") / "hronly"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for split, image, count in (("train", data.astronaut(), 24), ("test", data.coffee(), 6)):
-        corners = rng.integers(0, np.array(image.shape[:2]) - 128, size=(count, 2))
-        np.save(folder / f"{split}_hr.npy", np.stack([image[y : y + 128, x : x + 128] for y, x in corners]))
-    return folder
+    return photo_pairs(tmp_path_factory.mktemp("datasets") / "hronly", train=24, test=6, hr_only=True)
 
 
 def test_task_names():

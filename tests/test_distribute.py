@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
+from conftest import photo_pairs
 
 import util
 from util import distribute
@@ -30,17 +30,7 @@ NO_CLUSTER = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}  # Tensor
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """64 train / 8 test photo patches in download.py's layout (sr4 only)."""
-    from skimage import data
-
-    folder = tmp_path_factory.mktemp("datasets") / "tiny"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for split, image, count in (("train", data.astronaut(), 64), ("test", data.coffee(), 8)):
-        corners = rng.integers(0, np.array(image.shape[:2]) - 128, size=(count, 2))
-        hr = np.stack([image[y : y + 128, x : x + 128] for y, x in corners])
-        np.save(folder / f"{split}_hr.npy", hr)
-        np.save(folder / f"{split}_sr4.npy", util.bicubic_downscale(hr, 4, batch=True))
-    return folder
+    return photo_pairs(tmp_path_factory.mktemp("datasets") / "tiny", train=64, test=8, factors=(4,), noise64=False)
 
 
 def free_ports(n: int) -> list[int]:

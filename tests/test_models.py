@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import photo_pairs
 
 import util
 from util.models import load_model
@@ -19,20 +20,7 @@ TINY = ["--train-patches", "16", "--backprops", "32", "--batch", "8", "--epochs"
 @pytest.fixture(scope="module")
 def tiny_pairs(tmp_path_factory):
     """A data set in download.py's layout: 24 train / 8 test patches of scikit-image photos."""
-    from skimage import data
-
-    folder = tmp_path_factory.mktemp("datasets") / "tiny"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for split, image, count in (("train", data.astronaut(), 24), ("test", data.coffee(), 8)):
-        corners = rng.integers(0, np.array(image.shape[:2]) - 128, size=(count, 2))
-        hr = np.stack([image[y : y + 128, x : x + 128] for y, x in corners])
-        np.save(folder / f"{split}_hr.npy", hr)
-        for factor in (2, 4, 8):
-            np.save(folder / f"{split}_sr{factor}.npy", util.bicubic_downscale(hr, factor, batch=True))
-        noisy = np.clip(hr + rng.normal(0, 64, hr.shape), 0, 255).round().astype(np.uint8)
-        np.save(folder / f"{split}_noise64.npy", noisy)
-    return folder
+    return photo_pairs(tmp_path_factory.mktemp("datasets") / "tiny", train=24, test=8)
 
 
 def check_run(run_dir: Path, task: str, n_test: int):
