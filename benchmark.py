@@ -666,7 +666,9 @@ def main(argv=None) -> None:
         task = benchmark_task(args.task)
         if task_family(task) != "super-resolution":
             return main_restoration(args, task)
-    models = args.models or [p for p in sorted(MODELS.glob("*.keras")) if not p.name.startswith("dem_")]
+    models = args.models or sorted(
+        MODELS.glob("sr*.keras")
+    )  # the SR models; DEM and restoration ones have their tables
     if not args.models:
         print(f"note: {len(models)} model(s) in {MODELS}", file=sys.stderr)
     for path in models:
