@@ -1,6 +1,6 @@
 """One table of quality, speed and size: bicubic and saved models side by side.
 
-    python3 benchmark.py                                          # every assets/models/*.keras
+    python3 benchmark.py                                          # every assets/models/sr*.keras
     python3 benchmark.py runs/a/model.keras assets/models/sr4.keras
     python3 benchmark.py runs/a/model.keras --skip-memory         # without the slow memory column
 
