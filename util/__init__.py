@@ -9,9 +9,10 @@
 - ``util.evaluation``: the benchmark protocols (evaluate.py, benchmark.py);
 - the TensorFlow parts, imported on their own so that the data step never loads
   TensorFlow: ``util.models`` (layers, loading), ``util.data`` (pairs -> tf.data),
-  ``util.training`` (one run), ``util.speed`` (training speed), ``util.studies``
+  ``util.training`` (one run), ``util.distribute`` (tf.distribute strategy, chief,
+  workers), ``util.speed`` (training speed), ``util.studies``
   (sweep, ablation, time budget), ``util.roles`` (a model script's entry point:
-  train, test, predict), ``util.inference`` (tiles, self-ensemble),
+  train, test, predict, average), ``util.inference`` (tiles, self-ensemble),
   ``util.photos`` (enhancing photo files), ``util.report`` (tables, figures).
 
 The light helpers are re-exported here (``util.psnr``, ``util.load_image_rgb``...).
