@@ -259,7 +259,10 @@ def plan_patches(usable: list[UsableImage], count: int, rng: np.random.Generator
     return np.stack([index, top, left, rot], axis=1)
 
 
-RELEASE_EVERY = 2000  # patches written to a memory map between two release() calls
+# Patches written to a memory map between two release() calls. Few: the kernel may map a large
+# folio of the file (up to MBs) for each scattered 48 kB patch written (measured: 1.4 GB of RSS for
+# the 3600 patches of one image among 40 000).
+RELEASE_EVERY = 128
 
 
 def release(*arrays) -> None:
@@ -295,10 +298,10 @@ def crop_patches(usable: list[UsableImage], plan: np.ndarray, hr: np.ndarray) ->
             _, top, left, rot = plan[row]
             top, left = top + u.region[0], left + u.region[1]
             hr[row] = np.rot90(pixels[top : top + PATCH, left : left + PATCH], rot)
-        written += len(rows)
-        if written >= RELEASE_EVERY:
-            release(hr)
-            written = 0
+            written += 1
+            if written >= RELEASE_EVERY:  # an image's rows are spread over the whole file
+                release(hr)
+                written = 0
     release(hr)
 
 
