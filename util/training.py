@@ -298,13 +298,15 @@ def train(
     epochs = min(settings.epochs, steps_total)
     steps_per_epoch = math.ceil(steps_total / epochs)
     if kind == "raster":
-        train_ds = data.make_raster_dataset(
-            train_x, train_hr, train_mask, settings.batch, settings.seed, settings.augment
-        )
         val_ds = data.raster_validation_dataset(val_x, val_hr, val_mask)
+        if place.workers == 1:
+            train_ds = data.make_raster_dataset(
+                train_x, train_hr, train_mask, settings.batch, settings.seed, settings.augment
+            )
     else:
-        train_ds = training_dataset(train_x, train_hr, settings, info, seed=settings.seed)
         val_ds = data.validation_dataset(val_x, val_hr)
+        if place.workers == 1:
+            train_ds = training_dataset(train_x, train_hr, settings, info, seed=settings.seed)
     if place.workers > 1:
         # Each worker builds (and augments) only its share of the training pairs, in batches of
         # one replica's share of BATCH; the small validation set is split batch by batch.
