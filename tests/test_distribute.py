@@ -206,3 +206,74 @@ def test_the_chief_is_worker_0_or_the_chief_task():
     with_chief = {"cluster": {"chief": ["c:0"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}
     assert not distribute.is_chief(with_chief)
     assert distribute.is_chief({**with_chief, "task": {"type": "chief", "index": 0}})
+
+
+def fake_gpus(monkeypatch, capabilities):
+    """Make TensorFlow report GPUs of these compute capabilities (the runtime still computes on the CPU)."""
+    import tensorflow as tf
+
+    gpus = [tf.config.PhysicalDevice(f"/physical_device:GPU:{i}", "GPU") for i in range(len(capabilities))]
+    real = tf.config.list_physical_devices
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus if kind == "GPU" else real(kind))
+    details = {g.name: {"compute_capability": c} for g, c in zip(gpus, capabilities, strict=True)}
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda device: details[device.name])
+
+
+@pytest.mark.parametrize(
+    "capabilities, expected",
+    [
+        ([(9, 0)], "mixed_bfloat16"),  # Hopper
+        ([(8, 0), (8, 6)], "mixed_bfloat16"),  # Ampere
+        ([(8, 0), (7, 5)], "mixed_float16"),  # the slowest GPU decides
+        ([(7, 0)], "mixed_float16"),  # Volta
+        ([(6, 1)], "float32"),  # Pascal: no fast half precision
+    ],
+)
+def test_precision_auto_picks_half_precision_by_the_gpus_compute_capability(monkeypatch, capabilities, expected):
+    import keras
+
+    from util.training import configure_precision
+
+    fake_gpus(monkeypatch, capabilities)
+    try:
+        assert configure_precision("auto") == expected
+        assert keras.mixed_precision.global_policy().name == expected
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_float16_training_scales_the_loss_and_saves_a_float32_model(tiny, tmp_path, monkeypatch):
+    """What a Volta/Turing GPU gets from PRECISION=auto, run here on the CPU: the whole script, end to end."""
+    import keras
+
+    import edsr_lite
+
+    fake_gpus(monkeypatch, [(7, 5)])
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.setattr(distribute, "_PLACEMENT", None)
+    args = ["--dataset", str(tiny), *TINY[:-2], "--epochs", "1", "--backprops", "160", "--out", str(tmp_path)]
+    optimizers = []
+    real_compile = keras.Model.compile
+
+    def compile_and_note(self, **kwargs):
+        real_compile(self, **kwargs)
+        optimizers.append(self.optimizer)
+
+    monkeypatch.setattr(keras.Model, "compile", compile_and_note)
+    try:
+        assert util.run_cli(edsr_lite.main, args) == 0
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    results = json.loads((tmp_path / RUN / "results.json").read_text())
+    assert results["precision"] == "mixed_float16" and results["strategy"] == "none"
+    assert optimizers and all(isinstance(o, keras.optimizers.LossScaleOptimizer) for o in optimizers)
+    model = keras.models.load_model(tmp_path / RUN / "model.keras", compile=False)
+    assert {w.dtype for w in model.weights} == {"float32"} and model.compute_dtype == "float32"
+    assert results["model_scores"]["psnr"] > 20
+
+
+@pytest.mark.parametrize("gpus, expected", [(0, "none"), (1, "none"), (2, "mirrored")])
+def test_distribute_auto_mirrors_over_several_local_gpus(monkeypatch, gpus, expected):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    fake_gpus(monkeypatch, [(8, 0)] * gpus)
+    assert distribute.choose("auto", 8) == expected
