@@ -66,9 +66,7 @@ def tf_config() -> dict | None:
     try:
         config = json.loads(text)
     except json.JSONDecodeError as err:
-        raise UserError(
-            f"TF_CONFIG is not JSON ({err.msg} at character {err.pos}); see README 'Several machines'"
-        ) from None
+        raise UserError(f"TF_CONFIG is not JSON ({err.msg} at character {err.pos}); see docs/scale-out.md") from None
     cluster, task = (config.get("cluster"), config.get("task")) if isinstance(config, dict) else (None, None)
     if not isinstance(cluster, dict) or not cluster:
         raise UserError('TF_CONFIG has no "cluster" ({"worker": ["host:port", ...]}); see README \'Several machines\'')
@@ -122,8 +120,7 @@ def choose(distribute: str, batch: int) -> str:
     workers = sum(len(v) for v in config["cluster"].values()) if config else 1
     if distribute == "multiworker" and config is None:
         raise UserError(
-            "DISTRIBUTE=multiworker needs TF_CONFIG (the cluster's workers and this one's index); "
-            "see README 'Several machines'"
+            "DISTRIBUTE=multiworker needs TF_CONFIG (the cluster's workers and this one's index); see docs/scale-out.md"
         )
     if distribute == "auto":
         if workers > 1:
