@@ -226,3 +226,26 @@ def test_enhance_task_denoise_uses_the_shipped_model_or_says_how_to_train_one(tm
     assert difference.max() <= 257  # the identity model, through an 8-bit-accurate float path
     with pytest.raises(util.UserError, match="--scale and --task: give one"):
         enhance.main(["--task", "denoise", "--scale", "2", str(photo)])
+
+
+@pytest.mark.parametrize(
+    "purpose, task, gain",
+    [("denoise", "noise25", 8.0), ("denoise", "noise50", 10.0), ("denoise", "noise5", 2.0), ("deblur", "defocus2", 1.0)],
+)
+def test_shipped_restoration_models_work_out_of_the_box(tmp_path, purpose, task, gain):
+    """`enhance.py --task denoise|deblur` with assets/models/ on a photo no shipped model trained on (coffee)."""
+    import skimage.data
+    from PIL import Image
+
+    import enhance
+
+    clean = skimage.data.coffee()[100:292, 150:406]  # in the built-in test split
+    degraded, _ = degrade_image(clean, parse_task(task), np.random.default_rng(0))
+    Image.fromarray(degraded).save(tmp_path / "photo.png")
+    enhance.main(["--task", purpose, str(tmp_path / "photo.png"), "--quiet"])
+    (out,) = [p for p in tmp_path.iterdir() if p.name != "photo.png"]
+    with Image.open(out) as img:
+        restored = np.asarray(img)
+    assert restored.shape == clean.shape and restored.dtype == np.uint8
+    before, after = util.psnr(clean, degraded), util.psnr(clean, restored)
+    assert after > before + gain, (before, after)
