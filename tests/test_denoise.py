@@ -230,7 +230,12 @@ def test_enhance_task_denoise_uses_the_shipped_model_or_says_how_to_train_one(tm
 
 @pytest.mark.parametrize(
     "purpose, task, gain",
-    [("denoise", "noise25", 8.0), ("denoise", "noise50", 10.0), ("denoise", "noise5", 2.0), ("deblur", "defocus2", 1.0)],
+    [
+        ("denoise", "noise25", 8.0),
+        ("denoise", "noise50", 10.0),
+        ("denoise", "noise5", 2.0),
+        ("deblur", "defocus2", 1.0),
+    ],
 )
 def test_shipped_restoration_models_work_out_of_the_box(tmp_path, purpose, task, gain):
     """`enhance.py --task denoise|deblur` with assets/models/ on a photo no shipped model trained on (coffee)."""
