@@ -77,7 +77,15 @@ import numpy as np
 from PIL import Image
 
 import util
-from util.evaluation import BENCHMARK_DIR, STANDARD_SETS, baseline, benchmark_task, evaluate_folder, standard_sets
+from util.evaluation import (
+    BENCHMARK_DIR,
+    NOISY_INPUTS,
+    STANDARD_SETS,
+    baseline,
+    benchmark_task,
+    evaluate_folder,
+    standard_sets,
+)
 from util.tasks import Task
 
 # ---- Constants: edit these -------------------------------------------------
@@ -122,6 +130,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--images", type=int, default=0, help="restoration: the first N images of each folder (0 = all)"
+    )
+    parser.add_argument(
+        "--noisy",
+        choices=NOISY_INPUTS,
+        default="8bit",
+        help="restoration: the noisy input clipped and rounded as an 8-bit image (default), or left in float "
+        "as the denoising papers test (DnCNN, FFDNet, DRUNet, CBM3D)",
     )
     parser.add_argument("--seconds", type=float, default=TRAINING_SECONDS, help="--training: seconds per script")
     parser.add_argument(
@@ -565,7 +580,7 @@ RESTORATION_DATA = {"denoising": "CBSD68", "deblurring": "Set14"}  # the standar
 def restoration_methods(task: Task, models: list[Path]):
     """[(label, function (degraded, known) -> uint8, parameters)] of the peers and models for ``task``."""
     from util import peers
-    from util.inference import enhance_array
+    from util.inference import enhance_to_uint8
     from util.models import load_model
     from util.tasks import parse_task, task_family
 
@@ -580,7 +595,7 @@ def restoration_methods(task: Task, models: list[Path]):
             raise util.UserError(f"{path}: a model for {info['task']}, not for {family} ({task.name}); leave it out")
 
         def run(image, known, model=model, info=info):
-            return enhance_array(model, info, image, progress=False)
+            return enhance_to_uint8(model, info, image, progress=False)
 
         methods.append((f"{path} ({info['task']})", run, int(model.count_params())))
     return methods
@@ -588,9 +603,10 @@ def restoration_methods(task: Task, models: list[Path]):
 
 def main_restoration(args, task: Task) -> None:
     """Denoising / deblurring peers and models on CBSD68 or Set14, measured in one run (module doc)."""
-    from util.evaluation import degrade_known, load_reference, measure, protocol_note, reference_images
+    from util.evaluation import check_noisy, degrade_known, load_reference, measure, protocol_note, reference_images
     from util.tasks import task_family
 
+    check_noisy(args.noisy, task)
     family = task_family(task)
     default_models = sorted(MODELS.glob(f"{'denoise' if family == 'denoising' else 'deblur'}*.keras"))
     models = args.models or default_models
@@ -612,7 +628,7 @@ def main_restoration(args, task: Task) -> None:
         megapixels = 0.0
         for path in paths:
             reference = load_reference(path)
-            target, degraded, known = degrade_known(reference, task, path.stem)
+            target, degraded, known = degrade_known(reference, task, path.stem, args.noisy)
             megapixels += target.shape[0] * target.shape[1] / 1e6
             print(f"{folder.name}/{path.name}: {', '.join(f'{k} {v:.3g}' for k, v in known.items())}", file=sys.stderr)
             for label, function, _ in methods:
@@ -640,14 +656,15 @@ def main_restoration(args, task: Task) -> None:
     ]
     machine = machine_name()
     table = "\n".join(lines)
-    note = protocol_note(task)
+    note = protocol_note(task, args.noisy)
     print(f"{task.name}: {note}\n\n{table}")
-    util.write_text_atomic(args.out / f"benchmark_{task.name}.md", f"{task.name} on {machine}. {note}\n\n{table}\n")
+    stem = f"benchmark_{task.name}" + ("_float" if args.noisy == "float" else "")
+    util.write_text_atomic(args.out / f"{stem}.md", f"{task.name} on {machine}. {note}\n\n{table}\n")
     util.write_json_atomic(
-        args.out / f"benchmark_{task.name}.json",
-        {"machine": machine, "task": task.name, "protocol": note, "rows": rows},
+        args.out / f"{stem}.json",
+        {"machine": machine, "task": task.name, "noisy": args.noisy, "protocol": note, "rows": rows},
     )
-    print(f"\nwritten: {args.out / f'benchmark_{task.name}.md'}, {args.out / f'benchmark_{task.name}.json'}")
+    print(f"\nwritten: {args.out / f'{stem}.md'}, {args.out / f'{stem}.json'}")
 
 
 def main(argv=None) -> None:

@@ -5,13 +5,15 @@
     python3 evaluate.py --model runs/<run>/model.keras --data datasets/benchmark/Urban100
     python3 evaluate.py --model bicubic --scale 2                           # the baseline alone
     python3 evaluate.py --model runs/<run>/model.keras --task noise25       # Gaussian denoising, sigma 25
+    python3 evaluate.py --model assets/models/denoise.keras --task noise25 --noisy float  # the papers' float input
     python3 evaluate.py --model assets/models/dem_x4.keras --data datasets/dem/test_regions my_dem.tif  # rasters
     python3 evaluate.py --model bicubic --scale 4 --data my_dem.asc         # bicubic and cubic spline alone
 
 The protocol (modcrop, MATLAB bicubic, Y of BT.601, border = scale, uint8 output;
 RGB for denoising) is documented in util/evaluation.py. Prints a Markdown table per
 folder (per image and mean, bicubic beside the model) and writes one JSON per folder,
-``eval_<folder>_<task>.json`` (e.g. ``eval_Set5_sr4.json``), into the model's folder (for bicubic: --out).
+``eval_<folder>_<task>[_float][_ensemble].json`` (e.g. ``eval_Set5_sr4.json``), into the model's folder
+(for bicubic: --out).
 The model sees the whole image, through the tiled inference of util/inference.py
 when the image is larger than one tile.
 
@@ -31,8 +33,10 @@ from pathlib import Path
 import util
 from util.evaluation import (
     BENCHMARK_DIR,
+    NOISY_INPUTS,
     STANDARD_SETS,
     benchmark_task,
+    check_noisy,
     evaluate_folder,
     markdown_table,
     protocol_note,
@@ -61,6 +65,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="folder of the JSON files (default: the model's folder; runs/bicubic)")
     parser.add_argument(
         "--ensemble", action="store_true", help="self-ensemble (EDSR+): the model averaged over the 8 flips/rotations"
+    )
+    parser.add_argument(
+        "--noisy",
+        choices=NOISY_INPUTS,
+        default="8bit",
+        help="denoising: the noisy input clipped and rounded as an 8-bit image (default), or left in float "
+        "as the denoising papers test (DnCNN, FFDNet, DRUNet, CBM3D)",
     )
     parser.add_argument("--nodata", type=float, help="rasters: declare this nodata value (for files that lack one)")
     parser.add_argument("--band", type=int, help="rasters: the band of multi-band files (1 = first)")
@@ -177,7 +188,7 @@ def main(argv=None) -> None:
         if not model_path.is_file():
             raise util.UserError(f"{model_path}: no such model file; give --model runs/<run>/model.keras or bicubic")
         # TensorFlow takes seconds to import: only now that the arguments are checked.
-        from util.inference import enhance_array
+        from util.inference import enhance_to_uint8
         from util.models import load_model
 
         model, info = load_model(model_path)
@@ -187,20 +198,22 @@ def main(argv=None) -> None:
             )
 
         def enhance(degraded):
-            return enhance_array(model, info, degraded, progress=False, ensemble=args.ensemble)
+            return enhance_to_uint8(model, info, degraded, progress=False, ensemble=args.ensemble)
 
     task = choose_task(args, info)
+    check_noisy(args.noisy, task)
     out_dir = args.out or (Path(args.model).parent if info else BICUBIC_OUT)
     if args.ensemble and info is None:
         raise util.UserError("--ensemble applies to a model, not to bicubic; give --model PATH.keras")
     label = "model" if info is None else f"{info['architecture'] or 'model'} ({info['task']})"
     label += " + self-ensemble" if args.ensemble else ""
-    print(f"# {args.model}: {task.name}\n\n{protocol_note(task)}\n")
+    print(f"# {args.model}: {task.name}\n\n{protocol_note(task, args.noisy)}\n")
     for folder in folders:
-        result = evaluate_folder(folder, task, enhance)
+        result = evaluate_folder(folder, task, enhance, args.noisy)
         result.update(model=str(args.model), info=info, ensemble=args.ensemble)
         print(f"## {result['dataset']} {task.name}\n\n{markdown_table(result, task, label)}\n")
-        path = out_dir / f"eval_{result['dataset']}_{task.name}{'_ensemble' if args.ensemble else ''}.json"
+        suffix = ("_float" if args.noisy == "float" else "") + ("_ensemble" if args.ensemble else "")
+        path = out_dir / f"eval_{result['dataset']}_{task.name}{suffix}.json"
         util.write_json_atomic(path, result)
         print(f"written: {path}\n")
 

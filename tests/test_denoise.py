@@ -254,3 +254,46 @@ def test_shipped_restoration_models_work_out_of_the_box(tmp_path, purpose, task,
     assert restored.shape == clean.shape and restored.dtype == np.uint8
     before, after = util.psnr(clean, degraded), util.psnr(clean, restored)
     assert after > before + gain, (before, after)
+
+
+def test_float_noisy_input_is_the_papers_protocol():
+    """--noisy float: the same noise, neither clipped nor rounded; the 8-bit input is that, clipped and rounded."""
+    from util.evaluation import degrade_known, measure
+
+    image = np.zeros((64, 96, 3), np.uint8)
+    image[:, 32:64], image[:, 64:] = 128, 255  # black, grey and white thirds
+    for name in ("noise25", "noise", "defocus"):
+        exact_target, exact, known = degrade_known(image, parse_task(name), "img", "float")
+        target, eight, known_8bit = degrade_known(image, parse_task(name), "img", "8bit")
+        assert exact.dtype == np.float64 and exact.min() < 0 and exact.max() > 255 and known == known_8bit
+        np.testing.assert_array_equal(eight, np.clip(np.round(exact), 0, 255).astype(np.uint8))
+        np.testing.assert_array_equal(exact_target, target)
+    task = parse_task("noise25")
+    target, exact, _ = degrade_known(image, task, "img", "float")
+    _, eight, _ = degrade_known(image, task, "img", "8bit")
+    assert measure(exact, target, task)["psnr"] == pytest.approx(20 * np.log10(255 / 25), abs=0.1)
+    assert measure(eight, target, task)["psnr"] > 21.5  # clipping at black and white halves the noise there
+
+
+def test_benchmark_and_evaluate_take_the_papers_float_input(clean_folder, tmp_path):
+    import keras
+
+    import benchmark
+    import edsr_lite
+    import evaluate
+
+    path = tmp_path / "denoise.keras"
+    keras.saving.save_model(edsr_lite.build_model("noise"), path)  # untrained: the identity
+    args = ["--task", "noise25", "--data", str(clean_folder), "--out", str(tmp_path)]
+    benchmark.main([str(path), *args, "--noisy", "float"])
+    result = json.loads((tmp_path / "benchmark_noise25_float.json").read_text())
+    by = {r["method"].split(" (")[0]: r for r in result["rows"]}
+    assert result["noisy"] == "float" and "neither clipped nor rounded" in result["protocol"]
+    assert by["noisy input"]["psnr"] < by[str(path)]["psnr"] < by["noisy input"]["psnr"] + 1  # the identity, rounded
+    assert by["CBM3D"]["psnr"] > by["noisy input"]["psnr"] + 3
+    evaluate.main(["--model", str(path), *args, "--noisy", "float"])
+    scores = json.loads((tmp_path / f"eval_{clean_folder.name}_noise25_float.json").read_text())
+    assert scores["noisy"] == "float"
+    assert scores["mean"]["model"]["psnr"] == pytest.approx(by[str(path)]["psnr"], abs=1e-6)
+    with pytest.raises(util.UserError, match="--noisy float applies to the denoising tasks"):
+        evaluate.main(["--model", "bicubic", "--scale", "4", "--data", str(clean_folder), "--noisy", "float"])

@@ -56,10 +56,14 @@ def defocus_blur(image: np.ndarray, radius: float) -> np.ndarray:
     return np.stack([ndimage.convolve(image[..., c], psf, mode="reflect") for c in range(image.shape[-1])], -1)
 
 
-def degrade_image(image: np.ndarray, task: Task, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+def degrade_image(
+    image: np.ndarray, task: Task, rng: np.random.Generator, as_float: bool = False
+) -> tuple[np.ndarray, dict]:
     """One uint8 image (HW or HWC) degraded for a synthetic ``task``: (uint8 image, {"sigma", "radius"}).
 
     The radius (defocus) and sigma are drawn from ``rng`` when the task gives a range, then the noise.
+    ``as_float``: return the float64 image on the 0-255 scale as it is, neither clipped nor
+    rounded (the denoising papers' test input), instead of an 8-bit image.
     """
     out = np.asarray(image, np.float64)
     drawn = {}
@@ -70,6 +74,8 @@ def degrade_image(image: np.ndarray, task: Task, rng: np.random.Generator) -> tu
     drawn["sigma"] = sigma
     if sigma:
         out = out + rng.normal(0.0, sigma, out.shape)
+    if as_float:
+        return out, drawn
     return np.clip(np.round(out), 0, 255).astype(np.uint8), drawn
 
 

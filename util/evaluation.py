@@ -12,7 +12,11 @@ Denoising σ (on the 0-255 scale):
   * Gaussian noise N(0, σ) is added to the float image with a generator seeded 0 for
     every image (the same noise whatever images are evaluated, in whatever order), then
     clipped to [0, 255] and rounded to uint8: the noisy input is an ordinary 8-bit
-    image, as a user's photo would be;
+    image, as a user's photo would be (``noisy="8bit"``). ``noisy="float"`` is the
+    denoising papers' test (DnCNN, FFDNet, DRUNet, CBM3D): the same noise, the input
+    left in float, neither clipped nor rounded (harder: clipping removes part of the
+    noise where the image is near black or white); its noisy-input row is measured
+    on those float values;
   * PSNR on RGB, no border; SSIM with the same Gaussian window on each channel,
     averaged (BasicSR's ``calculate_ssim`` without ``test_y_channel``).
 Both (``x4noise64``, as the suite's task of that name): the LR image gets the noise,
@@ -82,28 +86,44 @@ def load_reference(path) -> np.ndarray:
     return rgb[..., 0] if grey else rgb
 
 
-def degrade(reference: np.ndarray, task: Task, key: str = "") -> tuple[np.ndarray, np.ndarray]:
+NOISY_INPUTS = ("8bit", "float")  # how the noisy test input is stored (module doc)
+
+
+def check_noisy(noisy: str, task: Task) -> None:
+    """A UserError for an unknown ``noisy`` or ``float`` with a task that adds no noise."""
+    if noisy not in NOISY_INPUTS:
+        raise UserError(f"--noisy {noisy!r} is unknown; use {' or '.join(NOISY_INPUTS)}")
+    if noisy == "float" and (task.scale > 1 or not (task.noise_sigma or task.sigma_range)):
+        raise UserError(
+            f"--noisy float applies to the denoising tasks (noiseS, noise, defocus), not to {task.name}; leave it out"
+        )
+
+
+def degrade(reference: np.ndarray, task: Task, key: str = "", noisy: str = "8bit") -> tuple[np.ndarray, np.ndarray]:
     """Return ``(target, degraded)``: the (modcropped) reference and the method's uint8 input.
 
     Tasks that draw per image (defocus, the blind ``noise``) draw from a generator seeded by
     ``key`` (the image's name), so that each image gets the same radius and sigma however it
-    is evaluated.
+    is evaluated. ``noisy="float"``: the degraded image is float64 on the 0-255 scale (module doc).
     """
-    return degrade_known(reference, task, key)[:2]
+    return degrade_known(reference, task, key, noisy)[:2]
 
 
-def degrade_known(reference: np.ndarray, task: Task, key: str = "") -> tuple[np.ndarray, np.ndarray, dict]:
+def degrade_known(
+    reference: np.ndarray, task: Task, key: str = "", noisy: str = "8bit"
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """``degrade``, and what was drawn: ``{"sigma"}`` and, for defocus, ``{"radius"}`` (what peers are given)."""
     if task.radius_range or task.sigma_range:
         from util.degrade import degrade_image
 
         rng = np.random.default_rng([0, zlib.crc32(key.encode())])
-        return (reference, *degrade_image(reference, task, rng))
+        return (reference, *degrade_image(reference, task, rng, as_float=noisy == "float"))
     target = modcrop(reference, task.scale)
     degraded = bicubic_downscale(target, task.scale) if task.scale > 1 else target
     if task.noise_sigma:
         noise = np.random.default_rng(0).normal(0.0, task.noise_sigma, degraded.shape)
-        degraded = round_to_dtype(degraded + noise, np.uint8, scale=1.0)
+        degraded = degraded + noise
+        degraded = degraded if noisy == "float" else round_to_dtype(degraded, np.uint8, scale=1.0)
     return target, degraded, {"sigma": task.noise_sigma}
 
 
@@ -119,8 +139,11 @@ def baseline(degraded: np.ndarray, task: Task) -> np.ndarray:
 
 
 def measure(output: np.ndarray, target: np.ndarray, task: Task) -> dict:
-    """PSNR (dB) and SSIM of a uint8 output against its target, by the protocol (module doc)."""
-    if output.dtype != np.uint8:
+    """PSNR (dB) and SSIM of a uint8 output against its target, by the protocol (module doc).
+
+    A float64 ``output`` is the papers' unrounded noisy input (``noisy="float"``), measured as it is.
+    """
+    if output.dtype != np.uint8 and output.dtype != np.float64:
         raise ValueError(f"output of dtype {output.dtype}: round it to uint8 first")
     sr = task.scale > 1
     border = task.scale if sr else 0
@@ -183,11 +206,14 @@ def check_size(path: Path, reference: np.ndarray, task: Task) -> None:
         )
 
 
-def evaluate_folder(folder, task: Task, enhance: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
+def evaluate_folder(
+    folder, task: Task, enhance: Callable[[np.ndarray], np.ndarray] | None = None, noisy: str = "8bit"
+) -> dict:
     """Per-image and mean PSNR / SSIM of the baseline and of ``enhance`` on every image of ``folder``.
 
-    ``enhance`` maps the degraded uint8 image (HW or HWC) to the uint8 output of the
-    target's size (``None``: the baseline only). Returns a JSON-ready dict:
+    ``enhance`` maps the degraded uint8 image (HW or HWC; float64 on the 0-255 scale with
+    ``noisy="float"``) to the uint8 output of the target's size (``None``: the baseline
+    only). Returns a JSON-ready dict:
     ``{"dataset", "task", "images": [{"image", "baseline": {"psnr", "ssim"}, "model": ...}], "mean": ...}``.
     """
     folder = Path(folder)
@@ -198,14 +224,14 @@ def evaluate_folder(folder, task: Task, enhance: Callable[[np.ndarray], np.ndarr
     for path in paths:
         reference = load_reference(path)
         check_size(path, reference, task)
-        target, degraded = degrade(reference, task, path.stem)
+        target, degraded = degrade(reference, task, path.stem, noisy)
         row = {"image": path.stem, "baseline": measure(baseline(degraded, task), target, task)}
         if enhance is not None:
             row["model"] = measure(enhance(degraded), target, task)
         rows.append(row)
     methods = ["baseline"] + (["model"] if enhance is not None else [])
     mean = {m: {k: float(np.mean([row[m][k] for row in rows])) for k in ("psnr", "ssim")} for m in methods}
-    return {"dataset": folder.name, "task": task.name, "images": rows, "mean": mean}
+    return {"dataset": folder.name, "task": task.name, "noisy": noisy, "images": rows, "mean": mean}
 
 
 # ---- 4. Tables ------------------------------------------------------------------------
@@ -225,24 +251,21 @@ def markdown_table(result: dict, task: Task, model_label: str = "model") -> str:
     return "\n".join(lines)
 
 
-def protocol_note(task: Task) -> str:
+def protocol_note(task: Task, noisy: str = "8bit") -> str:
     """One sentence that says how the numbers of a table were measured."""
-    noise = (
-        f" N(0, {task.noise_sigma:g}) added to the input in float (seed 0), clipped and rounded to uint8."
-        if task.noise_sigma
-        else ""
-    )
+    stored = "clipped and rounded to uint8" if noisy == "8bit" else "left in float, neither clipped nor rounded"
+    noise = f" N(0, {task.noise_sigma:g}) added to the input in float (seed 0), {stored}." if task.noise_sigma else ""
     if task.radius_range:
         low, high = task.radius_range
         radius = f"{low:g}" if low == high else f"drawn per image from {low:g}-{high:g}"
         return (
             f"PSNR (dB) / SSIM on RGB, no border, output rounded to uint8; disk PSF of radius {radius} px "
             f"(edges reflected), then N(0, sigma) with sigma drawn from {task.sigma_range[0]:g}-"
-            f"{task.sigma_range[1]:g}, clipped and rounded to uint8 (seeded by the image's name)."
+            f"{task.sigma_range[1]:g}, {stored} (seeded by the image's name)."
         )
     if task.sigma_range:
         low, high = task.sigma_range
-        noise = f" N(0, sigma), sigma drawn per image from {low:g}-{high:g} (seeded by its name), clipped and rounded."
+        noise = f" N(0, sigma), sigma drawn per image from {low:g}-{high:g} (seeded by its name), {stored}."
     if task.scale > 1:
         return (
             f"PSNR (dB) / SSIM on Y of BT.601, {task.scale}-pixel border cropped, output rounded to uint8; "

@@ -96,8 +96,9 @@ def enhance_array(
 
     ``image``: the LR image (SR) or the noisy image (denoising), HW or HWC with 1
     (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA) channels; uint8, uint16 or float
-    in [0, 1]. Grey goes through the RGB model on replicated channels and comes back
-    as the mean of the three output channels; alpha is upscaled by bicubic.
+    in [0, 1] (a float image goes to the model unclipped: a noisy one may stray).
+    Grey goes through the RGB model on replicated channels and comes back as the
+    mean of the three output channels; alpha is upscaled by bicubic.
     ``tile`` and ``overlap``: in pixels of ``image``, rounded up so that every model
     input is a multiple of the model's ``size_multiple`` (default: a ~512-pixel output
     tile, overlapping by a quarter). An image no larger than one tile is one pass.
@@ -157,6 +158,16 @@ def enhance_array(
     return out[..., 0] if grey_2d else out
 
 
+def enhance_to_uint8(model, info: dict, degraded: np.ndarray, **kwargs) -> np.ndarray:
+    """``enhance_array`` for the benchmark protocols: a uint8 output from a uint8 input, or from the
+    papers' noisy input (float64 on the 0-255 scale, neither clipped nor rounded), which the model
+    gets as it is, on its [0, 1] scale."""
+    if degraded.dtype == np.uint8:
+        return enhance_array(model, info, degraded, **kwargs)
+    out = enhance_array(model, info, (degraded / 255.0).astype(np.float32), **kwargs)
+    return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
+
+
 def _enhance_tile(model, info, pixels, top, left, tile_h, tile_w, ensemble=False) -> np.ndarray:
     """One tile through the model: float32 (tile_h * scale, tile_w * scale, channels)."""
     scale = info["scale"]
@@ -176,7 +187,8 @@ def _enhance_tile(model, info, pixels, top, left, tile_h, tile_w, ensemble=False
         (top - y0) * scale : (top - y0 + tile_h) * scale, (left - x0) * scale : (left - x0 + tile_w) * scale
     ]
     model_input = prepare_input(colour, info)[out_crop] if upsampled else prepare_input(colour[lr_crop], info)
-    model_input = np.clip(model_input, 0.0, 1.0)  # bicubic overshoots in float; uint8 clips, so clip alike
+    if upsampled:
+        model_input = np.clip(model_input, 0.0, 1.0)  # bicubic overshoots in float; uint8 clips, so clip alike
     if ensemble:
         result = self_ensemble(model, model_input)
     else:

@@ -290,7 +290,8 @@ def prepare_input(degraded: np.ndarray, info: dict, batch: bool = False) -> np.n
     the LR image for SR tasks, the noisy image for denoising. Models whose
     ``input_kind`` is ``"upsampled"`` get it bicubic-upsampled by the task's scale
     first: uint8 stays uint8 and is rounded, as the stored training inputs are;
-    other types are upsampled in float and clipped to [0, 1] (bicubic overshoots).
+    other types are upsampled in float and clipped to [0, 1] (bicubic overshoots); a float
+    input that is not upsampled is taken as it is.
     """
     if degraded.dtype == np.uint16:
         degraded = degraded.astype(np.float32) / 65535.0
@@ -298,4 +299,6 @@ def prepare_input(degraded: np.ndarray, info: dict, batch: bool = False) -> np.n
         degraded = bicubic_upscale(degraded, info["scale"], batch=batch)
     if degraded.dtype == np.uint8:
         return degraded.astype(np.float32) / 255.0
-    return np.clip(degraded, 0.0, 1.0).astype(np.float32)
+    if info["input_kind"] == "upsampled" and info["scale"] > 1:
+        return np.clip(degraded, 0.0, 1.0).astype(np.float32)
+    return degraded.astype(np.float32)  # a float image as it is (a noisy one may stray outside [0, 1])
