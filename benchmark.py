@@ -79,6 +79,7 @@ from PIL import Image
 import util
 from util.evaluation import (
     BENCHMARK_DIR,
+    NOISY_HELP,
     NOISY_INPUTS,
     STANDARD_SETS,
     baseline,
@@ -135,8 +136,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--noisy",
         choices=NOISY_INPUTS,
         default="8bit",
-        help="restoration: the noisy input clipped and rounded as an 8-bit image (default), or left in float "
-        "as the denoising papers test (DnCNN, FFDNet, DRUNet, CBM3D)",
+        help=NOISY_HELP,
     )
     parser.add_argument("--seconds", type=float, default=TRAINING_SECONDS, help="--training: seconds per script")
     parser.add_argument(

@@ -33,6 +33,7 @@ from pathlib import Path
 import util
 from util.evaluation import (
     BENCHMARK_DIR,
+    NOISY_HELP,
     NOISY_INPUTS,
     STANDARD_SETS,
     benchmark_task,
@@ -70,8 +71,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--noisy",
         choices=NOISY_INPUTS,
         default="8bit",
-        help="denoising: the noisy input clipped and rounded as an 8-bit image (default), or left in float "
-        "as the denoising papers test (DnCNN, FFDNet, DRUNet, CBM3D)",
+        help=NOISY_HELP,
     )
     parser.add_argument("--nodata", type=float, help="rasters: declare this nodata value (for files that lack one)")
     parser.add_argument("--band", type=int, help="rasters: the band of multi-band files (1 = first)")

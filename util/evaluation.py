@@ -87,6 +87,10 @@ def load_reference(path) -> np.ndarray:
 
 
 NOISY_INPUTS = ("8bit", "float")  # how the noisy test input is stored (module doc)
+NOISY_HELP = (
+    "denoising: the noisy input clipped and rounded as an 8-bit image (default), or left in float "
+    "as the denoising papers test (DnCNN, FFDNet, DRUNet, CBM3D)"
+)
 
 
 def check_noisy(noisy: str, task: Task) -> None:
