@@ -69,7 +69,7 @@ def tf_config() -> dict | None:
         raise UserError(f"TF_CONFIG is not JSON ({err.msg} at character {err.pos}); see docs/scale-out.md") from None
     cluster, task = (config.get("cluster"), config.get("task")) if isinstance(config, dict) else (None, None)
     if not isinstance(cluster, dict) or not cluster:
-        raise UserError('TF_CONFIG has no "cluster" ({"worker": ["host:port", ...]}); see README \'Several machines\'')
+        raise UserError('TF_CONFIG has no "cluster" ({"worker": ["host:port", ...]}); see docs/scale-out.md')
     for role, hosts in cluster.items():
         if role not in ("chief", "worker") or not isinstance(hosts, list) or not hosts:
             raise UserError(f'TF_CONFIG cluster "{role}": give "chief" and/or "worker" lists of "host:port"')

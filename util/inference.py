@@ -186,9 +186,8 @@ def _enhance_tile(model, info, pixels, top, left, tile_h, tile_w, ensemble=False
     out_crop = np.s_[
         (top - y0) * scale : (top - y0 + tile_h) * scale, (left - x0) * scale : (left - x0 + tile_w) * scale
     ]
+    # prepare_input clips an upsampled float input (bicubic overshoots) as uint8 clips.
     model_input = prepare_input(colour, info)[out_crop] if upsampled else prepare_input(colour[lr_crop], info)
-    if upsampled:
-        model_input = np.clip(model_input, 0.0, 1.0)  # bicubic overshoots in float; uint8 clips, so clip alike
     if ensemble:
         result = self_ensemble(model, model_input)
     else:

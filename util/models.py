@@ -293,12 +293,13 @@ def prepare_input(degraded: np.ndarray, info: dict, batch: bool = False) -> np.n
     other types are upsampled in float and clipped to [0, 1] (bicubic overshoots); a float
     input that is not upsampled is taken as it is.
     """
+    upsampled = info["input_kind"] == "upsampled" and info["scale"] > 1
     if degraded.dtype == np.uint16:
         degraded = degraded.astype(np.float32) / 65535.0
-    if info["input_kind"] == "upsampled" and info["scale"] > 1:
+    if upsampled:
         degraded = bicubic_upscale(degraded, info["scale"], batch=batch)
     if degraded.dtype == np.uint8:
         return degraded.astype(np.float32) / 255.0
-    if info["input_kind"] == "upsampled" and info["scale"] > 1:
+    if upsampled:
         return np.clip(degraded, 0.0, 1.0).astype(np.float32)
     return degraded.astype(np.float32)  # a float image as it is (a noisy one may stray outside [0, 1])
