@@ -35,6 +35,7 @@ OUT = "runs"  # folder of the run folders <script>-<task>-<patches>, relative to
 SEED = 0  # seed of the weights, the shuffling, dropout and augmentations
 PRECISION = "auto"  # auto (half precision where GPU/CPU has it natively) | float32 | mixed_bfloat16 | mixed_float16
 DISTRIBUTE = "auto"  # auto | none | mirrored (local GPUs) | multiworker (TF_CONFIG); BATCH stays the global batch
+NOISY = "8bit"  # noise tasks: train on noise clipped and rounded as an 8-bit image, or float (unclipped: the papers)
 FILTERS = 32  # feature channels
 BLOCKS = 4  # residual blocks (8 scored 0.09 dB more on Set5 in the same ~20 min, at 1.7x the time per sample)
 LOSS = "mae"  # mae (L1) | mse

@@ -28,6 +28,7 @@ OUT = "runs"  # folder of the run folders <script>-<task>-<patches> (below the r
 SEED = 0  # seed of the weights, the shuffling, dropout and augmentations
 PRECISION = "auto"  # auto (half precision where GPU/CPU has it natively) | float32 | mixed_bfloat16 | mixed_float16
 DISTRIBUTE = "auto"  # auto | none | mirrored (local GPUs) | multiworker (TF_CONFIG); BATCH stays the global batch
+NOISY = "8bit"  # noise tasks: train on noise clipped and rounded as an 8-bit image, or float (unclipped: the papers)
 LOSS = "mse"  # mse | mae (L1); prototype: mse
 AUGMENT = "none"  # none | auto | a comma list of flips, channels, shifts (see edsr_lite.py); prototype: none
 SCHEDULE = "constant"  # constant | cosine (Adam's rate decayed to 0 over the run); prototype: constant

@@ -98,6 +98,32 @@ def test_tf_noise_is_fresh_and_of_the_task_sigma():
     assert max(sigmas) - min(sigmas) > 10 and max(sigmas) < 57  # sigma drawn per patch from 0-55
 
 
+def test_tf_float_noise_is_neither_clipped_nor_rounded():
+    import tensorflow as tf
+
+    black = np.zeros((64, 64, 3), np.uint8)
+    noisy = np.asarray(tf_degrade(parse_task("noise25"), as_float=True)(tf.constant(black))[0]) * 255
+    assert (noisy < -10).mean() > 0.3  # half the noise is below black, kept as the papers keep it
+    assert noisy.std() == pytest.approx(25, rel=0.05)
+    assert not np.allclose(noisy, np.round(noisy), atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--task", "noise25", "--noisy", "16bit"], "NOISY='16bit' is unknown; use 8bit or float"),
+        (["--task", "sr4", "--noisy", "float"], "NOISY=float applies to the noise tasks"),
+        (["--task", "noise64", "--noisy", "float"], "not to noise64; use NOISY=8bit"),
+    ],
+)
+def test_bad_noisy_setting_is_a_one_line_error(flags, message):
+    import edsr_lite
+
+    with pytest.raises(util.UserError, match=message) as err:
+        edsr_lite.main([*flags, "--out", "/nonexistent"])
+    assert "\n" not in str(err.value)
+
+
 def test_tf_defocus_matches_numpy_for_a_fixed_radius():
     import tensorflow as tf
     from skimage import data
@@ -125,13 +151,14 @@ def test_denoiser_starts_as_the_identity_and_keeps_any_size():
     np.testing.assert_array_equal(enhance_array(model, info, image), image)
 
 
-@pytest.mark.parametrize("task", ["noise25", "noise", "defocus"])
-def test_synthetic_tasks_train_from_hr_patches_alone(hr_only, tmp_path, task):
+@pytest.mark.parametrize("task, noisy", [("noise25", "8bit"), ("noise", "float"), ("defocus", "8bit")])
+def test_synthetic_tasks_train_from_hr_patches_alone(hr_only, tmp_path, task, noisy):
     import edsr_lite
 
-    edsr_lite.main(["--dataset", str(hr_only), "--task", task, "--out", str(tmp_path), *TINY])
+    edsr_lite.main(["--dataset", str(hr_only), "--task", task, "--noisy", noisy, "--out", str(tmp_path), *TINY])
     results = json.loads((tmp_path / f"edsr_lite-{task}-16-hronly" / "results.json").read_text())
     assert results["task"] == task and results["n_test"] == 6 and results["backprops"] == 32
+    assert results["settings"]["noisy"] == noisy
     assert results["baseline_name"] == ("blurred input" if task == "defocus" else "noisy input")
     assert 10 < results["baseline"]["psnr"] < 45 and np.isfinite(results["model_scores"]["psnr"])
 

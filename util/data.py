@@ -252,12 +252,13 @@ def make_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def make_synthetic_dataset(hr: np.ndarray, batch: int, seed: int, task, augment=()):
+def make_synthetic_dataset(hr: np.ndarray, batch: int, seed: int, task, augment=(), as_float=False):
     """Endless shuffled ``tf.data`` of (degraded, hr) float32 batches in [0, 1] for a synthetic task.
 
     ``hr``: uint8 NHWC, in memory or a PatchFile.
     Each patch is augmented (``flips``, ``channels``, ``invert``), then degraded
-    afresh by util.degrade.tf_degrade: new noise (and sigma, PSF) every time it is drawn.
+    afresh by util.degrade.tf_degrade: new noise (and sigma, PSF) every time it is drawn
+    (``as_float``: the noisy input neither clipped nor rounded).
     """
     import tensorflow as tf
 
@@ -265,7 +266,7 @@ def make_synthetic_dataset(hr: np.ndarray, batch: int, seed: int, task, augment=
 
     ds = _source(None, hr, seed)
     steps = _pair_steps(augment)
-    degrade = tf_degrade(task)
+    degrade = tf_degrade(task, as_float)
 
     def prepare(y):
         for step in steps:

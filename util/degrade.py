@@ -88,11 +88,12 @@ def degrade_patches(hr: np.ndarray, task: Task, seed: int, first: int = 0) -> np
     return out
 
 
-def tf_degrade(task: Task):
+def tf_degrade(task: Task, as_float: bool = False):
     """A tf.data map ``(hr uint8 HWC) -> (degraded float32 in [0, 1], hr float32 in [0, 1])`` for ``task``.
 
     Fresh randomness on every call: the sigma (blind: uniform in the task's range), the PSF
-    (blind defocus: one of psf_bank's), the noise. Rounded to 1/255 as an 8-bit image.
+    (blind defocus: one of psf_bank's), the noise. Clipped to [0, 1] and rounded to 1/255 as an
+    8-bit image, or left as it is with ``as_float`` (the denoising papers' input).
     """
     import tensorflow as tf
 
@@ -114,7 +115,8 @@ def tf_degrade(task: Task):
             x = tf.nn.depthwise_conv2d(padded, kernel, strides=[1, 1, 1, 1], padding="VALID")[0]
         sigma = tf.random.uniform([], low, high) if high > low else tf.constant(low, tf.float32)
         x = x + tf.random.normal(tf.shape(x)) * sigma
-        x = tf.clip_by_value(tf.round(x), 0.0, 255.0)
+        if not as_float:
+            x = tf.clip_by_value(tf.round(x), 0.0, 255.0)
         return x / 255.0, clean / 255.0
 
     return degrade

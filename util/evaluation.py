@@ -39,6 +39,7 @@ from util.files import UserError
 from util.images import list_images, load_image_rgb, round_to_dtype
 from util.metrics import psnr, ssim
 from util.resize import bicubic_downscale, bicubic_upscale, modcrop
+from util.settings import NOISY_INPUTS
 from util.tasks import Task, parse_task
 
 BENCHMARK_DIR = Path(__file__).resolve().parents[1] / "datasets" / "benchmark"  # written by download.py benchmarks
@@ -86,7 +87,6 @@ def load_reference(path) -> np.ndarray:
     return rgb[..., 0] if grey else rgb
 
 
-NOISY_INPUTS = ("8bit", "float")  # how the noisy test input is stored (module doc)
 NOISY_HELP = (
     "denoising: the noisy input clipped and rounded as an 8-bit image (default), or left in float "
     "as the denoising papers test (DnCNN, FFDNet, DRUNet, CBM3D)"

@@ -29,6 +29,7 @@ BLOCK_START = "# ---- Constants"
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 LOSSES = ("mae", "mse")
 SCHEDULES = ("constant", "cosine")
+NOISY_INPUTS = ("8bit", "float")  # the noisy input as an 8-bit image, or in float as the denoising papers
 
 # Augmentations that commute with the degradation, so that (input, target) stays an exact pair:
 # each is applied identically to both, a fresh random draw per patch (util.data.make_dataset).
@@ -112,6 +113,7 @@ class Settings:
     ema: float
     init_from: str
     distribute: str
+    noisy: str = "8bit"  # synthetic noise in training: clipped and rounded as 8 bits, or left in float
     model_args: tuple[tuple[str, Any], ...] = ()
     variants: tuple[str, ...] = ()  # named study variants applied (util.studies.VARIANTS)
 
@@ -132,6 +134,13 @@ class Settings:
         ):
             if getattr(self, name) not in allowed:
                 raise UserError(f"{name.upper()}={getattr(self, name)!r} is unknown; use {' or '.join(allowed)}")
+        if self.noisy not in NOISY_INPUTS:
+            raise UserError(f"NOISY={self.noisy!r} is unknown; use {' or '.join(NOISY_INPUTS)} (--noisy)")
+        if self.noisy == "float" and not (task.synthetic and (task.noise_sigma or task.sigma_range)):
+            raise UserError(
+                f"NOISY=float applies to the noise tasks degraded in training (noiseS, noise, defocus), "
+                f"not to {self.task}; use NOISY=8bit"
+            )
         if not 0 <= self.ema < 1:
             raise UserError(f"EMA={self.ema:g} is not a momentum; use 0 (off) or a value below 1 such as 0.99")
         if "auto" in parse_augment(",".join(self.augment)):

@@ -194,7 +194,9 @@ def training_dataset(inputs, targets, settings: Settings, info: dict, seed: int)
 
     task = parse_task(settings.task)
     if task.synthetic:
-        return data.make_synthetic_dataset(targets, settings.batch, seed, task, augment=settings.augment)
+        return data.make_synthetic_dataset(
+            targets, settings.batch, seed, task, augment=settings.augment, as_float=settings.noisy == "float"
+        )
     return data.make_dataset(
         inputs,
         targets,
