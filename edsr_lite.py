@@ -42,6 +42,8 @@ LOSS = "mae"  # mae (L1) | mse
 AUGMENT = "auto"  # auto | none | a list of flips, channels, shifts (photos); flips, invert, amplitude (rasters)
 SCHEDULE = "constant"  # constant | cosine (decayed to 0 over the run)
 EMA = 0.99  # validate and keep the weights' moving average (Keras' Adam use_ema); 0 = the raw weights
+LEVELS = 1  # denoising, deblurring: U-Net levels (DRUNet's shape, filters x2 per level; 1 = no U-Net, BLOCKS blocks)
+LEVEL_BLOCKS = 2  # U-Net (LEVELS > 1): residual blocks per level, on the way down, at the bottom and on the way up
 UNSHUFFLE = 2  # denoising, deblurring: layers on the image unshuffled by this factor (space to depth; 1 = off)
 INIT_FROM = ""  # fine-tune this saved model.keras (same script, task and kind of data); "" = from scratch
 # ----------------------------------------------------------------------------------------
@@ -77,6 +79,8 @@ def build_model(
     norm="none",
     dropout=0.0,
     unshuffle=UNSHUFFLE,
+    levels=LEVELS,
+    level_blocks=LEVEL_BLOCKS,
 ):
     """EDSR-lite for ``task`` on ``channels`` channels (3: RGB photos, 1: rasters, set by the data).
 
@@ -89,10 +93,14 @@ def build_model(
     ``unshuffle``: for the full-resolution tasks (denoising, deblurring), the layers work on the
     image pixel-unshuffled by this factor (FFDNet's space-to-depth: unshuffle**2 fewer positions,
     each with unshuffle**2 times the channels) and the output is shuffled back and added to the
-    input (residual learning: the network predicts minus the noise).
+    input (residual learning: the network predicts minus the noise). ``levels`` > 1: instead of
+    ``blocks`` blocks, a U-Net of that many levels on the unshuffled image (``_unet``; the
+    ablation's other arguments apply to the plain network only).
     """
     scale = parse_task(task).scale
     unshuffle = unshuffle if scale == 1 else 1
+    if scale == 1 and levels > 1:
+        return _unet(task, filters, level_blocks, channels, output_init, unshuffle, levels)
     notes = [f"sub-pixel x{scale}" if lr_space else "HR-space input"] if scale > 1 else []
     notes += [f"pixel-unshuffled /{unshuffle}"] * (unshuffle > 1)
     notes += (["bicubic skip"] if scale > 1 else ["residual"]) * bool(bicubic_skip)
@@ -115,6 +123,38 @@ def build_model(
     skip = BicubicUpsample(up)(image) if scale > 1 and up > 1 else image
     outputs = layers.Add(dtype="float32")([skip, x])
     return keras.Model(inputs, outputs, name="edsr_lite")
+
+
+def _unet(task, filters, blocks, channels, output_init, unshuffle, levels):
+    """DRUNet's shape (Zhang et al., TPAMI 2022), small, on the unshuffled image: ``blocks`` residual
+    blocks per level on the way down, at the bottom and on the way up; strided 2x2 convolutions down
+    (filters doubled per level), transposed ones up, skips added; the output is added to the input.
+
+    Each level has 4x fewer positions and 4x the weights per block, so every level costs the same
+    per pixel: the deep levels add capacity and field of view at little cost.
+    """
+    notes = f"{levels}-level U-Net, {blocks} blocks per level x {filters}-{filters * 2 ** (levels - 1)} filters"
+    architecture = f"EDSR-lite ({notes}, pixel-unshuffled /{unshuffle}, residual)"
+    inputs, image = suite_input(task, "lr", unshuffle * 2 ** (levels - 1), architecture, channels)
+    x = layers.Rescaling(1.0, offset=-0.5)(image)
+    x = SpaceToDepth(unshuffle)(x) if unshuffle > 1 else x
+    x = layers.Conv2D(filters, 3, padding="same")(x)
+    skips = []
+    for level in range(levels - 1):
+        for _ in range(blocks):
+            x = res_block(x, filters * 2**level)
+        skips.append(x)
+        x = layers.Conv2D(filters * 2 ** (level + 1), 2, strides=2)(x)
+    for _ in range(blocks):
+        x = res_block(x, filters * 2 ** (levels - 1))
+    for level in reversed(range(levels - 1)):
+        x = layers.Conv2DTranspose(filters * 2**level, 2, strides=2)(x)
+        x = layers.Add()([x, skips[level]])
+        for _ in range(blocks):
+            x = res_block(x, filters * 2**level)
+    x = layers.Conv2D(channels * unshuffle**2, 3, padding="same", kernel_initializer=output_init)(x)
+    x = DepthToSpace(unshuffle)(x) if unshuffle > 1 else x
+    return keras.Model(inputs, layers.Add(dtype="float32")([image, x]), name="edsr_lite")
 
 
 main = model_script(__name__, build_model)

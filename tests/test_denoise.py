@@ -139,14 +139,16 @@ def test_tf_defocus_matches_numpy_for_a_fixed_radius():
     assert np.abs(ours - image).mean() > 4 * np.abs(difference).mean()  # the blur itself is far larger
 
 
-def test_denoiser_starts_as_the_identity_and_keeps_any_size():
+@pytest.mark.parametrize("levels, multiple, shape", [(1, 2, "8 blocks x 32"), (3, 8, "3-level U-Net")])
+def test_denoiser_starts_as_the_identity_and_keeps_any_size(levels, multiple, shape):
     import edsr_lite
     from util.inference import enhance_array
     from util.models import model_info
 
-    model = edsr_lite.build_model("noise25")
+    model = edsr_lite.build_model("noise25", blocks=8, levels=levels)
     info = model_info(model)
-    assert info["size_multiple"] == 2 and "pixel-unshuffled /2" in info["architecture"]
+    assert info["size_multiple"] == multiple and "pixel-unshuffled /2" in info["architecture"]
+    assert shape in info["architecture"]
     image = np.random.default_rng(0).integers(0, 256, (37, 51, 3), dtype=np.uint8)  # odd sizes
     np.testing.assert_array_equal(enhance_array(model, info, image), image)
 
