@@ -125,18 +125,21 @@ def build_model(
     return keras.Model(inputs, outputs, name="edsr_lite")
 
 
-def _unet(task, filters, blocks, channels, output_init, unshuffle, levels):
+def _unet(task, filters, blocks, channels, output_init, unshuffle, levels, extra_channels=0):
     """DRUNet's shape (Zhang et al., TPAMI 2022), small, on the unshuffled image: ``blocks`` residual
     blocks per level on the way down, at the bottom and on the way up; strided 2x2 convolutions down
     (filters doubled per level), transposed ones up, skips added; the output is added to the input.
 
     Each level has 4x fewer positions and 4x the weights per block, so every level costs the same
     per pixel: the deep levels add capacity and field of view at little cost.
+    ``extra_channels``: inputs after the image's channels that only the first layer sees (the
+    noise-level map of util/noise_map_study.py).
     """
     notes = f"{levels}-level U-Net, {blocks} blocks per level x {filters}-{filters * 2 ** (levels - 1)} filters"
     architecture = f"EDSR-lite ({notes}, pixel-unshuffled /{unshuffle}, residual)"
-    inputs, image = suite_input(task, "lr", unshuffle * 2 ** (levels - 1), architecture, channels)
-    x = layers.Rescaling(1.0, offset=-0.5)(image)
+    inputs, given = suite_input(task, "lr", unshuffle * 2 ** (levels - 1), architecture, channels + extra_channels)
+    image = given[..., :channels] if extra_channels else given
+    x = layers.Rescaling(1.0, offset=-0.5)(given)
     x = SpaceToDepth(unshuffle)(x) if unshuffle > 1 else x
     x = layers.Conv2D(filters, 3, padding="same")(x)
     skips = []

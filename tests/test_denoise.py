@@ -326,3 +326,18 @@ def test_benchmark_and_evaluate_take_the_papers_float_input(clean_folder, tmp_pa
     assert scores["mean"]["model"]["psnr"] == pytest.approx(by[str(path)]["psnr"], abs=1e-6)
     with pytest.raises(util.UserError, match="--noisy float applies to the denoising tasks"):
         evaluate.main(["--model", "bicubic", "--scale", "4", "--data", str(clean_folder), "--noisy", "float"])
+
+
+def test_noise_map_study_trains_both_models_and_writes_the_table(hr_only, clean_folder, tmp_path):
+    from util import noise_map_study
+
+    out = noise_map_study.main(
+        ["--backprops", "16", "--dataset", str(hr_only), "--data", str(clean_folder), "--out", str(tmp_path)]
+    )
+    rows = json.loads((out / "noise_map.json").read_text())["rows"]
+    assert set(rows) == {"blind (no map)", "true-sigma map"}
+    for row in rows.values():  # barely trained: about the noisy input, far from a failure
+        assert 10 < row["psnr_50"] < row["psnr_25"] < row["psnr_15"] < 45
+    assert "| true-sigma map |" in (out / "noise_map.md").read_text()
+    with pytest.raises(util.UserError, match="no images there"):
+        noise_map_study.main(["--data", str(tmp_path / "none"), "--out", str(tmp_path)])

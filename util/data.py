@@ -252,13 +252,14 @@ def make_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def make_synthetic_dataset(hr: np.ndarray, batch: int, seed: int, task, augment=(), as_float=False):
+def make_synthetic_dataset(hr: np.ndarray, batch: int, seed: int, task, augment=(), as_float=False, noise_map=False):
     """Endless shuffled ``tf.data`` of (degraded, hr) float32 batches in [0, 1] for a synthetic task.
 
     ``hr``: uint8 NHWC, in memory or a PatchFile.
     Each patch is augmented (``flips``, ``channels``, ``invert``), then degraded
     afresh by util.degrade.tf_degrade: new noise (and sigma, PSF) every time it is drawn
-    (``as_float``: the noisy input neither clipped nor rounded).
+    (``as_float``: the noisy input neither clipped nor rounded). ``noise_map``: the input gets one
+    more channel, the sigma drawn on the [0, 1] scale (FFDNet's noise-level map).
     """
     import tensorflow as tf
 
@@ -266,12 +267,15 @@ def make_synthetic_dataset(hr: np.ndarray, batch: int, seed: int, task, augment=
 
     ds = _source(None, hr, seed)
     steps = _pair_steps(augment)
-    degrade = tf_degrade(task, as_float)
+    degrade = tf_degrade(task, as_float, with_sigma=noise_map)
 
     def prepare(y):
         for step in steps:
             _, y = step(y, y)
-        return degrade(y)
+        if not noise_map:
+            return degrade(y)
+        x, clean, sigma = degrade(y)
+        return tf.concat([x, tf.fill(tf.shape(x[..., :1]), sigma / 255.0)], -1), clean
 
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).batch(batch, drop_remainder=True)
     return ds.prefetch(tf.data.AUTOTUNE)

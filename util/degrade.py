@@ -88,12 +88,13 @@ def degrade_patches(hr: np.ndarray, task: Task, seed: int, first: int = 0) -> np
     return out
 
 
-def tf_degrade(task: Task, as_float: bool = False):
+def tf_degrade(task: Task, as_float: bool = False, with_sigma: bool = False):
     """A tf.data map ``(hr uint8 HWC) -> (degraded float32 in [0, 1], hr float32 in [0, 1])`` for ``task``.
 
     Fresh randomness on every call: the sigma (blind: uniform in the task's range), the PSF
     (blind defocus: one of psf_bank's), the noise. Clipped to [0, 1] and rounded to 1/255 as an
     8-bit image, or left as it is with ``as_float`` (the denoising papers' input).
+    ``with_sigma``: also return the sigma drawn, on the 0-255 scale.
     """
     import tensorflow as tf
 
@@ -117,6 +118,8 @@ def tf_degrade(task: Task, as_float: bool = False):
         x = x + tf.random.normal(tf.shape(x)) * sigma
         if not as_float:
             x = tf.clip_by_value(tf.round(x), 0.0, 255.0)
+        if with_sigma:
+            return x / 255.0, clean / 255.0, sigma
         return x / 255.0, clean / 255.0
 
     return degrade
