@@ -182,6 +182,8 @@ def main(argv=None) -> None:
     for folder in folders:
         if not folder.is_dir():
             raise util.UserError(f"{folder}: no such folder; give --data folders of HR images")
+    if args.task or args.scale is not None:
+        check_noisy(args.noisy, choose_task(args, None))  # before the model (and TensorFlow) loads
     info, enhance = None, None
     if args.model != "bicubic":
         model_path = Path(args.model)

@@ -326,6 +326,10 @@ def test_benchmark_and_evaluate_take_the_papers_float_input(clean_folder, tmp_pa
     assert scores["mean"]["model"]["psnr"] == pytest.approx(by[str(path)]["psnr"], abs=1e-6)
     with pytest.raises(util.UserError, match="--noisy float applies to the denoising tasks"):
         evaluate.main(["--model", "bicubic", "--scale", "4", "--data", str(clean_folder), "--noisy", "float"])
+    with pytest.raises(util.UserError, match="--noisy float applies to the denoising tasks"):  # before loading M
+        evaluate.main(
+            ["--model", str(tmp_path / "none.keras"), "--task", "sr4", "--data", str(clean_folder), "--noisy", "float"]
+        )
 
 
 def test_noise_map_study_trains_both_models_and_writes_the_table(hr_only, clean_folder, tmp_path):
