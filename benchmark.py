@@ -626,16 +626,16 @@ def main_restoration(args, task: Task) -> None:
         scores = {label: [] for label, _, _ in methods}
         seconds = dict.fromkeys(scores, 0.0)
         megapixels = 0.0
-        # One untimed run of every method on the first image: a model's graph is traced on its
-        # first call, a one-time cost like loading it (the classical peers have none).
-        _, degraded, known = degrade_known(load_reference(paths[0]), task, paths[0].stem, args.noisy)
-        for _, function, _ in methods:
-            function(degraded, known)
-        for path in paths:
+        for index, path in enumerate(paths):
             reference = load_reference(path)
             target, degraded, known = degrade_known(reference, task, path.stem, args.noisy)
             megapixels += target.shape[0] * target.shape[1] / 1e6
             print(f"{folder.name}/{path.name}: {', '.join(f'{k} {v:.3g}' for k, v in known.items())}", file=sys.stderr)
+            if index == 0:
+                # One untimed run of every method on the first image: a model's graph is traced on
+                # its first call, a one-time cost like loading it (the classical peers have none).
+                for _, function, _ in methods:
+                    function(degraded, known)
             for label, function, _ in methods:
                 started = time.perf_counter()
                 output = function(degraded, known)
