@@ -5,6 +5,7 @@ refused in one line that names the file; a cell size the file cannot say is neve
 """
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -248,3 +249,89 @@ def test_complex_npy_is_refused_in_one_line(tmp_path, capfd):
         warnings.simplefilter("error")  # no raw ComplexWarning either
         code, _, lines = run(capfd, enhance.main, tmp_path / "complex.npy", "--model", DEM_X2, "--quiet")
     assert_one_line_error(code, lines, "complex.npy: a complex64 (complex) array; give real values")
+
+
+# ---- More hostile inputs ----------------------------------------------------------------------------------
+
+
+def grid_nc(path: Path, heights: np.ndarray, coords: dict, dims=("lat", "lon")) -> Path:
+    xr.Dataset({"z": (dims, heights)}, coords=coords).to_netcdf(path)
+    return path
+
+
+LATS, LONS = 40.0 + 0.001 * np.arange(24), -105.0 + 0.001 * np.arange(32)
+NORTH_UP_WEST_FIRST = Affine(0.001, 0, -105.0005, 0, -0.001, 40.0235)
+
+
+def test_netcdf_with_descending_longitudes_or_a_time_axis_of_one_is_read_west_to_east(tmp_path):
+    heights = surface()
+    time = {"time": [np.datetime64("2020-01-01")], "lat": LATS, "lon": LONS}
+    degrees = {"lat": ("lat", LATS, {"units": "degrees"}), "lon": ("lon", LONS, {"units": "degrees"})}
+    for name, data, dims, coords in (
+        ("east_first.nc", heights[:, ::-1], ("lat", "lon"), {"lat": LATS, "lon": LONS[::-1]}),
+        ("time1.nc", heights[None], ("time", "lat", "lon"), time),
+        ("axes.nc", heights.T, ("a", "b"), {"a": ("a", LONS, {"axis": "X"}), "b": ("b", LATS, {"axis": "Y"})}),
+        ("degrees.nc", heights, ("lat", "lon"), degrees),
+    ):
+        raster = read_raster(grid_nc(tmp_path / name, data, coords, dims))
+        assert raster.transform.almost_equals(NORTH_UP_WEST_FIRST, precision=1e-9), name
+        np.testing.assert_array_equal(raster.values, heights[::-1], err_msg=name)
+        assert raster.crs == (None if name == "axes.nc" else CRS.from_epsg(4326)), name
+
+
+def test_npz_with_descending_longitudes_is_read_west_to_east_with_known_cells(tmp_path):
+    np.savez(tmp_path / "topo.npz", topo=surface(), latitude=LATS, longitude=LONS[::-1])
+    raster = read_raster(tmp_path / "topo.npz")
+    np.testing.assert_array_equal(raster.values, surface()[::-1, ::-1])
+    assert raster.transform.almost_equals(NORTH_UP_WEST_FIRST, precision=1e-9) and not raster.cell_unknown
+
+
+@pytest.mark.parametrize(
+    ("name", "lats", "lons", "message"),
+    [
+        ("shuffled.nc", LATS, LONS[[0, 1, 2, 4, 3, *range(5, 32)]], "coordinates lat, lon of z are not evenly spaced"),
+        ("repeated.nc", LATS, np.r_[LONS[:5], LONS[4:31]], "not evenly spaced; the suite reads regular grids"),
+        ("polar.nc", 80.0 + np.arange(24), LONS, "latitudes 80 to 103 go beyond +-90; fix lat"),
+    ],
+)
+def test_netcdf_coordinates_that_no_transform_describes_are_refused(tmp_path, name, lats, lons, message):
+    """Read before as a grid without coordinates: the output lost its georeferencing without a word."""
+    with pytest.raises(util.UserError, match=re.escape(message)):
+        read_raster(grid_nc(tmp_path / name, surface(), {"lat": lats, "lon": lons}))
+
+
+def test_netcdf_whose_axes_or_values_cannot_be_told_apart_is_refused(tmp_path):
+    coords = {"a": ("a", np.arange(24.0), {"axis": "X"}), "b": ("b", np.arange(32.0), {"axis": "X"})}
+    with pytest.raises(util.UserError, match=r"cannot tell the x and y axes of z \(a: X, b: X\)"):
+        read_raster(grid_nc(tmp_path / "two_x.nc", surface(), coords, ("a", "b")))
+    with pytest.raises(util.UserError, match=r"words\.nc: z holds <U1 values; give a variable of numbers"):
+        read_raster(grid_nc(tmp_path / "words.nc", np.full((24, 32), "a"), {"lat": LATS, "lon": LONS}))
+
+
+def test_geotiff_scale_and_offset_beyond_float32_are_refused(tmp_path):
+    source = tmp_path / "overflow.tif"
+    profile = dict(driver="GTiff", height=8, width=8, count=1, dtype="int16", crs=UTM, transform=UTM_CELLS)
+    with rasterio.open(source, "w", **profile) as dst:
+        dst.write(np.full((8, 8), 32000, np.int16), 1)
+        dst.scales, dst.offsets = (1e36,), (1e38,)
+    with pytest.raises(util.UserError, match=r"overflow\.tif: band scale 1e\+36 / offset 1e\+38 take values beyond"):
+        read_raster(source)  # every cell was read as nodata, with a raw RuntimeWarning
+
+
+def test_nodata_value_beyond_float32_masks_nothing_and_warns_nothing(tmp_path, capfd):
+    source = tmp_path / "huge.asc"
+    source.write_text("ncols 5\nnrows 40\nxllcorner 0\nyllcorner 0\ncellsize 10\nNODATA_value 1e40\n" + ASCII_BODY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        raster = read_raster(source)
+        assert raster.nodata is None and np.isfinite(raster.values).all()  # the output declares NaN instead
+        assert np.isnan(read_raster(source, nodata=1e40).values).sum() == 0
+
+
+def test_truncated_npz_is_a_one_line_error(tmp_path):
+    np.savez(tmp_path / "whole.npz", z=surface())
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "whole.npz").read_bytes()[:1000])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # numpy leaves the file to the garbage collector
+        with pytest.raises(util.UserError, match=r"cut\.npz: not a readable NumPy file \(File is not a zip file\)"):
+            read_raster(tmp_path / "cut.npz")

@@ -30,6 +30,7 @@ import dataclasses
 import math
 import re
 import sys
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,7 +158,8 @@ def read_raster(path, band: int | None = None, variable: str | None = None, noda
         raise UserError(f"{path}: --band applies to multi-band GeoTIFFs; drop it (use --variable for .npz/.nc)")
     values = raster.values
     if nodata is not None:
-        values[values == np.float32(nodata)] = np.nan
+        with np.errstate(over="ignore"):  # --nodata 1e40 is inf in float32, and matches only infinite cells
+            values[values == np.float32(nodata)] = np.nan
         if raster.nodata is None:
             raster.nodata = float(nodata)
     values[~np.isfinite(values)] = np.nan
@@ -181,8 +183,9 @@ def _read_gdal(path: Path, band: int | None) -> Raster:
             index = 1 if band is None else band
             if not 1 <= index <= src.count:
                 raise UserError(f"{path}: --band {index}, but the file has {src.count} band(s); give 1 to {src.count}")
-            data = src.read(index, masked=True)
-            values = _unpacked(path, data, src.scales[index - 1], src.offsets[index - 1])
+            with np.errstate(over="ignore"):  # a nodata value beyond the band's type (1e40 in float32) masks nothing
+                data = src.read(index, masked=True)
+                values = _unpacked(path, data, src.scales[index - 1], src.offsets[index - 1])
             units = src.units[index - 1] if src.units and src.units[index - 1] else "m"
             transform = None if src.transform.is_identity else src.transform
             crs, nodata = src.crs, src.nodata
@@ -191,6 +194,8 @@ def _read_gdal(path: Path, band: int | None) -> Raster:
         raise UserError(
             f"{path}: not a readable raster ({_gdal_detail(err)}); check the file or download it again"
         ) from None
+    if nodata is not None and math.isfinite(nodata) and abs(nodata) > float(np.finfo(np.float32).max):
+        nodata = None  # no float32 cell can hold it, nor can the float32 output declare it: NaN marks nodata there
     degrees = crs is None and transform is not None and _looks_geographic(transform, values.shape)
     raster = Raster(path, values, transform, crs, nodata, units, degrees, meta={"driver": driver})
     if transform is None:
@@ -210,7 +215,13 @@ def _unpacked(path: Path, data: np.ma.MaskedArray, scale: float, offset: float) 
         raise UserError(f"{path}: band scale {scale:g} / offset {offset:g}; give a file with a finite, non-zero scale")
     if (scale, offset) == (1.0, 0.0):
         return np.ma.filled(data.astype(np.float32), np.nan)
-    return np.ma.filled(data.astype(np.float64) * scale + offset, np.nan).astype(np.float32)
+    with np.errstate(over="ignore"):
+        values = np.ma.filled(data.astype(np.float64) * scale + offset, np.nan).astype(np.float32)
+    if np.isinf(values).any():
+        raise UserError(
+            f"{path}: band scale {scale:g} / offset {offset:g} take values beyond float32; check its scale/offset"
+        )
+    return values
 
 
 # ESRI ASCII grid header keys as GDAL's AAIGrid driver reads them (any order, any case).
@@ -306,7 +317,7 @@ def _read_numpy(path: Path, variable: str | None) -> Raster:
             return _numpy_raster(path, array, {})
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, EOFError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise UserError(f"{path}: not a readable NumPy file ({err}); check the file") from None
     grids = [name for name, a in arrays.items() if a.ndim == 2]
     if variable is None:
@@ -370,6 +381,7 @@ def _georeference_npz(raster: Raster, arrays: dict) -> None:
                 raster.meta["south_up"] = True
             raster.transform = Affine.translation(_longitude(transform.c) - transform.c, 0) @ transform
             raster.crs = CRS.from_epsg(4326)
+            raster.cell_unknown = ""
             raster.meta["npz"] = {"layout": "centres", "lat": lat, "lon": lon, "lon360": transform.c >= 180.0}
 
 
