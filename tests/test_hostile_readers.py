@@ -335,3 +335,18 @@ def test_truncated_npz_is_a_one_line_error(tmp_path):
         warnings.simplefilter("ignore", ResourceWarning)  # numpy leaves the file to the garbage collector
         with pytest.raises(util.UserError, match=r"cut\.npz: not a readable NumPy file \(File is not a zip file\)"):
             read_raster(tmp_path / "cut.npz")
+
+
+def test_netcdf_grids_of_one_row_are_refused_by_their_shape_and_curvilinear_grids_say_why_cells_are_unknown(tmp_path):
+    source = grid_nc(tmp_path / "row.nc", surface(1, 32), {"lat": LATS[:1], "lon": LONS})
+    with pytest.raises(util.UserError, match=r"row\.nc: no grid of at least 2 x 2 cells \(z is 1x32\)"):
+        read_raster(source)  # it said "0 gridded variables (none); give --variable NAME"
+    with pytest.raises(util.UserError, match=r"row\.nc: z is 1x32; the suite reads grids of at least 2 x 2 cells"):
+        read_raster(source, variable="z")
+    lats, lons = np.meshgrid(LATS, LONS, indexing="ij")
+    coords = {
+        "lat": (("y", "x"), lats, {"units": "degrees_north"}),
+        "lon": (("y", "x"), lons, {"units": "degrees_east"}),
+    }
+    raster = read_raster(grid_nc(tmp_path / "curvilinear.nc", surface(), coords, ("y", "x")))
+    assert raster.transform is None and "2-D latitude/longitude make a curvilinear grid" in raster.cell_unknown

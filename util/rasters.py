@@ -3,15 +3,20 @@
 One reader for every format the suite takes, ``read_raster(path)`` -> ``Raster``:
 
 - GeoTIFF / Cloud-Optimized GeoTIFF and ESRI ASCII grids (``.asc``) through rasterio
-  (its wheels bundle GDAL): one band (``band`` picks one of several), nodata, CRS
-  (EPSG or any WKT, e.g. a lunar or Mars geographic system) and affine transform;
+  (its wheels bundle GDAL): one band (``band`` picks one of several), nodata, a packed
+  band's scale and offset (applied), CRS (EPSG or any WKT, e.g. a lunar or Mars
+  geographic system) and affine transform; an ASCII grid's header and value count are
+  checked first (``check_ascii_grid``: GDAL reads broken ones without a word);
 - NumPy ``.npy`` (a 2-D array, no georeferencing) and ``.npz``: the first 2-D array, or
   ``variable``; the layouts of matplotlib's sample DEMs (``elevation`` with ``xmin``,
   ``xmax``, ``ymin``, ``ymax``, ``dx``, ``dy`` in degrees; ``topo`` with ``latitude``
   and ``longitude`` vectors) are georeferenced on WGS84;
 - one variable of a CF NetCDF file through xarray (``_FillValue``, ``scale_factor`` and
-  ``add_offset`` applied; regular 1-D coordinates give the transform; ``grid_mapping``'s
-  ``crs_wkt`` / ``spatial_ref``, or latitude/longitude axes, the CRS).
+  ``add_offset`` applied; the x and y axes found as CF says (``axis``, ``standard_name``,
+  ``units``, then the names), in any order; regular 1-D coordinates give the transform,
+  longitudes unwrapped across 0/360, lengths in km converted to metres, irregular ones
+  refused; ``grid_mapping``'s ``crs_wkt`` / ``spatial_ref``, or latitude/longitude axes,
+  the CRS).
 
 ``Raster.values`` is float32 (H, W), row 0 the northern (top) row, NaN where a cell is
 nodata: equal to the file's nodata value, to ``nodata`` given by the user, masked, or not
@@ -458,13 +463,19 @@ def _read_netcdf(path: Path, variable: str | None) -> Raster:
         if variable is None:
             if len(grids) != 1:
                 listed = ", ".join(grids) or "none"
+                small = [f"{n} is {'x'.join(map(str, v.shape))}" for n, v in dataset.data_vars.items() if v.ndim >= 2]
+                if not grids and small:
+                    raise UserError(f"{path}: no grid of at least 2 x 2 cells ({', '.join(small)}); give a larger grid")
                 raise UserError(f"{path}: {len(grids)} gridded variables ({listed}); give --variable NAME")
             variable = grids[0]
         if variable not in dataset.data_vars:
             raise UserError(f"{path}: no variable {variable!r}; give --variable one of {', '.join(grids)}")
         data = dataset[variable]
         extra = {d: n for d, n in zip(data.dims, data.shape, strict=True) if n > 1}
-        if len(extra) != 2:
+        if len(extra) < 2:
+            shape = "x".join(map(str, data.shape))
+            raise UserError(f"{path}: {variable} is {shape}; the suite reads grids of at least 2 x 2 cells")
+        if len(extra) > 2:
             raise UserError(
                 f"{path}: {variable} has dimensions {dict(zip(data.dims, data.shape, strict=True))}; only 2-D grids "
                 "(other dimensions of size 1) are read: extract one slice, e.g. with ncks or xarray .isel"
@@ -479,11 +490,14 @@ def _read_netcdf(path: Path, variable: str | None) -> Raster:
         ys, xs = (_coordinate(path, dataset, dim) for dim in (y_dim, x_dim))
         crs = _netcdf_crs(dataset, attrs, y_dim, x_dim)
         lengths = [LENGTH_UNITS.get(_units(dataset, dim)) for dim in (y_dim, x_dim)]
+        coordinates = {name: dataset[name] for name in dataset.coords}
     raster = Raster(path, values, units=attrs.get("units") or "m", crs=crs)
     raster.nodata = _scalar(encoding.get("_FillValue", encoding.get("missing_value")))
     raster.meta = {"variable": variable, "dims": (y_dim, x_dim), "attrs": _plain_attrs(attrs)}
     if ys is None or xs is None:
-        raster.cell_unknown = f"{variable} has no coordinates along {y_dim if ys is None else x_dim}"
+        raster.cell_unknown = f"{variable} has no 1-D coordinates along {y_dim if ys is None else x_dim}"
+        if any(v.ndim == 2 and _axis(dataset, n) in ("X", "Y") for n, v in coordinates.items()):
+            raster.cell_unknown += " (its 2-D latitude/longitude make a curvilinear grid, which no transform describes)"
         return raster
     if crs is not None and crs.is_geographic:
         if np.abs(ys).max() > 90:
