@@ -350,3 +350,23 @@ def test_netcdf_grids_of_one_row_are_refused_by_their_shape_and_curvilinear_grid
     }
     raster = read_raster(grid_nc(tmp_path / "curvilinear.nc", surface(), coords, ("y", "x")))
     assert raster.transform is None and "2-D latitude/longitude make a curvilinear grid" in raster.cell_unknown
+
+
+def test_netcdf_values_outside_the_valid_range_are_nodata(tmp_path):
+    """CF: values outside valid_min/valid_max/valid_range (stored units when packed) are missing; xarray keeps them."""
+    heights = surface()
+    heights[0, :5] = 32767.0
+    attrs = {"valid_min": -500.0, "valid_max": 9000.0}
+    source = tmp_path / "valid.nc"
+    xr.Dataset({"z": (("lat", "lon"), heights, attrs)}, coords={"lat": LATS, "lon": LONS}).to_netcdf(source)
+    values = read_raster(source).values
+    assert np.isnan(values[-1, :5]).all() and np.isfinite(values).sum() == heights.size - 5
+    with netCDF4.Dataset(tmp_path / "packed.nc", "w") as nc:
+        for name, coordinate in (("lat", LATS), ("lon", LONS)):
+            nc.createDimension(name, len(coordinate))
+            nc.createVariable(name, "f8", (name,))[:] = coordinate
+        var = nc.createVariable("z", "i2", ("lat", "lon"))
+        var.scale_factor, var.add_offset, var.valid_range = 0.1, 2000.0, np.array([-1000, 1000], np.int16)
+        var[:] = np.where(heights > 9000, 2150.0, heights)  # 2083 m is stored as 830, inside; 2150 m as 1500, outside
+    values = read_raster(tmp_path / "packed.nc").values
+    assert np.isfinite(values).sum() == heights.size - 5 and np.isnan(values[-1, :5]).all()

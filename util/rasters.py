@@ -487,6 +487,7 @@ def _read_netcdf(path: Path, variable: str | None) -> Raster:
         data = data.transpose(y_dim, x_dim)  # CF allows any order; rows are y here
         values = np.asarray(data.values, dtype=np.float32)
         attrs, encoding = dict(data.attrs), dict(data.encoding)
+        _mask_outside_valid_range(values, attrs, encoding)
         ys, xs = (_coordinate(path, dataset, dim) for dim in (y_dim, x_dim))
         crs = _netcdf_crs(dataset, attrs, y_dim, x_dim)
         lengths = [LENGTH_UNITS.get(_units(dataset, dim)) for dim in (y_dim, x_dim)]
@@ -526,6 +527,21 @@ def _read_netcdf(path: Path, variable: str | None) -> Raster:
         raster.values = raster.values[::-1].copy()
         raster.meta["south_up"] = True
     return raster
+
+
+def _mask_outside_valid_range(values: np.ndarray, attrs: dict, encoding: dict) -> None:
+    """NaN where a value lies outside the variable's ``valid_range`` / ``valid_min`` / ``valid_max`` (CF 2.5.1).
+
+    xarray applies ``_FillValue`` and the packing but not these; they are in the stored (packed) units.
+    """
+    low, high = np.ravel(attrs["valid_range"])[:2] if "valid_range" in attrs else (None, None)
+    low, high = attrs.get("valid_min", low), attrs.get("valid_max", high)
+    scale, offset = float(encoding.get("scale_factor", 1.0)), float(encoding.get("add_offset", 0.0))
+    with np.errstate(invalid="ignore"):
+        if low is not None:
+            values[values < np.float32(float(low) * scale + offset)] = np.nan
+        if high is not None:
+            values[values > np.float32(float(high) * scale + offset)] = np.nan
 
 
 def _units(dataset, dim: str) -> str:
