@@ -145,8 +145,6 @@ def evaluate_rasters(args, model=None, info: dict | None = None) -> None:
         raise util.UserError(f"--task {args.task}: rasters are scored for super-resolution, here sr{scale}")
     out_dir = args.out or (Path(args.model).parent if info else BICUBIC_OUT)
     read = {"nodata": args.nodata, "band": args.band, "variable": args.variable}
-    if args.cell_size is not None and not args.cell_size > 0:
-        raise util.UserError(f"--cell-size {args.cell_size:g}: give the cell size in metres, above 0")
     print(f"# {args.model}: sr{scale} on rasters\n\n{RASTER_PROTOCOL}\n")
     for path in args.data:
         name = path.stem if path.is_file() else path.name
@@ -184,6 +182,8 @@ RASTER_PROTOCOL = (
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.cell_size is not None and not args.cell_size > 0:  # before the model (and TensorFlow) loads
+        raise util.UserError(f"--cell-size {args.cell_size:g}: give the cell size in metres, above 0")
     if args.data and is_raster_data(args.data):
         model, info = None, None
         if args.model != "bicubic":
