@@ -76,6 +76,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--nodata", type=float, help="rasters: declare this nodata value (for files that lack one)")
     parser.add_argument("--band", type=int, help="rasters: the band of multi-band files (1 = first)")
     parser.add_argument("--variable", help="rasters: the variable of NetCDF / .npz files")
+    parser.add_argument(
+        "--cell-size",
+        type=float,
+        metavar="METRES",
+        help="rasters: the cell size in metres of files that cannot say it (.npy, NetCDF coordinates without "
+        "units), for the slope RMSE; without it their slope RMSE is left out, with the reason",
+    )
     return parser.parse_args(argv)
 
 
@@ -142,7 +149,9 @@ def evaluate_rasters(args, model=None, info: dict | None = None) -> None:
     for path in args.data:
         name = path.stem if path.is_file() else path.name
         stem = out_dir / f"eval_{name}_sr{scale}{'_ensemble' if args.ensemble else ''}"
-        result = evaluate_raster_files(raster_files([path]), scale, enhance, read, figure=stem.with_suffix(".png"))
+        result = evaluate_raster_files(
+            raster_files([path]), scale, enhance, read, figure=stem.with_suffix(".png"), cell_size=args.cell_size
+        )
         result.update(dataset=name, task=f"sr{scale}", model=str(args.model), info=info, ensemble=args.ensemble)
         units = result["rasters"][0]["units"]
         lines = [f"## {name} sr{scale}", ""]
@@ -154,6 +163,11 @@ def evaluate_rasters(args, model=None, info: dict | None = None) -> None:
                 )
             lines += ["", "All rasters pooled:", ""]
         lines += raster_rows(result["pooled"], units)
+        lines += [
+            f"\nslope RMSE left out for {row['file']}: {row['slope_left_out']}"
+            for row in result["rasters"]
+            if "slope_left_out" in row
+        ]
         print("\n".join(lines) + "\n")
         util.write_json_atomic(stem.with_suffix(".json"), result)
         print(f"written: {stem.with_suffix('.json')} and {stem.with_suffix('.png').name}\n")
@@ -168,6 +182,8 @@ RASTER_PROTOCOL = (
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.cell_size is not None and not args.cell_size > 0:  # before the model (and TensorFlow) loads
+        raise util.UserError(f"--cell-size {args.cell_size:g}: give the cell size in metres, above 0")
     if args.data and is_raster_data(args.data):
         model, info = None, None
         if args.model != "bicubic":
@@ -176,8 +192,10 @@ def main(argv=None) -> None:
             model, info = load_model(Path(args.model))
         evaluate_rasters(args, model, info)
         return
-    if any(v is not None for v in (args.nodata, args.band, args.variable)):
-        raise util.UserError("--nodata / --band / --variable apply to rasters; give --data raster files or folders")
+    if any(v is not None for v in (args.nodata, args.band, args.variable, args.cell_size)):
+        raise util.UserError(
+            "--nodata / --band / --variable / --cell-size apply to rasters; give --data raster files or folders"
+        )
     folders = args.data or standard_sets()
     for folder in folders:
         if not folder.is_dir():

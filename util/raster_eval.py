@@ -11,6 +11,9 @@ A raster file is scored by the protocol of the raster data sets (download_module
   * scores over the HR cells that are valid and whose LR block was valid, with ``scale``
     cells of border left out (as the SR protocol), in the data's units: RMSE, MAE, bias,
     slope RMSE in degrees (Horn, the raster's cell size in metres), range-normalised PSNR.
+    A raster whose file cannot say its cell size in metres (``Raster.cell_unknown``: a
+    .npy, NetCDF coordinates without units) gets no slope RMSE, with the reason, unless
+    the user gives the cell size (evaluate.py --cell-size).
 
 Figures: hillshades (matplotlib's LightSource, sun from the north-west at 45 degrees,
 the true cell size) of LR, bicubic, cubic spline, model and HR, and maps of each
@@ -19,6 +22,7 @@ method's error in the data's units on one symmetric colour scale per row.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,7 +53,10 @@ def degrade(values: np.ndarray, scale: int):
 
 
 def evaluate_raster(values: np.ndarray, cell, scale: int, enhance: Callable | None = None) -> dict:
-    """{method: scores} and the grids of one raster; ``enhance(filled LR) -> HR grid`` is the model."""
+    """{method: scores} and the grids of one raster; ``enhance(filled LR) -> HR grid`` is the model.
+
+    ``cell``: (dy, dx) in metres, or None when unknown (no slope RMSE).
+    """
     hr, lr, scored = degrade(values, scale)
     outputs = {name: upsample(lr, scale) for name, upsample in BASELINES.items()}
     if enhance is not None:
@@ -79,11 +86,33 @@ def raster_files(paths) -> list[Path]:
     return files
 
 
-def evaluate_raster_files(files, scale: int, enhance=None, read: dict | None = None, figure: Path | None = None):
+def raster_cell(raster, cell_size: float | None = None) -> tuple[tuple[float, float] | None, str]:
+    """((dy, dx) in metres or None, why the slope is left out ("" when it is not)) of a raster.
+
+    ``cell_size``: metres, for rasters whose file cannot say (``Raster.cell_unknown``); a
+    file that says something else is a UserError rather than one of the two silently winning.
+    """
+    if raster.cell_unknown:
+        if cell_size is None:
+            return None, f"{raster.cell_unknown}, so its cell size in metres is unknown; give --cell-size METRES"
+        return (float(cell_size), float(cell_size)), ""
+    cell = raster.cell_size_m()
+    if cell_size is not None and not all(math.isclose(c, cell_size, rel_tol=0.01) for c in cell):
+        raise UserError(
+            f"{raster.path}: its georeferencing gives cells of {cell[0]:.6g} x {cell[1]:.6g} m, not the "
+            f"--cell-size {cell_size:g}; drop --cell-size (it is for files that cannot say)"
+        )
+    return cell, ""
+
+
+def evaluate_raster_files(
+    files, scale: int, enhance=None, read: dict | None = None, figure: Path | None = None, cell_size=None
+):
     """Score every raster of ``files``; returns {"rasters": [...], "pooled": {method: scores}}.
 
-    ``pooled`` sums over all scored cells of all rasters. ``figure``: the comparison of the
-    first raster, a centred crop of at most 128 x 128 HR cells.
+    ``pooled`` sums over all scored cells of all rasters (slope: of the rasters with a known
+    cell size). ``figure``: the comparison of the first raster, a centred crop of at most
+    128 x 128 HR cells. ``cell_size``: see ``raster_cell``.
     """
     from util.rasters import warn_suspected_nodata
 
@@ -91,7 +120,7 @@ def evaluate_raster_files(files, scale: int, enhance=None, read: dict | None = N
     for i, path in enumerate(files):
         raster = read_raster(path, **(read or {}))
         warn_suspected_nodata(raster)
-        cell = raster.cell_size_m()
+        cell, slope_note = raster_cell(raster, cell_size)
         try:
             result = evaluate_raster(raster.values, cell, scale, enhance)
         except UserError as err:
@@ -109,11 +138,13 @@ def evaluate_raster_files(files, scale: int, enhance=None, read: dict | None = N
             {
                 "file": str(path),
                 "shape": list(raster.values.shape),
-                "cell_m": [round(v, 3) for v in cell],
+                "cell_m": None if cell is None else [round(v, 3) for v in cell],
                 "units": raster.units,
                 "scores": {name: score.result() for name, score in result["scores"].items()},
             }
         )
+        if slope_note:
+            rows[-1]["slope_left_out"] = slope_note
         if figure is not None and i == 0:
             crop = _centre_crop(result["hr"].shape, scale)
             lr_crop = tuple(slice(s.start // scale, s.stop // scale) for s in crop)
@@ -122,7 +153,7 @@ def evaluate_raster_files(files, scale: int, enhance=None, read: dict | None = N
                 result["scored"][crop][None],
                 result["lr"][lr_crop][None],
                 {name: output[crop][None] for name, output in result["outputs"].items()},
-                np.asarray([cell]),
+                np.asarray([cell or (1.0, 1.0)]),  # unknown cells: the hillshade is a picture, not a measure
                 figure,
                 raster.units,
             )

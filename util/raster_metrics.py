@@ -84,8 +84,11 @@ class RasterScore:
         self.squares = self.absolute = self.signed = self.slope_squares = 0.0
         self.psnrs: list[float] = []
 
-    def add(self, predicted: np.ndarray, target: np.ndarray, valid: np.ndarray, cell: tuple[float, float]) -> None:
-        """One 2-D grid: ``predicted`` and ``target`` in data units, ``valid`` bool, ``cell`` (dy, dx) in metres."""
+    def add(self, predicted: np.ndarray, target: np.ndarray, valid: np.ndarray, cell: tuple[float, float] | None):
+        """One 2-D grid: ``predicted`` and ``target`` in data units, ``valid`` bool, ``cell`` (dy, dx) in metres.
+
+        ``cell`` None (a grid whose cell size is unknown): no slope, which needs it.
+        """
         predicted, target = np.asarray(predicted, np.float64), np.asarray(target, np.float64)
         valid = np.asarray(valid, bool) & np.isfinite(target)
         error = (predicted - target)[valid]
@@ -95,7 +98,7 @@ class RasterScore:
         self.squares += float(np.sum(error**2))
         self.absolute += float(np.sum(np.abs(error)))
         self.signed += float(np.sum(error))
-        if min(target.shape) >= 3:
+        if cell is not None and min(target.shape) >= 3:
             inner = _interior_valid(valid)
             if inner.any():
                 fill = np.where(valid, target, 0.0)

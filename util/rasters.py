@@ -3,15 +3,20 @@
 One reader for every format the suite takes, ``read_raster(path)`` -> ``Raster``:
 
 - GeoTIFF / Cloud-Optimized GeoTIFF and ESRI ASCII grids (``.asc``) through rasterio
-  (its wheels bundle GDAL): one band (``band`` picks one of several), nodata, CRS
-  (EPSG or any WKT, e.g. a lunar or Mars geographic system) and affine transform;
+  (its wheels bundle GDAL): one band (``band`` picks one of several), nodata, a packed
+  band's scale and offset (applied), CRS (EPSG or any WKT, e.g. a lunar or Mars
+  geographic system) and affine transform; an ASCII grid's header and value count are
+  checked first (``check_ascii_grid``: GDAL reads broken ones without a word);
 - NumPy ``.npy`` (a 2-D array, no georeferencing) and ``.npz``: the first 2-D array, or
   ``variable``; the layouts of matplotlib's sample DEMs (``elevation`` with ``xmin``,
   ``xmax``, ``ymin``, ``ymax``, ``dx``, ``dy`` in degrees; ``topo`` with ``latitude``
   and ``longitude`` vectors) are georeferenced on WGS84;
 - one variable of a CF NetCDF file through xarray (``_FillValue``, ``scale_factor`` and
-  ``add_offset`` applied; regular 1-D coordinates give the transform; ``grid_mapping``'s
-  ``crs_wkt`` / ``spatial_ref``, or latitude/longitude axes, the CRS).
+  ``add_offset`` applied; the x and y axes found as CF says (``axis``, ``standard_name``,
+  ``units``, then the names), in any order; regular 1-D coordinates give the transform,
+  longitudes unwrapped across 0/360, lengths in km converted to metres, irregular ones
+  refused; ``grid_mapping``'s ``crs_wkt`` / ``spatial_ref``, or latitude/longitude axes,
+  the CRS).
 
 ``Raster.values`` is float32 (H, W), row 0 the northern (top) row, NaN where a cell is
 nodata: equal to the file's nodata value, to ``nodata`` given by the user, masked, or not
@@ -30,6 +35,7 @@ import dataclasses
 import math
 import re
 import sys
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,7 +57,9 @@ class Raster:
     None; ``crs``: rasterio.crs.CRS or None; ``nodata``: the file's nodata value (None: it
     declares none); ``units``: of the values (``"m"`` unless the file says otherwise);
     ``degrees``: the cells are in degrees although the file has no CRS (an ASCII grid of
-    geographic cells without a .prj); ``meta``: what a writer of the same format needs.
+    geographic cells without a .prj); ``cell_unknown``: why the cell size in metres cannot be
+    known ("" when it can): no coordinates at all, or NetCDF coordinates without a length or
+    degree unit and no CRS; ``meta``: what a writer of the same format needs.
     """
 
     path: Path
@@ -62,6 +70,7 @@ class Raster:
     units: str = "m"
     degrees: bool = False
     meta: dict = field(default_factory=dict)
+    cell_unknown: str = ""
 
     @property
     def valid(self) -> np.ndarray:
@@ -83,7 +92,8 @@ class Raster:
         Projected grids: the transform's cell size times the CRS's linear unit. Geographic
         grids (a geographic CRS, or ``degrees``): degrees converted on the CRS's ellipsoid
         (WGS84 when it names none) at the raster's centre latitude, so cells are not square
-        away from the equator. No transform: 1 x 1.
+        away from the equator. No transform: 1 x 1. Where ``cell_unknown`` says why, the
+        result is not in metres: a caller that measures slopes asks the user instead.
         """
         if self.transform is None:
             return 1.0, 1.0
@@ -153,7 +163,8 @@ def read_raster(path, band: int | None = None, variable: str | None = None, noda
         raise UserError(f"{path}: --band applies to multi-band GeoTIFFs; drop it (use --variable for .npz/.nc)")
     values = raster.values
     if nodata is not None:
-        values[values == np.float32(nodata)] = np.nan
+        with np.errstate(over="ignore"):  # --nodata 1e40 is inf in float32, and matches only infinite cells
+            values[values == np.float32(nodata)] = np.nan
         if raster.nodata is None:
             raster.nodata = float(nodata)
     values[~np.isfinite(values)] = np.nan
@@ -165,6 +176,8 @@ def _read_gdal(path: Path, band: int | None) -> Raster:
 
     import rasterio
 
+    if path.suffix.lower() == ".asc":
+        check_ascii_grid(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
@@ -175,8 +188,9 @@ def _read_gdal(path: Path, band: int | None) -> Raster:
             index = 1 if band is None else band
             if not 1 <= index <= src.count:
                 raise UserError(f"{path}: --band {index}, but the file has {src.count} band(s); give 1 to {src.count}")
-            data = src.read(index, masked=True)
-            values = np.ma.filled(data.astype(np.float32), np.nan)
+            with np.errstate(over="ignore"):  # a nodata value beyond the band's type (1e40 in float32) masks nothing
+                data = src.read(index, masked=True)
+                values = _unpacked(path, data, src.scales[index - 1], src.offsets[index - 1])
             units = src.units[index - 1] if src.units and src.units[index - 1] else "m"
             transform = None if src.transform.is_identity else src.transform
             crs, nodata = src.crs, src.nodata
@@ -185,8 +199,102 @@ def _read_gdal(path: Path, band: int | None) -> Raster:
         raise UserError(
             f"{path}: not a readable raster ({_gdal_detail(err)}); check the file or download it again"
         ) from None
+    if nodata is not None and math.isfinite(nodata) and abs(nodata) > float(np.finfo(np.float32).max):
+        nodata = None  # no float32 cell can hold it, nor can the float32 output declare it: NaN marks nodata there
     degrees = crs is None and transform is not None and _looks_geographic(transform, values.shape)
-    return Raster(path, values, transform, crs, nodata, units, degrees, meta={"driver": driver})
+    raster = Raster(path, values, transform, crs, nodata, units, degrees, meta={"driver": driver})
+    if transform is None:
+        raster.cell_unknown = "the file has no georeferencing (no transform)"
+    return raster
+
+
+def _unpacked(path: Path, data: np.ma.MaskedArray, scale: float, offset: float) -> np.ndarray:
+    """float32 values in physical units: a band's stored numbers times its scale plus its offset, NaN where masked.
+
+    GDAL keeps a packed band's scale and offset as metadata and returns the stored integers;
+    the suite works in physical units, and writes float32 without scale or offset.
+    """
+    scale = 1.0 if scale is None else float(scale)
+    offset = 0.0 if offset is None else float(offset)
+    if not (math.isfinite(scale) and math.isfinite(offset)) or scale == 0:
+        raise UserError(f"{path}: band scale {scale:g} / offset {offset:g}; give a file with a finite, non-zero scale")
+    if (scale, offset) == (1.0, 0.0):
+        return np.ma.filled(data.astype(np.float32), np.nan)
+    with np.errstate(over="ignore"):
+        values = np.ma.filled(data.astype(np.float64) * scale + offset, np.nan).astype(np.float32)
+    if np.isinf(values).any():
+        raise UserError(
+            f"{path}: band scale {scale:g} / offset {offset:g} take values beyond float32; check its scale/offset"
+        )
+    return values
+
+
+# ESRI ASCII grid header keys as GDAL's AAIGrid driver reads them (any order, any case).
+ASCII_KEYS = ("ncols", "nrows", "xllcorner", "xllcenter", "yllcorner", "yllcenter", "cellsize", "dx", "dy")
+ASCII_NODATA = "nodata_value"
+_ASCII_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan", re.IGNORECASE)
+
+
+def check_ascii_grid(path: Path) -> None:
+    """A UserError naming the first fault of an ESRI ASCII grid's header or data, else nothing.
+
+    GDAL's AAIGrid driver is lenient: it reads "nrows 4O" as 4 rows, "xllcorner abc" as 0,
+    an empty cellsize as the first data value and an empty NODATA_value as 0 (every 0 m
+    cell nodata), ignores values beyond the header's count and reads a word among the
+    values as 0, all without an error. Every header line must hold one number here, the
+    counts whole numbers above 0, the cell size above 0, and the data exactly nrows x ncols
+    numbers. A .asc in another layout (GRASS ASCII: "north: ...") is left to GDAL.
+    """
+    header: dict[str, str] = {}
+    count, bad = 0, None
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            line = raw.decode("latin-1").strip()
+            fields = line.split()
+            if not fields:
+                continue
+            key = fields[0].lower()
+            if count == 0 and not _ASCII_NUMBER.fullmatch(fields[0]):
+                if not header and key not in ASCII_KEYS:
+                    return
+                if key not in ASCII_KEYS + (ASCII_NODATA,):
+                    raise UserError(
+                        f"{path}: line {number} {line[:40]!r} is not an ESRI ASCII header line; "
+                        f"give {', '.join(ASCII_KEYS[:2])}, xllcorner, yllcorner, cellsize and NODATA_value"
+                    )
+                if len(fields) != 2 or not _ASCII_NUMBER.fullmatch(fields[1]):
+                    raise UserError(f"{path}: header line {line[:40]!r} needs one number after {fields[0]}; fix it")
+                header[key] = fields[1]
+                continue
+            count += len(fields)
+            if bad is None and not all(_ASCII_NUMBER.fullmatch(v) for v in fields):
+                bad = (number, next(v for v in fields if not _ASCII_NUMBER.fullmatch(v)))
+    _check_ascii_header(path, header)
+    if bad is not None:
+        raise UserError(f"{path}: line {bad[0]} holds {bad[1][:20]!r}, not a number; fix or remove it")
+    rows, cols = int(header["nrows"]), int(header["ncols"])
+    if count != rows * cols:
+        raise UserError(
+            f"{path}: holds {count} values but its header says nrows {rows} x ncols {cols} = {rows * cols}; "
+            f"{'the file is cut short: download it again' if count < rows * cols else 'fix nrows / ncols'}"
+        )
+
+
+def _check_ascii_header(path: Path, header: dict[str, str]) -> None:
+    for key in ("ncols", "nrows"):
+        if key not in header:
+            raise UserError(f"{path}: its header has no {key} line; give one")
+        if not header[key].isdigit() or int(header[key]) == 0:
+            raise UserError(f"{path}: {key} {header[key]}: give a whole number above 0")
+    for corner in ("xll", "yll"):
+        if f"{corner}corner" not in header and f"{corner}center" not in header:
+            raise UserError(f"{path}: its header has no {corner}corner (or {corner}center) line; give one")
+    sizes = [k for k in ("cellsize", "dx", "dy") if k in header]
+    if not sizes or sizes == ["dx"] or sizes == ["dy"]:
+        raise UserError(f"{path}: its header has no cellsize line; give the cell size")
+    for key in sizes:
+        if not float(header[key]) > 0:
+            raise UserError(f"{path}: {key} {header[key]}: give a cell size above 0")
 
 
 def _gdal_detail(err: Exception) -> str:
@@ -214,7 +322,7 @@ def _read_numpy(path: Path, variable: str | None) -> Raster:
             return _numpy_raster(path, array, {})
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, EOFError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise UserError(f"{path}: not a readable NumPy file ({err}); check the file") from None
     grids = [name for name, a in arrays.items() if a.ndim == 2]
     if variable is None:
@@ -233,7 +341,11 @@ def _numpy_raster(path: Path, array: np.ndarray, meta: dict) -> Raster:
         array = array.reshape(array.shape[1:] if array.shape[0] == 1 else array.shape[:2])
     if array.ndim != 2 or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise UserError(f"{path}: a {array.dtype} array of shape {array.shape}; give a 2-D numeric grid (H, W)")
-    return Raster(path, array.astype(np.float32), meta=meta)
+    if np.iscomplexobj(array):
+        raise UserError(f"{path}: a {array.dtype} (complex) array; give real values (np.save its .real or abs())")
+    raster = Raster(path, array.astype(np.float32), meta=meta)
+    raster.cell_unknown = f"a {path.suffix} array has no coordinates"
+    return raster
 
 
 def _georeference_npz(raster: Raster, arrays: dict) -> None:
@@ -253,6 +365,7 @@ def _georeference_npz(raster: Raster, arrays: dict) -> None:
             (east - west) / width, -(north - south) / height
         )
         raster.crs = CRS.from_epsg(4326)
+        raster.cell_unknown = ""
         raster.meta["npz"] = {
             "layout": "corners",
             "ymin_north": scalars["ymin"] > scalars["ymax"],
@@ -262,15 +375,18 @@ def _georeference_npz(raster: Raster, arrays: dict) -> None:
     lat = next((k for k in ("latitude", "lat") if k in arrays and arrays[k].shape == (height,)), None)
     lon = next((k for k in ("longitude", "lon") if k in arrays and arrays[k].shape == (width,)), None)
     if lat is not None and lon is not None:
-        transform, north_up = _transform_from_centres(
+        transform, north_up, west_first = _transform_from_centres(
             np.asarray(arrays[lat], np.float64), np.asarray(arrays[lon], np.float64)
         )
         if transform is not None:
+            if not west_first:
+                raster.values = raster.values[:, ::-1].copy()
             if not north_up:
                 raster.values = raster.values[::-1].copy()
                 raster.meta["south_up"] = True
             raster.transform = Affine.translation(_longitude(transform.c) - transform.c, 0) @ transform
             raster.crs = CRS.from_epsg(4326)
+            raster.cell_unknown = ""
             raster.meta["npz"] = {"layout": "centres", "lat": lat, "lon": lon, "lon360": transform.c >= 180.0}
 
 
@@ -293,23 +409,23 @@ def _longitude(west: float) -> float:
 
 
 def _transform_from_centres(ys: np.ndarray, xs: np.ndarray):
-    """(transform of a north-up grid, whether ``ys`` already runs north to south) from regular cell centres.
+    """(transform of a north-up, west-first grid, whether ``ys`` run north to south, whether ``xs`` run west to east).
 
-    (None, True) when either axis is not regular: each step within 5 % of the mean step, so that a
-    Mercator-like axis (topobathy's latitudes vary by 4 %) gets its mean step.
+    From regular cell centres; (None, True, True) when either axis is not regular: each step
+    within 5 % of the mean step, so that a Mercator-like axis (topobathy's latitudes vary by
+    4 %) gets its mean step.
     """
     from affine import Affine
 
     if len(ys) < 2 or len(xs) < 2:
-        return None, True
+        return None, True, True
     dys, dxs = np.diff(ys), np.diff(xs)
     if not (_regular(dys) and _regular(dxs)):
-        return None, True
+        return None, True, True
     dx, dy = float(dxs.mean()), float(dys.mean())
-    north_up = dy < 0
     north = float(ys.max()) + abs(dy) / 2
     west = float(xs.min()) - abs(dx) / 2
-    return Affine.translation(west, north) @ Affine.scale(abs(dx), -abs(dy)), north_up
+    return Affine.translation(west, north) @ Affine.scale(abs(dx), -abs(dy)), dy < 0, dx > 0
 
 
 def _regular(steps: np.ndarray) -> bool:
@@ -317,47 +433,166 @@ def _regular(steps: np.ndarray) -> bool:
     return mean != 0 and bool(np.all(np.abs(steps - mean) <= 0.05 * abs(mean)))
 
 
+# CF conventions (section 4): how a coordinate says which axis it is, strongest evidence first.
+CF_STANDARD_NAMES = {
+    "X": ("longitude", "projection_x_coordinate", "grid_longitude", "projection_x_angular_coordinate"),
+    "Y": ("latitude", "projection_y_coordinate", "grid_latitude", "projection_y_angular_coordinate"),
+}
+CF_UNITS = {
+    "X": ("degrees_east", "degree_east", "degree_e", "degrees_e", "degreee", "degreese"),
+    "Y": ("degrees_north", "degree_north", "degree_n", "degrees_n", "degreen", "degreesn"),
+}
+AXIS_NAMES = {
+    "X": ("x", "lon", "long", "longitude", "easting", "rlon", "xc"),
+    "Y": ("y", "lat", "latitude", "northing", "rlat", "yc"),
+}
+# Coordinate units that give a cell size in metres without a CRS (udunits spellings).
+LENGTH_UNITS = {"m": 1.0, "meter": 1.0, "meters": 1.0, "metre": 1.0, "metres": 1.0, "km": 1000.0}
+LENGTH_UNITS |= {"kilometer": 1000.0, "kilometers": 1000.0, "kilometre": 1000.0, "kilometres": 1000.0}
+
+
 def _read_netcdf(path: Path, variable: str | None) -> Raster:
     import xarray as xr
 
     try:
         dataset = xr.open_dataset(path, engine="netcdf4", mask_and_scale=True)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RuntimeError) as err:
         raise UserError(f"{path}: not a readable NetCDF file ({str(err).splitlines()[0]}); check the file") from None
     with dataset:
         grids = [name for name, v in dataset.data_vars.items() if sum(n > 1 for n in v.shape) >= 2]
         if variable is None:
             if len(grids) != 1:
                 listed = ", ".join(grids) or "none"
+                small = [f"{n} is {'x'.join(map(str, v.shape))}" for n, v in dataset.data_vars.items() if v.ndim >= 2]
+                if not grids and small:
+                    raise UserError(f"{path}: no grid of at least 2 x 2 cells ({', '.join(small)}); give a larger grid")
                 raise UserError(f"{path}: {len(grids)} gridded variables ({listed}); give --variable NAME")
             variable = grids[0]
         if variable not in dataset.data_vars:
             raise UserError(f"{path}: no variable {variable!r}; give --variable one of {', '.join(grids)}")
-        data = dataset[variable].squeeze(drop=False)
+        data = dataset[variable]
         extra = {d: n for d, n in zip(data.dims, data.shape, strict=True) if n > 1}
-        if data.ndim < 2 or len(extra) > 2:
+        if len(extra) < 2:
+            shape = "x".join(map(str, data.shape))
+            raise UserError(f"{path}: {variable} is {shape}; the suite reads grids of at least 2 x 2 cells")
+        if len(extra) > 2:
             raise UserError(
                 f"{path}: {variable} has dimensions {dict(zip(data.dims, data.shape, strict=True))}; only 2-D grids "
                 "(other dimensions of size 1) are read: extract one slice, e.g. with ncks or xarray .isel"
             )
+        if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool) or np.iscomplexobj(data):
+            raise UserError(f"{path}: {variable} holds {data.dtype} values; give a variable of numbers")
         data = data.squeeze()
-        y_dim, x_dim = data.dims[-2], data.dims[-1]
+        y_dim, x_dim = _netcdf_axes(path, dataset, variable, data.dims)
+        data = data.transpose(y_dim, x_dim)  # CF allows any order; rows are y here
         values = np.asarray(data.values, dtype=np.float32)
         attrs, encoding = dict(data.attrs), dict(data.encoding)
-        ys = np.asarray(dataset[y_dim].values, np.float64) if y_dim in dataset.coords else None
-        xs = np.asarray(dataset[x_dim].values, np.float64) if x_dim in dataset.coords else None
+        _mask_outside_valid_range(values, attrs, encoding)
+        ys, xs = (_coordinate(path, dataset, dim) for dim in (y_dim, x_dim))
         crs = _netcdf_crs(dataset, attrs, y_dim, x_dim)
+        lengths = [LENGTH_UNITS.get(_units(dataset, dim)) for dim in (y_dim, x_dim)]
+        coordinates = {name: dataset[name] for name in dataset.coords}
     raster = Raster(path, values, units=attrs.get("units") or "m", crs=crs)
     raster.nodata = _scalar(encoding.get("_FillValue", encoding.get("missing_value")))
     raster.meta = {"variable": variable, "dims": (y_dim, x_dim), "attrs": _plain_attrs(attrs)}
-    if ys is not None and xs is not None:
-        transform, north_up = _transform_from_centres(ys, xs)
-        if transform is not None:
-            raster.transform = transform
-            if not north_up:
-                raster.values = raster.values[::-1].copy()
-                raster.meta["south_up"] = True
+    if ys is None or xs is None:
+        raster.cell_unknown = f"{variable} has no 1-D coordinates along {y_dim if ys is None else x_dim}"
+        if any(v.ndim == 2 and _axis(dataset, n) in ("X", "Y") for n, v in coordinates.items()):
+            raster.cell_unknown += " (its 2-D latitude/longitude make a curvilinear grid, which no transform describes)"
+        return raster
+    if crs is not None and crs.is_geographic:
+        if np.abs(ys).max() > 90:
+            raise UserError(f"{path}: latitudes {ys.min():g} to {ys.max():g} go beyond +-90; fix {y_dim}")
+        xs = np.unwrap(xs, period=360.0)  # a grid across 0/360 (or 180/-180) reads as one run of longitudes
+        if xs.max() > 360.0:
+            xs = xs - 360.0  # 359.9 .. 360.1 -> -0.1 .. 0.1
+    elif crs is None:
+        if None in lengths:
+            raster.cell_unknown = (
+                f"its coordinates {y_dim}, {x_dim} have no length unit (units {_units(dataset, y_dim)!r}, "
+                f"{_units(dataset, x_dim)!r}) and no CRS"
+            )
+        else:
+            ys, xs = ys * lengths[0], xs * lengths[1]  # the writer labels coordinates in metres
+    transform, north_up, west_first = _transform_from_centres(ys, xs)
+    if transform is None:
+        raise UserError(
+            f"{path}: the coordinates {y_dim}, {x_dim} of {variable} are not evenly spaced; the suite reads "
+            "regular grids: regrid it first (e.g. xarray .interp or cdo remapbil)"
+        )
+    raster.transform = transform
+    if not west_first:
+        raster.values = raster.values[:, ::-1].copy()
+    if not north_up:
+        raster.values = raster.values[::-1].copy()
+        raster.meta["south_up"] = True
     return raster
+
+
+def _mask_outside_valid_range(values: np.ndarray, attrs: dict, encoding: dict) -> None:
+    """NaN where a value lies outside the variable's ``valid_range`` / ``valid_min`` / ``valid_max`` (CF 2.5.1).
+
+    xarray applies ``_FillValue`` and the packing but not these; they are in the stored (packed) units.
+    """
+    low, high = np.ravel(attrs["valid_range"])[:2] if "valid_range" in attrs else (None, None)
+    low, high = attrs.get("valid_min", low), attrs.get("valid_max", high)
+    scale, offset = float(encoding.get("scale_factor", 1.0)), float(encoding.get("add_offset", 0.0))
+    with np.errstate(invalid="ignore"):
+        if low is not None:
+            values[values < np.float32(float(low) * scale + offset)] = np.nan
+        if high is not None:
+            values[values > np.float32(float(high) * scale + offset)] = np.nan
+
+
+def _units(dataset, dim: str) -> str:
+    """The lower-case ``units`` of the coordinate variable of ``dim``, "" for none."""
+    coordinate = dataset.variables.get(dim)
+    return str(coordinate.attrs.get("units", "")).strip().lower() if coordinate is not None else ""
+
+
+def _axis(dataset, dim: str) -> str:
+    """ "X", "Y", another CF axis ("T", "Z") or "" for a dimension: its coordinate's ``axis``, ``standard_name``,
+    ``units``, then its name."""
+    coordinate = dataset.variables.get(dim)
+    attrs = coordinate.attrs if coordinate is not None else {}
+    axis = str(attrs.get("axis", "")).strip().upper()
+    if axis:
+        return axis
+    for key, table in (("standard_name", CF_STANDARD_NAMES), ("units", CF_UNITS)):
+        value = str(attrs.get(key, "")).strip().lower()
+        found = next((kind for kind, names in table.items() if value in names), None)
+        if found:
+            return found
+    return next((kind for kind, names in AXIS_NAMES.items() if dim.lower() in names), "")
+
+
+def _netcdf_axes(path: Path, dataset, variable: str, dims) -> tuple[str, str]:
+    """(y dimension, x dimension) of a 2-D variable by CF; the last two dimensions (CF's Y, X order) when unsaid."""
+    kinds = {dim: _axis(dataset, dim) for dim in dims}
+    ys = [d for d in dims if kinds[d] == "Y"]
+    xs = [d for d in dims if kinds[d] == "X"]
+    if len(ys) > 1 or len(xs) > 1 or any(kinds[d] not in ("X", "Y", "") for d in dims):
+        said = ", ".join(f"{d}: {kinds[d] or '?'}" for d in dims)
+        raise UserError(
+            f"{path}: cannot tell the x and y axes of {variable} ({said}); give its coordinates CF axis attributes"
+        )
+    if ys and not xs:
+        xs = [d for d in dims if d != ys[0]]
+    if xs and not ys:
+        ys = [d for d in dims if d != xs[0]]
+    if not ys:
+        return dims[-2], dims[-1]
+    return ys[0], xs[0]
+
+
+def _coordinate(path: Path, dataset, dim: str) -> np.ndarray | None:
+    """The 1-D coordinate of ``dim`` as float64, None when it has none."""
+    if dim not in dataset.coords or dataset[dim].ndim != 1:
+        return None
+    values = dataset[dim].values
+    if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values).all():
+        raise UserError(f"{path}: coordinate {dim} holds {values.dtype} values or gaps; give finite numbers")
+    return np.asarray(values, np.float64)
 
 
 def _scalar(value) -> float | None:
@@ -374,6 +609,8 @@ def _plain_attrs(attrs: dict) -> dict:
 
 
 def _netcdf_crs(dataset, attrs: dict, y_dim: str, x_dim: str):
+    """The CRS of ``grid_mapping`` (its WKT or EPSG code; ``latitude_longitude``: WGS84), else WGS84 for
+    latitude/longitude axes, else None."""
     from rasterio.crs import CRS
     from rasterio.errors import CRSError
 
@@ -388,14 +625,20 @@ def _netcdf_crs(dataset, attrs: dict, y_dim: str, x_dim: str):
                     pass
         if grid.get("epsg_code"):
             return CRS.from_string(str(grid["epsg_code"]))
+        if grid.get("grid_mapping_name") == "latitude_longitude":
+            return CRS.from_epsg(4326)
 
-    def axis_is(dim: str, names: tuple[str, ...], units: str) -> bool:
-        declared = str(dataset[dim].attrs.get("units", "")) if dim in dataset.variables else ""
-        return dim.lower() in names or declared.startswith(units)
+    def geographic(dim: str, kind: str) -> bool:
+        coordinate = dataset.variables.get(dim)
+        attrs = coordinate.attrs if coordinate is not None else {}
+        standard = str(attrs.get("standard_name", "")).strip().lower()
+        units = _units(dataset, dim)
+        if units in CF_UNITS[kind] or standard == ("longitude" if kind == "X" else "latitude"):
+            return True
+        names = ("lon", "long", "longitude") if kind == "X" else ("lat", "latitude")
+        return not standard and units in ("", "degree", "degrees") and dim.lower() in names
 
-    lat_like = axis_is(y_dim, ("lat", "latitude"), "degrees_north")
-    lon_like = axis_is(x_dim, ("lon", "long", "longitude"), "degrees_east")
-    return CRS.from_epsg(4326) if lat_like and lon_like else None
+    return CRS.from_epsg(4326) if geographic(y_dim, "Y") and geographic(x_dim, "X") else None
 
 
 # ---- 2. Nodata -----------------------------------------------------------------------
