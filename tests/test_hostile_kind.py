@@ -6,6 +6,7 @@ pictures that look like DEMs, a model of the other kind, hidden files, unreadabl
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from PIL import Image
 from rasterio.transform import from_origin
 
 import download
+import enhance
 import evaluate
 import util
 
@@ -36,8 +38,10 @@ def write_tif(path, values: np.ndarray, dtype: str, georeferenced: bool = True, 
     profile = dict(driver="GTiff", height=bands.shape[1], width=bands.shape[2], count=len(bands), dtype=dtype) | profile
     if georeferenced:
         profile.update(crs=UTM, transform=from_origin(480000, 4430000, 30, 30))
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(bands.astype(dtype))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)  # a plain TIFF on purpose
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(bands.astype(dtype))
     return Path(path)
 
 
@@ -112,3 +116,58 @@ def test_evaluate_refuses_a_mixed_folder_instead_of_an_infinite_psnr(mixed, tmp_
     code, lines = cli(capfd, evaluate.main, *argv)
     one_line_error(code, lines, "--data mixes photos", "separate calls")
     assert not out.exists()
+
+
+# ---- Rows 2 to 4: enhance.py takes each file by its kind --------------------------------------------------------
+
+
+def test_a_folder_of_dems_takes_the_raster_path(tmp_path):
+    folder = tmp_path / "dems"
+    folder.mkdir()
+    heights = terrain(24, 24)
+    write_tif(folder / "a_int16.tif", heights, "int16")
+    write_tif(folder / "b_float.tif", heights, "float32", georeferenced=False)
+    write_asc(folder / "c.asc", heights)
+    enhance.main([str(folder), "--scale", "2", "--quiet"])  # the shipped dem_x2.keras
+    out = tmp_path / "dems_x2"
+    assert sorted(p.name for p in out.iterdir()) == ["a_int16_x2.tif", "b_float_x2.tif", "c_x2.asc"]
+    for name in ("a_int16_x2.tif", "b_float_x2.tif", "c_x2.asc"):
+        with rasterio.open(out / name) as src:
+            assert (src.count, src.height, src.width, src.dtypes[0]) == (1, 48, 48, "float32"), name
+            values = src.read(1)
+            if name.startswith("a_"):
+                assert src.crs == rasterio.crs.CRS.from_string(UTM) and src.transform.a == 15.0  # CRS kept
+        assert abs(float(values.mean()) - float(heights.mean())) < 20, name  # metres in, metres out
+
+
+def test_one_uint16_band_without_crs_is_a_raster_as_documented(tmp_path):
+    source = write_tif(tmp_path / "g_uint16_nocrs.tif", terrain(24, 24), "uint16", georeferenced=False)
+    enhance.main([str(source), "--scale", "2", "--quiet"])
+    assert not (tmp_path / "g_uint16_nocrs_x2.png").exists()
+    with rasterio.open(tmp_path / "g_uint16_nocrs_x2.tif") as src:
+        assert (src.height, src.width, src.dtypes[0]) == (48, 48, "float32")
+        assert abs(float(src.read(1).mean()) - float(terrain(24, 24).mean())) < 20
+
+
+def test_a_raster_model_given_a_photo_is_one_line(tmp_path, capfd):
+    Image.fromarray(photo()).save(tmp_path / "photo.png")
+    code, lines = cli(capfd, enhance.main, tmp_path / "photo.png", "--model", MODELS / "dem_x4.keras", "--quiet")
+    one_line_error(code, lines, "dem_x4.keras: a raster model", "photo.png is a photo", "give a photo model")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
+
+
+def test_a_mixed_folder_routes_each_file_to_the_model_of_its_kind(tmp_path, capfd):
+    folder = tmp_path / "mixed"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(photo()).save(folder / "p.png")
+    write_tif(folder / "sub" / "dem.tif", terrain(24, 24), "int16")
+    code, lines = cli(capfd, enhance.main, folder, "--model", MODELS / "sr2.keras", "--quiet")
+    one_line_error(code, lines, "--model", "photos (p.png) and rasters (dem.tif)", "leave out --model")
+    code, lines = cli(capfd, enhance.main, folder, "--task", "denoise", "--quiet")
+    one_line_error(code, lines, "--task denoise applies to photos", "dem.tif")
+    assert not (tmp_path / "mixed_x2").exists()
+    enhance.main([str(folder), "--scale", "2", "--quiet"])  # sr2.keras for the photo, dem_x2.keras for the DEM
+    out = tmp_path / "mixed_x2"
+    assert Image.open(out / "p_x2.png").size == (48, 48)
+    with rasterio.open(out / "sub" / "dem_x2.tif") as src:
+        assert (src.height, src.width, src.dtypes[0]) == (48, 48, "float32") and src.crs is not None
