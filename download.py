@@ -260,7 +260,12 @@ def folder_kind(args: argparse.Namespace) -> str:
                 found,
                 "give --kind photo or --kind raster to use the files of one kind, or put them in separate folders",
             )
-        return kind or kinds.PHOTO  # a folder of neither: the photo path says that it holds no images
+        if kind is None:
+            raise util.UserError(
+                f"{args.folder}: no image files (.png, .jpg, ...) or rasters (.tif, .asc, .npy, .npz, .nc) in this "
+                "folder tree, hidden files left out; give a folder of images or rasters"
+            )
+        return kind
     (other,) = (k for k in kinds.KINDS if k != args.kind)
     if found[other]:
         print(

@@ -175,7 +175,7 @@ def main(argv=None) -> None:
         raise util.UserError(f"{' and '.join(chosen)}: give one of them (--scale and --task pick a shipped model)")
     from util.photos import find_inputs
 
-    found = find_inputs(args.inputs)  # each file's kind by util/kinds.py, the folders' files included
+    found = find_inputs(args.inputs, args.out)  # each file's kind by util/kinds.py, the folders' files included
     photos, rasters = found["photo"], found["raster"]
     if photos and rasters:
         check_mixed(args, [p for p, _ in photos], [p for p, _ in rasters])

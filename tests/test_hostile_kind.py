@@ -171,3 +171,103 @@ def test_a_mixed_folder_routes_each_file_to_the_model_of_its_kind(tmp_path, capf
     assert Image.open(out / "p_x2.png").size == (48, 48)
     with rasterio.open(out / "sub" / "dem_x2.tif") as src:
         assert (src.height, src.width, src.dtypes[0]) == (48, 48, "float32") and src.crs is not None
+
+
+# ---- Hostile inputs around kinds and folders -------------------------------------------------------------------
+
+
+def test_the_one_rule_per_file(tmp_path):
+    from util.kinds import file_kind
+
+    heights = terrain(24, 24)
+    pixels = photo()
+    cases = {
+        "dem.tif": (write_tif(tmp_path / "dem.tif", heights, "int16"), "raster"),
+        "u8_geo.tif": (write_tif(tmp_path / "u8_geo.tif", heights - 1400, "uint8"), "raster"),  # georeferenced
+        "u8_grey.tif": (write_tif(tmp_path / "u8_grey.tif", pixels[..., 0], "uint8", False), "photo"),
+        "rgb.tiff": (write_tif(tmp_path / "rgb.tiff", np.moveaxis(pixels, 2, 0), "uint8", False), "photo"),
+        "g16.tif": (write_tif(tmp_path / "g16.tif", heights, "uint16", False), "raster"),  # one band, not 8-bit
+        "i8.tif": (write_tif(tmp_path / "i8.tif", (heights - 1500) / 4, "int8", False), "raster"),
+        "two.tif": (write_tif(tmp_path / "two.tif", np.stack([heights] * 2), "int16", False), "raster"),
+        "rgb16.tif": (
+            write_tif(
+                tmp_path / "rgb16.tif",
+                np.moveaxis(pixels, 2, 0).astype(np.uint16) * 257,
+                "uint16",
+                False,
+                photometric="RGB",
+            ),
+            "photo",
+        ),
+        "bands16.tif": (write_tif(tmp_path / "bands16.tif", np.stack([heights] * 3), "uint16", False), "raster"),
+        "float.tif": (write_tif(tmp_path / "float.tif", heights, "float32", False), "raster"),
+        "UPPER.TIF": (write_tif(tmp_path / "UPPER.TIF", heights, "int16"), "raster"),
+        "GRID.ASC": (write_asc(tmp_path / "GRID.ASC", heights), "raster"),
+        "grid.npy": (tmp_path / "grid.npy", "raster"),
+        "photo16.png": (tmp_path / "photo16.png", "photo"),
+        "notes.txt": (tmp_path / "notes.txt", None),
+    }
+    np.save(tmp_path / "grid.npy", heights)
+    Image.fromarray(pixels).save(tmp_path / "photo.png")
+    (tmp_path / "photo.png").rename(tmp_path / "png_named.tif")  # a PNG behind a .tif suffix: GDAL reads it
+    cases["png_named.tif"] = (tmp_path / "png_named.tif", "photo")
+    whole = (tmp_path / "dem.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(whole[:100])  # cut short: the raster reader names it
+    cases["cut.tif"] = (tmp_path / "cut.tif", "raster")
+    kinds_found = {name: file_kind(path) for name, (path, _) in cases.items()}
+    assert kinds_found == {name: kind for name, (_, kind) in cases.items()}
+
+
+def test_hidden_files_and_folders_are_left_out(tmp_path, capfd):
+    folder = tmp_path / "shots"
+    (folder / ".ipynb_checkpoints").mkdir(parents=True)
+    Image.fromarray(photo()).save(folder / "p.png")
+    (folder / "._p.png").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")  # macOS's AppleDouble
+    Image.fromarray(photo()).save(folder / ".ipynb_checkpoints" / "p-checkpoint.png")
+    code, lines = cli(capfd, enhance.main, folder, "--scale", 2, "--quiet")
+    assert code == 0 and lines == [], lines
+    assert sorted(p.name for p in (tmp_path / "shots_x2").rglob("*")) == ["p_x2.png"]
+    Image.fromarray(photo(48, 48)).save(folder / "p.png")
+    code, lines = cli(capfd, evaluate.main, "--model", "bicubic", "--scale", 2, "--data", folder, "--out", tmp_path)
+    assert code == 0 and lines == [], lines
+    assert [row["image"] for row in json.loads((tmp_path / "eval_shots_sr2.json").read_text())["images"]] == ["p"]
+
+
+def test_the_current_folder_as_input(tmp_path, monkeypatch):
+    folder = tmp_path / "here"
+    folder.mkdir()
+    Image.fromarray(photo()).save(folder / "p.png")
+    write_tif(folder / "dem.tif", terrain(24, 24), "int16")
+    monkeypatch.chdir(folder)
+    enhance.main([".", "--scale", "2", "--quiet"])
+    assert sorted(p.name for p in (tmp_path / "here_x2").iterdir()) == ["dem_x2.tif", "p_x2.png"]
+
+
+def test_outputs_inside_the_input_folder_are_not_taken_as_inputs(tmp_path):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    Image.fromarray(photo()).save(folder / "p.png")
+    write_tif(folder / "dem.tif", terrain(24, 24), "int16")
+    out = folder / "enhanced"
+    enhance.main([str(folder), "--scale", "2", "--quiet", "--out", str(out)])
+    enhance.main([str(folder), "--scale", "2", "--quiet", "--out", str(out), "--skip-existing"])  # a resumed batch
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["dem_x2.tif", "p_x2.png"]
+
+
+def test_a_file_given_twice_is_refused_before_any_work(tmp_path, capfd):
+    folder = tmp_path / "dems"
+    folder.mkdir()
+    write_tif(folder / "dem.tif", terrain(24, 24), "int16")
+    for argv in ((folder / "dem.tif", folder / "dem.tif"), (folder / "dem.tif", folder)):
+        code, lines = cli(capfd, enhance.main, *argv, "--scale", 2, "--out", tmp_path / "out", "--quiet")
+        one_line_error(code, lines, "dem.tif: among the inputs twice", "give each file or folder once")
+    assert not (tmp_path / "out").exists()
+
+
+def test_download_of_a_folder_of_neither_kind_says_so(tmp_path, capfd):
+    folder = tmp_path / "nothing"
+    folder.mkdir()
+    (folder / "._dem.tif").write_bytes(b"\x00\x05\x16\x07")
+    (folder / "readme.txt").write_text("heights of the valley")
+    code, lines = cli(capfd, download.main, "--folder", folder, "--out", tmp_path / "out", "--patch", 32)
+    one_line_error(code, lines, "nothing: no image files (.png, .jpg, ...) or rasters", "hidden files left out")

@@ -20,25 +20,38 @@ from util.files import UserError, atomic_path
 from util.images import ImageError, read_photo, write_png
 
 
-def find_inputs(inputs: list[Path]) -> dict[str, list[tuple[Path, Path | None]]]:
+def find_inputs(inputs: list[Path], out: Path | None = None) -> dict[str, list[tuple[Path, Path | None]]]:
     """Every file to enhance as ``(path, folder given)``, by kind: ``{"photo": [...], "raster": [...]}``.
 
     The kind is util.kinds' one rule. A file given is a raster or else a photo (the photo reader
-    names a file it cannot read); a folder gives the photos and rasters below it, hidden files and
-    files of neither kind left out.
+    names a file it cannot read); a folder gives the photos and rasters below it, hidden files,
+    files of neither kind and, when the output folder ``out`` lies inside it, the files below
+    ``out`` (an earlier run's outputs) left out. A file found twice is a UserError.
     """
     found = {kind: [] for kind in kinds.KINDS}
+    seen = {}
+    outputs = out.resolve() if out is not None else None
     for item in inputs:
         if item.is_dir():
             files = kinds.folder_files(item)
+            if outputs is not None and outputs != item.resolve():
+                files = {k: [p for p in paths if outputs not in p.resolve().parents] for k, paths in files.items()}
             if not any(files.values()):
                 raise UserError(
                     f"{item}: no photos or rasters in this folder; give image or raster files, or a folder of them"
                 )
-            for kind in kinds.KINDS:
-                found[kind] += [(path, item) for path in files[kind]]
+            pairs = {kind: [(path, item) for path in files[kind]] for kind in kinds.KINDS}
         else:
-            found[kinds.RASTER if kinds.file_kind(item) == kinds.RASTER else kinds.PHOTO].append((item, None))
+            pairs = {kinds.RASTER if kinds.file_kind(item) == kinds.RASTER else kinds.PHOTO: [(item, None)]}
+        for kind, found_here in pairs.items():
+            for path, _ in found_here:
+                if path.resolve() in seen:
+                    raise UserError(
+                        f"{path}: among the inputs twice ({seen[path.resolve()]} and {item}); give each file or "
+                        "folder once"
+                    )
+                seen[path.resolve()] = item
+            found[kind] += found_here
     return found
 
 
@@ -67,7 +80,8 @@ def plan_outputs(
     for path, folder in found:
         name = f"{path.stem}{suffix}.png"
         if folder is not None:
-            out_folder = out or folder.with_name(folder.name + suffix)
+            base = folder if folder.name else folder.resolve()  # `.` has no name to add the suffix to
+            out_folder = out or base.with_name(base.name + suffix)
             pairs.append((path, out_folder / path.relative_to(folder).with_name(name)))
         else:
             pairs.append((path, out if out_is_file else (out or path.parent) / name))
@@ -156,7 +170,7 @@ def enhance_photos(
         raise UserError(f"--tile {tile}: give a tile side of at least 1 input pixel")
     if overlap is not None and overlap < 0:
         raise UserError(f"--overlap {overlap}: give 0 or more input pixels")
-    found = find_inputs(inputs)
+    found = find_inputs(inputs, out)
     if found[kinds.RASTER] and not rasters_elsewhere:
         rasters = [path for path, _ in found[kinds.RASTER]]
         raise UserError(
