@@ -35,6 +35,7 @@ from pathlib import Path
 
 import util
 from download_module import RASTER_SOURCES, SOURCES, benchmarks, cbsd68, copernicus, folder, pairs, raster_pairs
+from util import kinds
 
 # ---- Constants: edit these -------------------------------------------------
 SOURCE = "builtin"  # builtin | div2k | mars | unsplash | dem | copernicus (or give --folder PATH)
@@ -63,7 +64,8 @@ side at the far end, tiled by test patches; training crops lie entirely outside 
   dem        matplotlib's jacksboro_fault_dem.npz (344x403, ~92x74 m cells) and topobathy.npz, no network
   copernicus Copernicus DEM GLO-30 (--resolution 90: GLO-90) COG tiles from the AWS open-data bucket, by
              --tiles N40_00_W106_00,... or --bbox W,S,E,N (> 50 tiles need --max-tiles); sea has no tile
-  --folder   rasters (.tif .asc .npy .npz .nc) are used as rasters when every file is one (--kind)
+  --folder   rasters (.asc .npy .npz .nc; .tif georeferenced, float, or one band not 8-bit) are used as
+             rasters when every file is one; photos and rasters together need --kind photo|raster
   output: {train,test}_{hr,sr2,sr4,sr8}.npy float32 (N, P, P, 1), _mask.npy uint8 (1 = valid cell),
   _cell.npy (dy, dx) in metres, test_regions/<raster>.tif, manifest.json (value_scale, split_rule);
   --train defaults to 2000, --test is a maximum (1000); a patch with > 25% nodata cells is skipped.
@@ -97,7 +99,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--kind",
         choices=("auto", "photo", "raster"),
-        help="what --folder holds (default auto: rasters when every file is a raster, .tif single-band or not uint8)",
+        help="what --folder holds (default auto: the kind of its files by util/kinds.py; a folder of both kinds needs "
+        "--kind, which leaves the other kind out)",
     )
     parser.add_argument(
         "--name",
@@ -244,20 +247,33 @@ def dataset_name(args: argparse.Namespace) -> str:
 
 
 def folder_kind(args: argparse.Namespace) -> str:
-    """``--kind``, or for auto what the folder holds (a note when raster files are left out of photos)."""
-    if args.kind not in (None, "auto"):
-        return args.kind
-    kind = raster_pairs.folder_kind(args.folder)
-    if kind == "photo":
-        only_raster = set(raster_pairs.RASTER_SUFFIXES) - set(util.IMAGE_SUFFIXES)
-        left_out = [p for p in raster_pairs.folder_files(args.folder) if p.suffix.lower() in only_raster]
-        if left_out:
-            print(
-                f"note: {args.folder}: read as photos, so {len(left_out)} raster file(s) such as {left_out[0].name} "
-                "are left out; give --kind raster to read every file as a raster",
-                file=sys.stderr,
+    """``--kind``, or for auto what the folder holds (util.kinds); a mixed folder needs --kind.
+
+    With --kind, the files of the other kind are left out, in a note that counts them.
+    """
+    found = kinds.folder_files(args.folder.expanduser())
+    if args.kind in (None, "auto"):
+        kind = kinds.kind_of(found)
+        if kind == kinds.MIXED:
+            raise kinds.mixed_folder_error(
+                args.folder,
+                found,
+                "give --kind photo or --kind raster to use the files of one kind, or put them in separate folders",
             )
-    return kind
+        if kind is None:
+            raise util.UserError(
+                f"{args.folder}: no image files (.png, .jpg, ...) or rasters (.tif, .asc, .npy, .npz, .nc) in this "
+                "folder tree, hidden files left out; give a folder of images or rasters"
+            )
+        return kind
+    (other,) = (k for k in kinds.KINDS if k != args.kind)
+    if found[other]:
+        print(
+            f"note: {args.folder}: --kind {args.kind}, so its {len(found[other])} {other}(s) "
+            f"({kinds.examples(found[other], args.folder)}) are left out",
+            file=sys.stderr,
+        )
+    return args.kind
 
 
 def write_rasters(args: argparse.Namespace, name: str) -> None:

@@ -19,9 +19,13 @@ bicubic), 16-bit stays 16-bit, the ICC profile is kept and EXIF orientation is
 applied to the pixels. Existing files are never replaced without --overwrite, an
 input never, and each output appears at once, complete (written atomically).
 
-Rasters (GeoTIFF with a CRS or one non-8-bit band, .asc, .npy, .npz, .nc; util/raster_enhance.py)
-go through a raster model in their own units: float32 out, same CRS, the cell size
-divided by the scale, nodata kept, in strips of bounded memory.
+Rasters (.asc, .npy, .npz, .nc; a TIFF that is georeferenced, holds floats or signed
+integers, or has one band that is not 8-bit; util/kinds.py holds the one rule) go through
+a raster model in their own units (util/raster_enhance.py): float32 out, same CRS, the
+cell size divided by the scale, nodata kept, in strips of bounded memory. Each file takes
+the model of its kind, in folders too: a folder of photos and DEMs gives PNGs and
+rasters in <folder>_x4/ (photos: --scale's sr<scale>.keras, rasters: dem_x<scale>.keras);
+--model and --task apply to one kind, so give them with files of that kind only.
 """
 
 from __future__ import annotations
@@ -44,7 +48,12 @@ OVERLAP = None  # overlap of neighbouring tiles in input pixels; None: a quarter
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders of images")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        type=Path,
+        help="photos, rasters, or folders of them; each file takes the model of its kind (util/kinds.py)",
+    )
     parser.add_argument("--model", type=Path, help=f"a saved model.keras (default: {MODEL})")
     parser.add_argument(
         "--scale", type=int, choices=(2, 4, 8), help=f"use the shipped model of this scale, {MODELS}/sr<scale>.keras"
@@ -73,8 +82,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def enhance_rasters(args, rasters: list[Path]) -> None:
-    """The raster path: each file -> ``<stem>_x<scale><suffix>`` (or in --out), never over an existing file."""
+def raster_out_folder(path: Path, folder: Path | None, out: Path | None, scale: int) -> Path | None:
+    """Where a raster's output goes: for a file given, --out or beside it (None); for a folder's raster,
+    --out or ``<folder>_x<scale>/`` beside the folder, keeping its sub-folders (as photos do)."""
+    if folder is None:
+        return out
+    return (out or folder.resolve().with_name(f"{folder.resolve().name}_x{scale}")) / path.parent.relative_to(folder)
+
+
+def enhance_rasters(args, rasters: list[tuple[Path, Path | None]]) -> None:
+    """The raster path: each ``(file, folder given)`` -> ``<stem>_x<scale><suffix>`` (beside it, in --out, or
+    in ``<folder>_x<scale>/``), never over an existing file."""
     from util.models import load_model
     from util.raster_enhance import check_raster_model, enhance_raster_file, output_path
 
@@ -86,8 +104,8 @@ def enhance_rasters(args, rasters: list[Path]) -> None:
     out_file = args.out if args.out is not None and args.out.suffix and not args.out.is_dir() else None
     if out_file and len(rasters) > 1:
         raise util.UserError(f"--out {args.out} names one file but there are {len(rasters)} rasters; give a folder")
-    for path in rasters:
-        target = out_file or output_path(path, info["scale"], args.out)
+    for path, folder in rasters:
+        target = out_file or output_path(path, info["scale"], raster_out_folder(path, folder, args.out, info["scale"]))
         if out_file and target.suffix.lower() != path.suffix.lower():
             raise util.UserError(f"--out {target}: give the input's suffix {path.suffix} (the format stays the same)")
         if target.resolve() == path.resolve():
@@ -113,24 +131,27 @@ def enhance_rasters(args, rasters: list[Path]) -> None:
         print(f"{path} -> {target} (x{info['scale']}, float32, {info['architecture']})")
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
-    chosen = [f for f, v in (("--model", args.model), ("--scale", args.scale), ("--task", args.task)) if v is not None]
-    if len(chosen) > 1:
-        raise util.UserError(f"{' and '.join(chosen)}: give one of them (--scale and --task pick a shipped model)")
-    from util.raster_enhance import is_raster_file
+def check_mixed(args, photos: list[Path], rasters: list[Path]) -> None:
+    """Photos and rasters in one call: each kind takes the shipped model of its kind, so no --model or --task."""
+    from util import kinds
 
-    rasters = [p for p in args.inputs if p.is_file() and is_raster_file(p)]
-    if rasters and len(rasters) != len(args.inputs):
-        raise util.UserError("give either rasters (DEMs, grids) or photos in one call, not both")
-    if rasters:
-        enhance_rasters(args, rasters)
-        return
-    raster_flags = [
-        f for f, v in (("--nodata", args.nodata), ("--band", args.band), ("--variable", args.variable)) if v is not None
-    ]
-    if raster_flags:
-        raise util.UserError(f"{' '.join(raster_flags)} apply to rasters (.tif DEMs, .asc, .npy, .nc), not photos")
+    both = f"photos ({kinds.examples(photos)}) and rasters ({kinds.examples(rasters)})"
+    if args.model is not None:
+        raise util.UserError(
+            f"--model {args.model} applies to one kind, and the inputs hold {both}; enhance each kind in its own "
+            "call, or leave out --model (each file then takes the shipped model of its kind)"
+        )
+    if args.task:
+        raise util.UserError(
+            f"--task {args.task} applies to photos, and the inputs hold {both}; rasters take the super-resolution "
+            "models: enhance the photos in their own call"
+        )
+    if args.out is not None and args.out.suffix and not args.out.is_dir():
+        raise util.UserError(f"--out {args.out} names one file, and the inputs hold {both}; give a folder")
+
+
+def photo_model(args) -> Path:
+    """The photo model: --model, the shipped one of --scale or --task, else MODEL; a UserError when missing."""
     model_path = args.model or (MODELS / f"sr{args.scale}.keras" if args.scale else MODEL)
     if args.task:
         model_path = MODELS / f"{args.task}.keras"  # the shipped model of that purpose
@@ -144,6 +165,30 @@ def main(argv=None) -> None:
             f"{model_path}: no such model file; train one with a model script (e.g. python3 inception2.py, task sr4) "
             f"and copy its runs/<run>/model.keras to {MODEL}, or give --model runs/<run>/model.keras"
         )
+    return model_path
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    chosen = [f for f, v in (("--model", args.model), ("--scale", args.scale), ("--task", args.task)) if v is not None]
+    if len(chosen) > 1:
+        raise util.UserError(f"{' and '.join(chosen)}: give one of them (--scale and --task pick a shipped model)")
+    from util.photos import find_inputs
+
+    found = find_inputs(args.inputs, args.out)  # each file's kind by util/kinds.py, the folders' files included
+    photos, rasters = found["photo"], found["raster"]
+    if photos and rasters:
+        check_mixed(args, [p for p, _ in photos], [p for p, _ in rasters])
+    raster_flags = [
+        f for f, v in (("--nodata", args.nodata), ("--band", args.band), ("--variable", args.variable)) if v is not None
+    ]
+    if raster_flags and not rasters:
+        raise util.UserError(f"{' '.join(raster_flags)} apply to rasters (.tif DEMs, .asc, .npy, .nc), not photos")
+    model_path = photo_model(args) if photos else None  # checked before any raster is written
+    if rasters:
+        enhance_rasters(args, rasters)
+    if not photos:
+        return
     enhance_photos(
         args.inputs,
         model_path,
@@ -154,6 +199,7 @@ def main(argv=None) -> None:
         args.ensemble,
         progress=not args.quiet,
         skip_existing=args.skip_existing,
+        rasters_elsewhere=True,
     )
 
 

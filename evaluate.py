@@ -112,13 +112,32 @@ def choose_task(args, info: dict | None) -> Task:
 
 
 def is_raster_data(paths) -> bool:
-    """True when every path is a raster file or a folder holding raster files and no photos."""
-    from download_module.raster_pairs import folder_kind
-    from util.raster_enhance import is_raster_file
+    """True when the --data paths hold rasters, False for photos (util.kinds); a UserError when they mix both.
 
-    return bool(paths) and all(
-        (p.is_file() and is_raster_file(p)) or (p.is_dir() and folder_kind(p) == "raster") for p in paths
-    )
+    A folder is of the kind of its files; a folder holding both kinds, or photos beside rasters
+    among the paths, is refused (a photo PSNR of a DEM, or a raster RMSE of a photo, means nothing).
+    """
+    from util import kinds
+
+    kind_of_path = {}
+    for path in paths:
+        if path.is_dir():
+            found = kinds.folder_files(path)
+            kind_of_path[path] = kinds.kind_of(found)
+            if kind_of_path[path] == kinds.MIXED:
+                raise kinds.mixed_folder_error(
+                    path, found, "put the photos and the rasters in separate folders and evaluate each with its model"
+                )
+        elif path.is_file():
+            kind_of_path[path] = kinds.file_kind(path)
+    photos = [p for p, kind in kind_of_path.items() if kind == kinds.PHOTO]
+    rasters = [p for p, kind in kind_of_path.items() if kind == kinds.RASTER]
+    if photos and rasters:
+        raise util.UserError(
+            f"--data mixes photos ({photos[0]}) and rasters ({rasters[0]}); evaluate them in separate calls, each "
+            "with its model"
+        )
+    return bool(rasters)
 
 
 def evaluate_rasters(args, model=None, info: dict | None = None) -> None:

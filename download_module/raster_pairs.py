@@ -53,6 +53,7 @@ from tqdm import tqdm
 
 import util
 from download_module import pairs
+from util import kinds
 from util.raster_metrics import block_mean
 from util.rasters import RASTER_SUFFIXES, Raster, fill_nodata, read_raster, warn_suspected_nodata, write_raster
 
@@ -125,49 +126,19 @@ def rasters_fingerprint(rasters: SourceRasters) -> str:
 # ---- 2. A folder of rasters ------------------------------------------------------
 
 
-def folder_files(folder) -> list[Path]:
-    """Files below ``folder`` that look like images or rasters (hidden ones aside), sorted by path."""
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise util.UserError(f"{folder}: not a folder; give a folder of images or rasters")
-    suffixes = set(RASTER_SUFFIXES) | set(util.IMAGE_SUFFIXES)
-    return sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(".")
-    )
-
-
-def _photo_like_tiff(path: Path) -> bool:
-    """True for a GeoTIFF/TIFF of several uint8 bands (an RGB photo); an unreadable one decides nothing."""
-    import rasterio
-
-    try:
-        with rasterio.open(path) as src:
-            return src.count > 1 and all(dtype == "uint8" for dtype in src.dtypes)
-    except (rasterio.errors.RasterioError, OSError):
-        return False
-
-
 def folder_kind(folder) -> str:
-    """``"raster"`` when every file found is a raster (.tif single-band or not uint8), else ``"photo"``."""
-    files = folder_files(folder)
-    if not files:
-        return "photo"  # the photo path says that there are no images
-    for path in files:
-        suffix = path.suffix.lower()
-        if suffix not in RASTER_SUFFIXES:
-            return "photo"
-        if suffix in (".tif", ".tiff") and _photo_like_tiff(path):
-            return "photo"
-    return KIND
+    """What ``folder`` holds by util.kinds: photo, raster or mixed (a folder of neither: photo, whose path says so)."""
+    return kinds.kind_of(kinds.folder_files(Path(folder).expanduser())) or kinds.PHOTO
 
 
 def find_folder_rasters(folder) -> SourceRasters:
-    """Every raster file below ``folder`` (RASTER_SUFFIXES); nothing is copied."""
+    """Every raster file below ``folder`` by util.kinds (photos and hidden files left out); nothing is copied."""
     folder = Path(folder).expanduser().resolve()
-    files = [p for p in folder_files(folder) if p.suffix.lower() in RASTER_SUFFIXES]
+    files = kinds.folder_files(folder)[kinds.RASTER]
     if not files:
         raise util.UserError(
-            f"{folder}: no raster files ({', '.join(RASTER_SUFFIXES)}) in this folder tree; give a folder of rasters"
+            f"{folder}: no raster files ({', '.join(RASTER_SUFFIXES)}; 8-bit TIFFs without georeference are photos) "
+            "in this folder tree; give a folder of rasters"
         )
     return SourceRasters([RasterFile(p, p.relative_to(folder).as_posix()) for p in files], origin=str(folder))
 

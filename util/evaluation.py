@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image
 
 from util.files import UserError
-from util.images import list_images, load_image_rgb, round_to_dtype
+from util.images import load_image_rgb, round_to_dtype
 from util.metrics import psnr, ssim
 from util.resize import bicubic_downscale, bicubic_upscale, modcrop
 from util.settings import NOISY_INPUTS
@@ -189,10 +189,12 @@ def reference_images(folder: Path) -> list[Path]:
     BasicSR archives' ``HR/`` beside ``LR_bicubic/X4/``: then ``HR/`` only. Anything below a
     folder whose name starts with ``LR`` is left out in every layout.
     """
+    from util import kinds
+
     root = folder / "HR" if (folder / "HR").is_dir() else folder
     return [
         path
-        for path in list_images(root)
+        for path in kinds.folder_files(root)[kinds.PHOTO]  # hidden files (macOS's ._x.png) left out
         if not any(part.upper().startswith("LR") for part in path.relative_to(root).parts[:-1])
     ]
 

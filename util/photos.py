@@ -15,22 +15,53 @@ from pathlib import Path
 
 from PIL import Image
 
+from util import kinds
 from util.files import UserError, atomic_path
-from util.images import ImageError, list_images, read_photo, write_png
+from util.images import ImageError, read_photo, write_png
 
 
-def find_inputs(inputs: list[Path]) -> list[tuple[Path, Path | None]]:
-    """Every image to enhance as ``(path, folder given)``: the files given and the images below the folders."""
-    found = []
+def find_inputs(inputs: list[Path], out: Path | None = None) -> dict[str, list[tuple[Path, Path | None]]]:
+    """Every file to enhance as ``(path, folder given)``, by kind: ``{"photo": [...], "raster": [...]}``.
+
+    The kind is util.kinds' one rule. A file given is a raster or else a photo (the photo reader
+    names a file it cannot read); a folder gives the photos and rasters below it, hidden files,
+    files of neither kind and, when the output folder ``out`` lies inside it, the files below
+    ``out`` (an earlier run's outputs) left out. A file found twice is a UserError.
+    """
+    found = {kind: [] for kind in kinds.KINDS}
+    seen = {}
+    outputs = out.resolve() if out is not None else None
     for item in inputs:
         if item.is_dir():
-            images = list_images(item)
-            if not images:
-                raise UserError(f"{item}: no images in this folder; give image files or a folder of them")
-            found += [(path, item) for path in images]
+            files = kinds.folder_files(item)
+            if outputs is not None and outputs != item.resolve():
+                files = {k: [p for p in paths if outputs not in p.resolve().parents] for k, paths in files.items()}
+            if not any(files.values()):
+                raise UserError(
+                    f"{item}: no photos or rasters in this folder; give image or raster files, or a folder of them"
+                )
+            pairs = {kind: [(path, item) for path in files[kind]] for kind in kinds.KINDS}
         else:
-            found.append((item, None))
+            pairs = {kinds.RASTER if kinds.file_kind(item) == kinds.RASTER else kinds.PHOTO: [(item, None)]}
+        for kind, found_here in pairs.items():
+            for path, _ in found_here:
+                if path.resolve() in seen:
+                    raise UserError(
+                        f"{path}: among the inputs twice ({seen[path.resolve()]} and {item}); give each file or "
+                        "folder once"
+                    )
+                seen[path.resolve()] = item
+            found[kind] += found_here
     return found
+
+
+def check_photo_model(info: dict, model_path: Path, photo: Path) -> None:
+    """A one-line UserError when the model is a raster model, which cannot take a photo."""
+    if info.get("data_kind", kinds.PHOTO) == kinds.RASTER:
+        raise UserError(
+            f"{model_path}: a raster model (one band in data units, e.g. metres), and {photo} is a photo; give a "
+            "photo model (assets/models/sr4.keras, or one trained on photos) or leave out --model"
+        )
 
 
 def plan_outputs(
@@ -49,7 +80,8 @@ def plan_outputs(
     for path, folder in found:
         name = f"{path.stem}{suffix}.png"
         if folder is not None:
-            out_folder = out or folder.with_name(folder.name + suffix)
+            base = folder if folder.name else folder.resolve()  # `.` has no name to add the suffix to
+            out_folder = out or base.with_name(base.name + suffix)
             pairs.append((path, out_folder / path.relative_to(folder).with_name(name)))
         else:
             pairs.append((path, out if out_is_file else (out or path.parent) / name))
@@ -123,24 +155,37 @@ def enhance_photos(
     ensemble: bool = False,
     progress: bool = True,
     skip_existing: bool = False,
+    rasters_elsewhere: bool = False,
 ) -> list[Path]:
     """Enhance every image of ``inputs`` (files or folders) with the model at ``model_path``; return the outputs.
 
     ``tile``, ``overlap`` and ``ensemble`` as ``util.inference.enhance_array``. The arguments,
     the output folders and the outputs' sizes are checked before any work. A file that cannot
     be read is reported in one line on stderr and the others go on; the batch then ends with a
-    UserError that counts the failures (one image alone fails with its own error).
+    UserError that counts the failures (one image alone fails with its own error). Rasters among
+    the inputs (util.kinds) are refused, as the photo model cannot take them, or left out with
+    ``rasters_elsewhere`` (the caller enhances them with a raster model).
     """
     if tile is not None and tile < 1:
         raise UserError(f"--tile {tile}: give a tile side of at least 1 input pixel")
     if overlap is not None and overlap < 0:
         raise UserError(f"--overlap {overlap}: give 0 or more input pixels")
-    found = find_inputs(inputs)
+    found = find_inputs(inputs, out)
+    if found[kinds.RASTER] and not rasters_elsewhere:
+        rasters = [path for path, _ in found[kinds.RASTER]]
+        raise UserError(
+            f"{kinds.examples(rasters)}: {len(rasters)} raster(s) in data units, which a photo model cannot enhance; "
+            "give them to enhance.py (it takes a raster model) or remove them from the inputs"
+        )
+    found = found[kinds.PHOTO]
+    if not found:
+        return []
     # TensorFlow takes seconds to import (and logs to stderr): only once the inputs are found.
     from util.inference import default_tile, enhance_array
     from util.models import load_model
 
     model, info = load_model(model_path)
+    check_photo_model(info, model_path, found[0][0])
     if overlap is not None and overlap >= (tile or default_tile(info)):
         raise UserError(f"--overlap {overlap}: must be smaller than the tile ({tile or default_tile(info)} px)")
     pairs = plan_outputs(found, out, output_suffix(info), overwrite, skip_existing)

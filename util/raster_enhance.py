@@ -120,28 +120,11 @@ def enhance_raster_array(model, info: dict, lr: np.ndarray, tile=None, overlap=N
     return out
 
 
-PLAIN_RASTER_SUFFIXES = (".asc", ".npy", ".npz", ".nc")  # never photos
-TIFF_SUFFIXES = (".tif", ".tiff")
-
-
 def is_raster_file(path: Path) -> bool:
-    """True for a raster in data units: .asc/.npy/.npz/.nc, or a TIFF with a CRS or one non-8-bit band.
+    """True for a raster in data units, by the suite's one rule (util.kinds.file_kind)."""
+    from util.kinds import RASTER, file_kind
 
-    A TIFF that GDAL cannot open (e.g. a GeoTIFF cut short before its header ends) counts as a
-    raster, so that the raster reader names it in one line instead of the photo path guessing.
-    """
-    suffix = path.suffix.lower()
-    if suffix in PLAIN_RASTER_SUFFIXES:
-        return True
-    if suffix not in TIFF_SUFFIXES or not path.is_file():
-        return False
-    import rasterio
-
-    try:
-        with rasterio.open(path) as src:
-            return src.crs is not None or (src.count == 1 and src.dtypes[0] not in ("uint8", "uint16"))
-    except rasterio.errors.RasterioError:
-        return True
+    return file_kind(path) == RASTER
 
 
 def output_path(path: Path, scale: int, out: Path | None = None) -> Path:

@@ -71,12 +71,12 @@ def evaluate_raster(values: np.ndarray, cell, scale: int, enhance: Callable | No
 
 def raster_files(paths) -> list[Path]:
     """The raster files among ``paths`` (files, or folders searched below), sorted; a UserError for none."""
-    from util.rasters import RASTER_SUFFIXES
+    from util import kinds
 
     files = []
     for path in map(Path, paths):
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in RASTER_SUFFIXES and p.is_file())
+            files += kinds.folder_files(path)[kinds.RASTER]  # the one photo/raster rule, hidden files left out
         elif path.is_file():
             files.append(path)
         else:

@@ -134,7 +134,7 @@ def ablation(script: str, settings: Settings, build_model, asked: str, ensemble=
         names = wanted
     folder = ablation_set()
     task = evaluation.benchmark_task(settings.task)
-    if not evaluation.list_images(folder):
+    if not evaluation.reference_images(folder):
         raise UserError(f"{folder}: no images; the ablation scores on Set5 ({evaluation.FETCH_HINT})")
     out_dir = (REPO / settings.out / f"ablation-{settings.task}-{Path(settings.dataset).name}").resolve()
     for name in names:
