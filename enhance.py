@@ -5,7 +5,7 @@
     python3 enhance.py photo.jpg --model runs/<run>/model.keras --out big.png
     python3 enhance.py photos/                                # a folder in -> photos_x4/ beside it
     python3 enhance.py --task denoise noisy.jpg               # the shipped blind denoiser -> noisy_denoised.png
-    python3 enhance.py --task deblur blurry.jpg               # the shipped defocus model
+    python3 enhance.py --task deblur blurry.jpg               # the shipped defocus model -> blurry_deblurred.png
     python3 enhance.py noisy.png --model runs/<denoise run>/model.keras
     python3 enhance.py dem.tif                                # a DEM -> dem_x4.tif (the shipped raster model)
     python3 enhance.py grid.asc --scale 2 --nodata -9999      # .asc -> .asc, .npy -> .npy, .nc -> .nc

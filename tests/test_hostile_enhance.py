@@ -107,3 +107,13 @@ def test_a_lambda_model_is_refused_by_safe_mode_in_so_many_words(tmp_path):
     message = str(err.value)
     assert "lambda.keras: the model contains a Lambda layer" in message and "safe_mode=True refuses" in message
     assert "registered layers" in message and "\n" not in message
+
+
+# ---- 2. Output names ----------------------------------------------------------------------------
+
+
+def test_a_deblurring_model_writes_deblurred_not_the_denoisers_name(models, tmp_path, capfd):
+    Image.fromarray(np.full((12, 12, 3), 90, np.uint8)).save(tmp_path / "x.png")
+    code, lines = run(capfd, tmp_path / "x.png", "--model", models["deblur"])
+    assert code == 0, lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.png", "x_deblurred.png"]

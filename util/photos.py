@@ -109,8 +109,11 @@ def check_output_size(source: Path, scale: int, limit: int | None) -> None:
 
 
 def output_suffix(info: dict) -> str:
-    """``_x4`` for a x4 model, ``_denoised`` for a denoiser."""
-    return f"_x{info['scale']}" if info["scale"] > 1 else "_denoised"
+    """``_x4`` for a x4 model, ``_deblurred`` for a deblurrer (defocus tasks), ``_denoised`` for a denoiser."""
+    if info["scale"] > 1:
+        return f"_x{info['scale']}"
+    # The deblurrer also removes weak noise, but its output must not take the denoiser's name.
+    return "_deblurred" if str(info["task"]).startswith("defocus") else "_denoised"
 
 
 def enhance_photos(
