@@ -117,3 +117,140 @@ def test_a_deblurring_model_writes_deblurred_not_the_denoisers_name(models, tmp_
     code, lines = run(capfd, tmp_path / "x.png", "--model", models["deblur"])
     assert code == 0, lines
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.png", "x_deblurred.png"]
+
+
+# ---- 3. Raster outputs --------------------------------------------------------------------------
+
+
+def test_two_rasters_with_the_same_output_are_refused_before_any_work(tmp_path, capfd):
+    first, second = write_tif(tmp_path / "da" / "dem.tif", dem()), write_tif(tmp_path / "db" / "dem.tif", dem(seed=1))
+    code, lines = run(capfd, first, second, "--out", tmp_path / "o", "--overwrite", "--model", DEM_X2)
+    assert_one_line_error(code, lines, "dem_x2.tif: two inputs would give this same output")
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_prj_of_an_ascii_grid_is_an_output_not_replaced_without_overwrite(tmp_path, capfd):
+    source = write_asc(tmp_path / "ro.asc", dem(), prj=UTM.to_wkt())
+    (tmp_path / "ro_x2.prj").write_text("the user's own notes")
+    code, lines = run(capfd, source, "--model", DEM_X2)
+    assert_one_line_error(code, lines, "ro_x2.prj: exists (written with ro_x2.asc); give --overwrite")
+    assert (tmp_path / "ro_x2.prj").read_text() == "the user's own notes"
+    assert not (tmp_path / "ro_x2.asc").exists() and leftovers(tmp_path) == []
+    code, lines = run(capfd, source, "--model", DEM_X2, "--skip-existing")  # the grid is not there: not skipped
+    assert_one_line_error(code, lines, "ro_x2.prj: exists")
+    code, lines = run(capfd, source, "--model", DEM_X2, "--overwrite")
+    assert code == 0, lines
+    assert CRS.from_wkt((tmp_path / "ro_x2.prj").read_text()) == UTM
+
+
+def test_overwriting_a_grid_without_a_crs_removes_the_stale_prj_of_the_old_one(tmp_path, capfd):
+    source = write_asc(tmp_path / "plain.asc", dem())
+    (tmp_path / "plain_x2.prj").write_text(UTM.to_wkt())
+    code, lines = run(capfd, source, "--model", DEM_X2, "--overwrite")
+    assert code == 0, lines
+    assert not (tmp_path / "plain_x2.prj").exists()
+    with rasterio.open(tmp_path / "plain_x2.asc") as src:
+        assert src.crs is None
+
+
+def test_a_bad_raster_in_a_batch_is_reported_and_the_others_are_written(tmp_path, capfd):
+    good, good2 = write_tif(tmp_path / "good.tif", dem()), write_tif(tmp_path / "good2.tif", dem(seed=2))
+    (tmp_path / "bad.asc").write_text("this is not a grid\n")
+    code, lines = run(capfd, good, tmp_path / "bad.asc", good2, "--model", DEM_X2)
+    assert code == 1 and len(lines) == 2 and all(line.startswith("error: ") for line in lines), lines
+    assert "bad.asc" in lines[0]
+    assert "1 of 3 rasters could not be enhanced" in lines[1] and "--skip-existing" in lines[1]
+    assert (tmp_path / "good_x2.tif").is_file() and (tmp_path / "good2_x2.tif").is_file()
+    assert not (tmp_path / "bad_x2.asc").exists() and leftovers(tmp_path) == []
+
+
+SLOW_ENHANCE = """
+import runpy, sys, time
+from pathlib import Path
+
+sys.path.insert(0, {repo!r})
+import util.raster_enhance as raster_enhance
+
+rows = raster_enhance.enhanced_rows
+
+
+def slow_rows(*args, **kwargs):  # a model that takes its time: the run is stopped while it writes
+    for first, band in rows(*args, **kwargs):
+        yield first, band
+        Path({started!r}).touch()
+        time.sleep(0.5)
+
+
+raster_enhance.enhanced_rows = slow_rows
+sys.argv = ["enhance.py", *sys.argv[1:]]
+runpy.run_path({script!r}, run_name="__main__")
+"""
+
+
+def test_sigterm_while_writing_removes_the_partial_output_as_ctrl_c_does(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    source = write_tif(tmp_path / "big.tif", dem(64, 64))
+    started = tmp_path / "started"
+    script = tmp_path / "slow_enhance.py"
+    script.write_text(SLOW_ENHANCE.format(repo=str(REPO), started=str(started), script=str(REPO / "enhance.py")))
+    argv = [sys.executable, str(script), str(source), "--model", str(DEM_X2), "--tile", "8", "--overlap", "0"]
+    process = subprocess.Popen(argv + ["--quiet"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not started.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started.exists(), process.communicate(timeout=60)[1]
+    assert leftovers(tmp_path), "the partial output is being written"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode != 0 and "Traceback" not in err, err
+    assert leftovers(tmp_path) == [] and not (tmp_path / "big_x2.tif").exists()
+
+
+def test_an_unwritable_out_is_one_line_before_any_work(tmp_path, capfd, monkeypatch):
+    source = write_tif(tmp_path / "dem.tif", dem())
+    (tmp_path / "a_file").write_text("not a folder")
+    code, lines = run(capfd, source, "--model", DEM_X2, "--out", tmp_path / "a_file")
+    assert_one_line_error(code, lines, "cannot write there", "give --out elsewhere")
+    from util import files
+
+    def refused(*args, **kwargs):  # what a folder without write permission gives a user who is not root
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", refused)
+    code, lines = run(capfd, source, "--model", DEM_X2, "--out", tmp_path / "locked")
+    assert_one_line_error(code, lines, "dem_x2.tif: cannot be written (Permission denied)", "--out elsewhere")
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (("--tile", "-8"), "--tile -8: give a tile side of at least 1"),
+        (("--tile", "0"), "--tile 0: give a tile side of at least 1"),
+        (("--overlap", "-2"), "--overlap -2: give 0 or more"),
+        (("--tile", "8", "--overlap", "8"), "--overlap 8: must be below the tile"),
+    ],
+)
+def test_raster_tiling_flags_are_checked_by_their_own_name(tmp_path, capfd, flags, said):
+    source = write_tif(tmp_path / "dem.tif", dem())
+    code, lines = run(capfd, source, "--model", DEM_X2, *flags)
+    assert_one_line_error(code, lines, said)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dem.tif"]
+
+
+def test_out_through_a_folder_that_does_not_exist_makes_no_folder_and_sees_the_existing_file(tmp_path, capfd):
+    source = write_tif(tmp_path / "dem.tif", dem())
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.tif").write_bytes(b"an earlier result")
+    code, lines = run(capfd, source, "--model", DEM_X2, "--out", tmp_path / "a" / "sub" / ".." / "x.tif")
+    assert_one_line_error(code, lines, "x.tif: exists; give --overwrite")
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["x.tif"]
+    assert (tmp_path / "a" / "x.tif").read_bytes() == b"an earlier result"
+    Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(tmp_path / "photo.png")
+    (tmp_path / "a" / "p.png").write_bytes(b"an earlier photo")
+    code, lines = run(capfd, tmp_path / "photo.png", "--out", tmp_path / "a" / "sub" / ".." / "p.png")
+    assert_one_line_error(code, lines, "p.png: exists; give --overwrite")
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["p.png", "x.tif"]

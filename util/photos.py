@@ -33,6 +33,15 @@ def find_inputs(inputs: list[Path]) -> list[tuple[Path, Path | None]]:
     return found
 
 
+def without_dot_dot(path: Path) -> Path:
+    """``path`` with its ``..`` resolved (symbolic links followed), else ``path`` as given.
+
+    ``a/new/../x.png`` names ``a/x.png``, but while ``a/new`` does not exist the system says the
+    file does not exist either, and writing it would first make ``a/new``.
+    """
+    return path.resolve() if ".." in path.parts else path
+
+
 def plan_outputs(
     found, out: Path | None, suffix: str, overwrite: bool, skip_existing: bool = False
 ) -> list[tuple[Path, Path]]:
@@ -41,6 +50,7 @@ def plan_outputs(
     A folder's images go to ``out`` or to ``<folder><suffix>/``, keeping sub-folders. With
     ``skip_existing``, inputs whose output exists are left out (a batch resumed after a failure).
     """
+    out = without_dot_dot(out) if out is not None else None
     single_file = len(found) == 1 and found[0][1] is None
     out_is_file = out is not None and out.suffix.lower() == ".png" and not out.is_dir()
     if out_is_file and not single_file:
@@ -78,6 +88,17 @@ def check_writable(pairs) -> None:
             existing = existing.parent
         if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
             raise UserError(f"{folder}: cannot write there ({existing} is not a writable folder); give --out elsewhere")
+
+
+def check_tiling(tile: int | None, overlap: int | None) -> None:
+    """A one-line UserError for a tile side below 1 or a negative overlap (``None``: the defaults), before any work.
+
+    Shared by photos and rasters (enhance.py --tile/--overlap); it imports no TensorFlow.
+    """
+    if tile is not None and tile < 1:
+        raise UserError(f"--tile {tile}: give a tile side of at least 1 input pixel (or leave it out: the default)")
+    if overlap is not None and overlap < 0:
+        raise UserError(f"--overlap {overlap}: give 0 or more input pixels")
 
 
 def available_memory() -> int | None:
@@ -134,10 +155,7 @@ def enhance_photos(
     be read is reported in one line on stderr and the others go on; the batch then ends with a
     UserError that counts the failures (one image alone fails with its own error).
     """
-    if tile is not None and tile < 1:
-        raise UserError(f"--tile {tile}: give a tile side of at least 1 input pixel")
-    if overlap is not None and overlap < 0:
-        raise UserError(f"--overlap {overlap}: give 0 or more input pixels")
+    check_tiling(tile, overlap)
     found = find_inputs(inputs)
     # TensorFlow takes seconds to import (and logs to stderr): only once the inputs are found.
     from util.inference import default_tile, enhance_array
