@@ -254,3 +254,22 @@ def test_out_through_a_folder_that_does_not_exist_makes_no_folder_and_sees_the_e
     code, lines = run(capfd, tmp_path / "photo.png", "--out", tmp_path / "a" / "sub" / ".." / "p.png")
     assert_one_line_error(code, lines, "p.png: exists; give --overwrite")
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["p.png", "x.tif"]
+
+
+# ---- 4. More hostile outputs --------------------------------------------------------------------
+
+
+def test_a_read_only_output_is_not_replaced_even_with_overwrite(tmp_path, capfd):
+    source = write_tif(tmp_path / "dem.tif", dem())
+    kept = tmp_path / "dem_x2.tif"
+    kept.write_bytes(b"kept on purpose")
+    kept.chmod(0o444)
+    code, lines = run(capfd, source, "--model", DEM_X2, "--overwrite")
+    assert_one_line_error(code, lines, "dem_x2.tif: exists read-only; make it writable")
+    assert kept.read_bytes() == b"kept on purpose"
+    Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(tmp_path / "x.png")
+    (tmp_path / "x_deblurred.png").write_bytes(b"kept too")
+    (tmp_path / "x_deblurred.png").chmod(0o444)
+    code, lines = run(capfd, tmp_path / "x.png", "--task", "deblur", "--overwrite")
+    assert_one_line_error(code, lines, "x_deblurred.png: exists read-only")
+    assert (tmp_path / "x_deblurred.png").read_bytes() == b"kept too"

@@ -10,6 +10,7 @@ output appears at once, complete (written atomically).
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -40,6 +41,12 @@ def without_dot_dot(path: Path) -> Path:
     file does not exist either, and writing it would first make ``a/new``.
     """
     return path.resolve() if ".." in path.parts else path
+
+
+def check_replaceable(path: Path) -> None:
+    """A UserError when ``path`` exists read-only: its owner marked it to be kept, and a rename would replace it."""
+    if path.exists() and not path.stat().st_mode & stat.S_IWUSR:
+        raise UserError(f"{path}: exists read-only; make it writable (chmod u+w) to replace it, or give --out another")
 
 
 def plan_outputs(
@@ -75,6 +82,8 @@ def plan_outputs(
             raise UserError(
                 f"{target}: exists; give --overwrite to replace it, --skip-existing to keep it, or --out elsewhere"
             )
+        if overwrite:
+            check_replaceable(target)
     if skip_existing and not overwrite:
         pairs = [(source, target) for source, target in pairs if not target.exists()]
     return pairs

@@ -179,7 +179,7 @@ def plan_raster_outputs(
     inputs may not share one, and none that exists is replaced without ``overwrite``. With
     ``skip_existing``, a raster whose output exists is left alone (printed as skipped).
     """
-    from util.photos import without_dot_dot
+    from util.photos import check_replaceable, without_dot_dot
 
     out = without_dot_dot(out) if out is not None else None
     out_file = out if out is not None and out.suffix and not out.is_dir() else None
@@ -205,6 +205,7 @@ def plan_raster_outputs(
             if file.exists() and not overwrite:
                 written_with = f" (written with {target.name})" if file != target else ""
                 raise UserError(f"{file}: exists{written_with}; give --overwrite to replace it or --skip-existing")
+            check_replaceable(file)
         pairs.append((path, target))
     return pairs
 
