@@ -273,3 +273,19 @@ def test_a_read_only_output_is_not_replaced_even_with_overwrite(tmp_path, capfd)
     code, lines = run(capfd, tmp_path / "x.png", "--task", "deblur", "--overwrite")
     assert_one_line_error(code, lines, "x_deblurred.png: exists read-only")
     assert (tmp_path / "x_deblurred.png").read_bytes() == b"kept too"
+
+
+def test_a_full_disk_is_one_line_naming_the_output_for_photos_and_rasters(tmp_path, capfd, monkeypatch):
+    from util import files
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(tmp_path / "x.png")
+    write_tif(tmp_path / "dem.tif", dem())
+    monkeypatch.setattr(files.tempfile, "mkstemp", full)
+    code, lines = run(capfd, tmp_path / "x.png", "--task", "deblur")
+    assert_one_line_error(code, lines, "x_deblurred.png: cannot be written (No space left on device)")
+    code, lines = run(capfd, tmp_path / "dem.tif", "--model", DEM_X2)
+    assert_one_line_error(code, lines, "dem_x2.tif: cannot be written (No space left on device)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dem.tif", "x.png"]

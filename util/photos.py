@@ -189,8 +189,13 @@ def enhance_photos(
             failed.append(source)
             continue
         pixels = enhance_array(model, info, photo.pixels, tile, overlap, progress=progress, ensemble=ensemble)
-        with atomic_path(target) as tmp:
-            write_png(tmp, pixels, photo.icc_profile)
+        try:
+            with atomic_path(target) as tmp:
+                write_png(tmp, pixels, photo.icc_profile)
+        except OSError as err:  # the disk, not the input: the images after it would fail alike
+            raise UserError(
+                f"{target}: cannot be written ({err.strerror or err}); free space or give --out elsewhere"
+            ) from None
         print(f"{source} -> {target} ({pixels.shape[1]}x{pixels.shape[0]})")
         written.append(target)
     if failed:
