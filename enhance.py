@@ -120,7 +120,8 @@ def enhance_rasters(args, rasters: list[Path]) -> None:
             continue
         except OSError as err:  # the disk, not the input: the rasters after it would fail alike
             raise util.UserError(
-                f"{target}: cannot be written ({err.strerror or err}); free space or give --out elsewhere"
+                f"{target}: cannot be written ({err.strerror or err}); "
+                "give --out elsewhere (a writable folder with free space)"
             ) from None
         print(f"{path} -> {target} (x{info['scale']}, float32, {info['architecture']})")
         written.append(target)

@@ -289,3 +289,14 @@ def test_a_full_disk_is_one_line_naming_the_output_for_photos_and_rasters(tmp_pa
     code, lines = run(capfd, tmp_path / "dem.tif", "--model", DEM_X2)
     assert_one_line_error(code, lines, "dem_x2.tif: cannot be written (No space left on device)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dem.tif", "x.png"]
+
+
+def test_an_output_name_taken_by_a_folder_is_refused_by_name(tmp_path, capfd):
+    source = write_tif(tmp_path / "dem.tif", dem())
+    (tmp_path / "dem_x2.tif").mkdir()
+    code, lines = run(capfd, source, "--model", DEM_X2, "--overwrite")
+    assert_one_line_error(code, lines, "dem_x2.tif: is a folder, not a file it could replace")
+    Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(tmp_path / "x.png")
+    (tmp_path / "x_deblurred.png").mkdir()
+    code, lines = run(capfd, tmp_path / "x.png", "--task", "deblur", "--overwrite")
+    assert_one_line_error(code, lines, "x_deblurred.png: is a folder")

@@ -44,7 +44,9 @@ def without_dot_dot(path: Path) -> Path:
 
 
 def check_replaceable(path: Path) -> None:
-    """A UserError when ``path`` exists read-only: its owner marked it to be kept, and a rename would replace it."""
+    """A UserError when ``path`` is a folder or exists read-only (its owner marks it to be kept; rename never asks)."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not a file it could replace; give --out elsewhere")
     if path.exists() and not path.stat().st_mode & stat.S_IWUSR:
         raise UserError(f"{path}: exists read-only; make it writable (chmod u+w) to replace it, or give --out another")
 
@@ -194,7 +196,8 @@ def enhance_photos(
                 write_png(tmp, pixels, photo.icc_profile)
         except OSError as err:  # the disk, not the input: the images after it would fail alike
             raise UserError(
-                f"{target}: cannot be written ({err.strerror or err}); free space or give --out elsewhere"
+                f"{target}: cannot be written ({err.strerror or err}); "
+                "give --out elsewhere (a writable folder with free space)"
             ) from None
         print(f"{source} -> {target} ({pixels.shape[1]}x{pixels.shape[0]})")
         written.append(target)
