@@ -56,7 +56,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="use the shipped model for this: denoise (any Gaussian noise level), deblur (out of focus)",
     )
     parser.add_argument("--out", type=Path, help="output file (one input image) or folder (default: beside the input)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing outputs, an .asc output's .prj included (never an input, nor a read-only file)",
+    )
     parser.add_argument(
         "--skip-existing", action="store_true", help="leave inputs whose output exists alone (resume a batch)"
     )
