@@ -5,7 +5,7 @@
     python3 enhance.py photo.jpg --model runs/<run>/model.keras --out big.png
     python3 enhance.py photos/                                # a folder in -> photos_x4/ beside it
     python3 enhance.py --task denoise noisy.jpg               # the shipped blind denoiser -> noisy_denoised.png
-    python3 enhance.py --task deblur blurry.jpg               # the shipped defocus model
+    python3 enhance.py --task deblur blurry.jpg               # the shipped defocus model -> blurry_deblurred.png
     python3 enhance.py noisy.png --model runs/<denoise run>/model.keras
     python3 enhance.py dem.tif                                # a DEM -> dem_x4.tif (the shipped raster model)
     python3 enhance.py grid.asc --scale 2 --nodata -9999      # .asc -> .asc, .npy -> .npy, .nc -> .nc
@@ -31,6 +31,7 @@ rasters in <folder>_x4/ (photos: --scale's sr<scale>.keras, rasters: dem_x<scale
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -64,7 +65,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="use the shipped model for this: denoise (any Gaussian noise level), deblur (out of focus)",
     )
     parser.add_argument("--out", type=Path, help="output file (one input image) or folder (default: beside the input)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing outputs, an .asc output's .prj included (never an input, nor a read-only file)",
+    )
     parser.add_argument(
         "--skip-existing", action="store_true", help="leave inputs whose output exists alone (resume a batch)"
     )
@@ -82,53 +87,68 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def raster_out_folder(path: Path, folder: Path | None, out: Path | None, scale: int) -> Path | None:
-    """Where a raster's output goes: for a file given, --out or beside it (None); for a folder's raster,
-    --out or ``<folder>_x<scale>/`` beside the folder, keeping its sub-folders (as photos do)."""
-    if folder is None:
-        return out
-    return (out or folder.resolve().with_name(f"{folder.resolve().name}_x{scale}")) / path.parent.relative_to(folder)
-
-
 def enhance_rasters(args, rasters: list[tuple[Path, Path | None]]) -> None:
     """The raster path: each ``(file, folder given)`` -> ``<stem>_x<scale><suffix>`` (beside it, in --out, or
-    in ``<folder>_x<scale>/``), never over an existing file."""
-    from util.models import load_model
-    from util.raster_enhance import check_raster_model, enhance_raster_file, output_path
+    in ``<folder>_x<scale>/``), never over an existing file.
+
+    Every output is planned and checked before any work. A raster that cannot be read is
+    reported in one line on stderr and the others go on; the batch then ends with a UserError
+    that counts the failures (one raster alone fails with its own error).
+    """
+    from util.photos import check_tiling, check_writable
 
     if args.task:
         raise util.UserError(f"--task {args.task} applies to photos; rasters take the super-resolution models")
+    check_tiling(args.tile, args.overlap)
+    # TensorFlow takes seconds to import (and logs to stderr): only once the flags are checked.
+    from util.models import load_model
+    from util.raster_enhance import check_raster_model, enhance_raster_file, plan_raster_outputs, raster_tiling
+
     model_path = args.model or (MODELS / f"dem_x{args.scale}.keras" if args.scale else RASTER_MODEL)
     model, info = load_model(model_path)
     check_raster_model(info, str(model_path))
-    out_file = args.out if args.out is not None and args.out.suffix and not args.out.is_dir() else None
-    if out_file and len(rasters) > 1:
-        raise util.UserError(f"--out {args.out} names one file but there are {len(rasters)} rasters; give a folder")
-    for path, folder in rasters:
-        target = out_file or output_path(path, info["scale"], raster_out_folder(path, folder, args.out, info["scale"]))
-        if out_file and target.suffix.lower() != path.suffix.lower():
-            raise util.UserError(f"--out {target}: give the input's suffix {path.suffix} (the format stays the same)")
-        if target.resolve() == path.resolve():
-            raise util.UserError(f"{target}: is the input; never overwritten, give --out elsewhere")
-        if target.exists() and args.skip_existing:
-            print(f"{target}: exists, skipped")
+    raster_tiling(info, args.tile, args.overlap)  # an overlap not below the (rounded) tile: once, not per file
+    pairs = plan_raster_outputs(rasters, info["scale"], args.out, args.overwrite, args.skip_existing)
+    check_writable(pairs)
+    written, failed = [], []
+    for path, target in pairs:
+        try:
+            enhance_raster_file(
+                path,
+                model,
+                info,
+                target,
+                args.nodata,
+                args.band,
+                args.variable,
+                args.tile,
+                args.overlap,
+                args.ensemble,
+                progress=not args.quiet,
+            )
+        except util.UserError as err:
+            if len(pairs) == 1:
+                raise
+            print(f"error: {err}", file=sys.stderr)
+            failed.append(path)
             continue
-        if target.exists() and not args.overwrite:
-            raise util.UserError(f"{target}: exists; give --overwrite to replace it or --skip-existing")
-        enhance_raster_file(
-            path,
-            model,
-            info,
-            target,
-            args.nodata,
-            args.band,
-            args.variable,
-            args.tile,
-            args.overlap,
-            args.ensemble,
-            progress=not args.quiet,
-        )
+        except OSError as err:  # the disk, not the input: the rasters after it would fail alike
+            raise util.UserError(
+                f"{target}: cannot be written ({err.strerror or err}); "
+                "give --out elsewhere (a writable folder with free space)"
+            ) from None
         print(f"{path} -> {target} (x{info['scale']}, float32, {info['architecture']})")
+        written.append(target)
+    if failed:
+        raise util.UserError(
+            f"{len(failed)} of {len(pairs)} rasters could not be enhanced (each named above); the other "
+            f"{len(written)} are written: fix or remove those files and run again with --skip-existing"
+        )
+
+
+def stop_on_sigterm(signum, frame) -> None:
+    """SIGTERM (sent by timeout, Slurm and kill) stops the run as Ctrl-C does: partial outputs are removed."""
+    raise KeyboardInterrupt
 
 
 def check_mixed(args, photos: list[Path], rasters: list[Path]) -> None:
@@ -204,4 +224,5 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     sys.exit(util.run_cli(main))

@@ -21,6 +21,7 @@ so the normalisation travels inside the saved model.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -270,17 +271,55 @@ def model_info(model: keras.Model) -> dict:
     raise UserError(f"model {model.name!r} has no SuiteInfo layer; it was not built by this suite")
 
 
+def check_info(info: dict, where: str) -> None:
+    """A one-line UserError unless the SuiteInfo's scale and size multiple are usable (1 or more, as the task says).
+
+    A hand-edited or foreign config with a scale of -4 would otherwise surface as "negative
+    dimensions" deep inside the tiling; every script that loads a model shares this check.
+    """
+    scale, multiple, task = info["scale"], info["size_multiple"], info["task"]
+    try:
+        task_scale = parse_task(task).scale
+    except UserError:
+        task_scale = scale  # a task this version does not know: its scale is checked on its own
+    if scale < 1 or scale != task_scale:
+        raise UserError(
+            f"{where}: its SuiteInfo says scale {scale} for task {task}, which needs scale {task_scale}; the file was "
+            "edited or not saved by this suite: give the model.keras of a run (runs/<run>/model.keras)"
+        )
+    if multiple < 1:
+        raise UserError(
+            f"{where}: its SuiteInfo says size_multiple {multiple}; it must be 1 or more: give the model.keras of a run"
+        )
+
+
 def load_model(path) -> tuple[keras.Model, dict]:
-    """Load a ``.keras`` file with ``safe_mode=True``; return the model and its info."""
+    """Load a ``.keras`` file with ``safe_mode=True``; return the model and its checked info."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not a model file; give the .keras file (e.g. runs/<run>/model.keras)")
     if not path.is_file():
         raise UserError(f"{path}: no such model file; train one first or give --model PATH")
+    # Keras says "File not found" for a file that exists but is not a zip archive (text, zero bytes, HDF5).
+    if not zipfile.is_zipfile(path):
+        raise UserError(
+            f"{path}: not a .keras model (a .keras file is a zip archive; this is {path.stat().st_size} bytes of "
+            "something else); give a model saved by the suite (runs/<run>/model.keras)"
+        )
     try:
         model = keras.models.load_model(path, safe_mode=True, compile=False)
     except Exception as err:  # Keras raises many types for a bad archive
-        detail = " ".join(str(err).split())[:300]  # Keras's messages span lines; the error is one
-        raise UserError(f"{path}: not a loadable .keras model ({type(err).__name__}: {detail})") from None
-    return model, model_info(model)
+        detail = " ".join(str(err).split())  # Keras's messages span lines; the error is one
+        if "safe_mode" in detail:
+            raise UserError(
+                f"{path}: the model contains a Lambda layer or other arbitrary Python code, which loading with "
+                "safe_mode=True refuses; rebuild it with registered layers that have get_config() "
+                "(util/models.py) and save it again, or give a model trained by the suite's scripts"
+            ) from None
+        raise UserError(f"{path}: not a loadable .keras model ({type(err).__name__}: {detail[:300]})") from None
+    info = model_info(model)
+    check_info(info, str(path))
+    return model, info
 
 
 def prepare_input(degraded: np.ndarray, info: dict, batch: bool = False) -> np.ndarray:

@@ -10,6 +10,7 @@ output appears at once, complete (written atomically).
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -64,6 +65,23 @@ def check_photo_model(info: dict, model_path: Path, photo: Path) -> None:
         )
 
 
+def without_dot_dot(path: Path) -> Path:
+    """``path`` with its ``..`` resolved (symbolic links followed), else ``path`` as given.
+
+    ``a/new/../x.png`` names ``a/x.png``, but while ``a/new`` does not exist the system says the
+    file does not exist either, and writing it would first make ``a/new``.
+    """
+    return path.resolve() if ".." in path.parts else path
+
+
+def check_replaceable(path: Path) -> None:
+    """A UserError when ``path`` is a folder or exists read-only (its owner marks it to be kept; rename never asks)."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not a file it could replace; give --out elsewhere")
+    if path.exists() and not path.stat().st_mode & stat.S_IWUSR:
+        raise UserError(f"{path}: exists read-only; make it writable (chmod u+w) to replace it, or give --out another")
+
+
 def plan_outputs(
     found, out: Path | None, suffix: str, overwrite: bool, skip_existing: bool = False
 ) -> list[tuple[Path, Path]]:
@@ -72,6 +90,7 @@ def plan_outputs(
     A folder's images go to ``out`` or to ``<folder><suffix>/``, keeping sub-folders. With
     ``skip_existing``, inputs whose output exists are left out (a batch resumed after a failure).
     """
+    out = without_dot_dot(out) if out is not None else None
     single_file = len(found) == 1 and found[0][1] is None
     out_is_file = out is not None and out.suffix.lower() == ".png" and not out.is_dir()
     if out_is_file and not single_file:
@@ -97,6 +116,8 @@ def plan_outputs(
             raise UserError(
                 f"{target}: exists; give --overwrite to replace it, --skip-existing to keep it, or --out elsewhere"
             )
+        if overwrite:
+            check_replaceable(target)
     if skip_existing and not overwrite:
         pairs = [(source, target) for source, target in pairs if not target.exists()]
     return pairs
@@ -110,6 +131,17 @@ def check_writable(pairs) -> None:
             existing = existing.parent
         if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
             raise UserError(f"{folder}: cannot write there ({existing} is not a writable folder); give --out elsewhere")
+
+
+def check_tiling(tile: int | None, overlap: int | None) -> None:
+    """A one-line UserError for a tile side below 1 or a negative overlap (``None``: the defaults), before any work.
+
+    Shared by photos and rasters (enhance.py --tile/--overlap); it imports no TensorFlow.
+    """
+    if tile is not None and tile < 1:
+        raise UserError(f"--tile {tile}: give a tile side of at least 1 input pixel (or leave it out: the default)")
+    if overlap is not None and overlap < 0:
+        raise UserError(f"--overlap {overlap}: give 0 or more input pixels")
 
 
 def available_memory() -> int | None:
@@ -141,8 +173,11 @@ def check_output_size(source: Path, scale: int, limit: int | None) -> None:
 
 
 def output_suffix(info: dict) -> str:
-    """``_x4`` for a x4 model, ``_denoised`` for a denoiser."""
-    return f"_x{info['scale']}" if info["scale"] > 1 else "_denoised"
+    """``_x4`` for a x4 model, ``_deblurred`` for a deblurrer (defocus tasks), ``_denoised`` for a denoiser."""
+    if info["scale"] > 1:
+        return f"_x{info['scale']}"
+    # The deblurrer also removes weak noise, but its output must not take the denoiser's name.
+    return "_deblurred" if str(info["task"]).startswith("defocus") else "_denoised"
 
 
 def enhance_photos(
@@ -166,10 +201,7 @@ def enhance_photos(
     the inputs (util.kinds) are refused, as the photo model cannot take them, or left out with
     ``rasters_elsewhere`` (the caller enhances them with a raster model).
     """
-    if tile is not None and tile < 1:
-        raise UserError(f"--tile {tile}: give a tile side of at least 1 input pixel")
-    if overlap is not None and overlap < 0:
-        raise UserError(f"--overlap {overlap}: give 0 or more input pixels")
+    check_tiling(tile, overlap)
     found = find_inputs(inputs, out)
     if found[kinds.RASTER] and not rasters_elsewhere:
         rasters = [path for path, _ in found[kinds.RASTER]]
@@ -204,8 +236,14 @@ def enhance_photos(
             failed.append(source)
             continue
         pixels = enhance_array(model, info, photo.pixels, tile, overlap, progress=progress, ensemble=ensemble)
-        with atomic_path(target) as tmp:
-            write_png(tmp, pixels, photo.icc_profile)
+        try:
+            with atomic_path(target) as tmp:
+                write_png(tmp, pixels, photo.icc_profile)
+        except OSError as err:  # the disk, not the input: the images after it would fail alike
+            raise UserError(
+                f"{target}: cannot be written ({err.strerror or err}); "
+                "give --out elsewhere (a writable folder with free space)"
+            ) from None
         print(f"{source} -> {target} ({pixels.shape[1]}x{pixels.shape[0]})")
         written.append(target)
     if failed:

@@ -59,6 +59,25 @@ def predict_raster_patches(model, info: dict, lr: np.ndarray, batch: int = 32, e
     return np.concatenate(outputs)
 
 
+def raster_tiling(info: dict, tile=None, overlap=None) -> tuple[int, int, int]:
+    """``(tile, overlap, step)`` in LR cells for the model of ``info``: both rounded up to the step it needs.
+
+    ``None`` picks the default (a ~512-cell output tile, a quarter of it overlapping); a tile
+    below 1, a negative overlap or an overlap that is not below the tile is a UserError.
+    """
+    from util.photos import check_tiling
+
+    check_tiling(tile, overlap)
+    scale, multiple = info["scale"], info["size_multiple"]
+    upsampled = info["input_kind"] == "upsampled" and scale > 1
+    step = multiple // math.gcd(multiple, scale) if upsampled else multiple
+    tile = _round_up(default_tile(info) if tile is None else tile, step)
+    overlap = _round_up(tile // OVERLAP_FRACTION if overlap is None else overlap, step)
+    if overlap >= tile:
+        raise UserError(f"--overlap {overlap}: must be below the tile ({tile} cells; both rounded to {step})")
+    return tile, overlap, step
+
+
 def enhanced_rows(model, info: dict, lr: np.ndarray, tile=None, overlap=None, ensemble=False, progress=False):
     """Yield ``(first output row, rows)`` of the enhanced 2-D raster ``lr`` (finite float), top to bottom.
 
@@ -67,12 +86,7 @@ def enhanced_rows(model, info: dict, lr: np.ndarray, tile=None, overlap=None, en
     """
     scale = info["scale"]
     upsampled = info["input_kind"] == "upsampled" and scale > 1
-    multiple = info["size_multiple"]
-    step = multiple // math.gcd(multiple, scale) if upsampled else multiple
-    tile = _round_up(tile or default_tile(info), step)
-    overlap = _round_up(tile // OVERLAP_FRACTION if overlap is None else overlap, step)
-    if not 0 <= overlap < tile:
-        raise UserError(f"--overlap {overlap}: must be below the tile ({tile} cells; both rounded to {step})")
+    tile, overlap, step = raster_tiling(info, tile, overlap)
     height, width = lr.shape
     padded_h, padded_w = _round_up(height, step), _round_up(width, step)
     pixels = np.pad(lr, ((0, padded_h - height), (0, padded_w - width)), mode="symmetric")
@@ -131,6 +145,61 @@ def output_path(path: Path, scale: int, out: Path | None = None) -> Path:
     """``dem.tif`` -> ``dem_x4.tif`` beside it, or in ``out`` when given (same suffix: same format)."""
     name = f"{path.stem}_x{scale}{path.suffix}"
     return (out / name) if out else path.with_name(name)
+
+
+def sidecars(target: Path) -> list[Path]:
+    """The files written beside ``target`` with it: the ``.prj`` (CRS) of an ASCII grid (util.rasters.RasterWriter)."""
+    return [target.with_suffix(".prj")] if target.suffix.lower() == ".asc" else []
+
+
+def raster_out_folder(path: Path, folder: Path | None, out: Path | None, scale: int) -> Path | None:
+    """Where a raster's output goes: for a file given, ``out`` or beside it (None); for a folder's raster,
+    ``out`` or ``<folder>_x<scale>/`` beside the folder, keeping its sub-folders (as photos do)."""
+    if folder is None:
+        return out
+    return (out or folder.resolve().with_name(f"{folder.resolve().name}_x{scale}")) / path.parent.relative_to(folder)
+
+
+def plan_raster_outputs(
+    rasters: list[tuple[Path, Path | None]], scale: int, out: Path | None, overwrite: bool, skip_existing: bool
+) -> list[tuple[Path, Path]]:
+    """``(input, output)`` pairs for ``rasters``, checked before any work; the ones whose output exists are skipped.
+
+    ``rasters`` holds ``(file, folder given or None)``. ``out`` names one file (one raster, same
+    suffix), a folder, or nothing (beside each file given; ``<folder>_x<scale>/`` for a folder's).
+    An output and its sidecars (``sidecars``) are outputs alike: none may be an input, two
+    inputs may not share one, and none that exists is replaced without ``overwrite``. With
+    ``skip_existing``, a raster whose output exists is left alone (printed as skipped).
+    """
+    from util.photos import check_replaceable, without_dot_dot
+
+    out = without_dot_dot(out) if out is not None else None
+    out_file = out if out is not None and out.suffix and not out.is_dir() else None
+    if out_file and len(rasters) > 1:
+        raise UserError(f"--out {out} names one file but there are {len(rasters)} rasters; give a folder")
+    inputs = {path.resolve() for path, _ in rasters}
+    planned, pairs = set(), []
+    for path, folder in rasters:
+        target = out_file or output_path(path, scale, raster_out_folder(path, folder, out, scale))
+        if out_file and target.suffix.lower() != path.suffix.lower():
+            raise UserError(f"--out {target}: give the input's suffix {path.suffix} (the format stays the same)")
+        files = [target, *sidecars(target)]
+        for file in files:
+            if file.resolve() in inputs:
+                raise UserError(f"{file}: is an input; never overwritten, give --out elsewhere")
+            if file.resolve() in planned:
+                raise UserError(f"{file}: two inputs would give this same output; rename one or give --out")
+            planned.add(file.resolve())
+        if target.exists() and skip_existing:
+            print(f"{target}: exists, skipped")
+            continue
+        for file in files:
+            if file.exists() and not overwrite:
+                written_with = f" (written with {target.name})" if file != target else ""
+                raise UserError(f"{file}: exists{written_with}; give --overwrite to replace it or --skip-existing")
+            check_replaceable(file)
+        pairs.append((path, target))
+    return pairs
 
 
 def enhance_raster_file(

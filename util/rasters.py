@@ -826,10 +826,17 @@ class RasterWriter:
             self._write_netcdf()
 
     def _write_prj(self):
-        """The CRS of an ASCII grid goes in a .prj beside it, as GDAL reads it (only when the input had one)."""
-        if self.like.crs is not None:
-            with atomic_path(self.path.with_suffix(".prj")) as tmp:
-                tmp.write_text(self.like.crs.to_wkt())
+        """The CRS of an ASCII grid goes in a .prj beside it, as GDAL reads it (only when the input had one).
+
+        The .prj is the grid's sidecar, replaced with it: a stale one left beside a grid without a
+        CRS would give the new grid the old file's CRS.
+        """
+        prj = self.path.with_suffix(".prj")
+        if self.like.crs is None:
+            prj.unlink(missing_ok=True)
+            return
+        with atomic_path(prj) as tmp:
+            tmp.write_text(self.like.crs.to_wkt())
 
     def _write_netcdf(self):
         import netCDF4
