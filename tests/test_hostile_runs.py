@@ -103,3 +103,78 @@ def test_the_run_lock_goes_on_an_exception_and_an_unused_folder_with_it(tiny_pai
         with pytest.raises(util.UserError, match="another training"), run_lock(folder, settings):
             pass  # the same folder twice, even from one process
     assert sorted(p.name for p in folder.iterdir()) == ["settings.json", "training.csv"]
+
+
+# ---- tf.distribute: a worker that never joins ----------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_lonely_worker(tiny_pairs, tmp_path, seconds: int) -> tuple[subprocess.Popen, Path]:
+    """Worker 0 of a two-worker cluster whose worker 1 never starts, waiting ``seconds`` for it."""
+    config = {
+        "cluster": {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]},
+        "task": {"type": "worker", "index": 0},
+    }
+    env = {**os.environ, "TF_CONFIG": json.dumps(config), "SUITE_CONNECT_SECONDS": str(seconds)}
+    log = tmp_path / "worker0.log"
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "edsr_lite.py"), "--dataset", str(tiny_pairs), "--out", str(tmp_path / "out")]
+        + TINY,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    return proc, log
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rpartition(")")[2].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError):
+            pass
+    return found
+
+
+def wait_or_kill(proc: subprocess.Popen, timeout: float) -> int | None:
+    import signal
+
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return None
+
+
+def test_ctrl_c_while_waiting_for_a_worker_stops_the_trainer(tiny_pairs, tmp_path):
+    import signal
+    import time
+
+    proc, log = start_lonely_worker(tiny_pairs, tmp_path, seconds=300)
+    deadline = time.time() + 90
+    while not children(proc.pid) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)  # until the watchdog runs: TensorFlow now waits for worker 1
+    assert children(proc.pid), log.read_text()[-2000:]
+    time.sleep(1)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole foreground process group
+    code = wait_or_kill(proc, timeout=30)
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    assert code == 1, (code, lines[-5:])
+    assert lines[-1].startswith("interrupted while waiting for the workers"), lines[-5:]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_worker_that_never_joins_exits_1_with_one_line(tiny_pairs, tmp_path):
+    proc, log = start_lonely_worker(tiny_pairs, tmp_path, seconds=5)
+    code = wait_or_kill(proc, timeout=120)
+    errors = [line for line in log.read_text().splitlines() if line.startswith("error: ")]
+    assert code == 1 and len(errors) == 1 and "TF_CONFIG: not every worker" in errors[0], (code, errors)
