@@ -214,6 +214,7 @@ def fetch_benchmarks(args: argparse.Namespace) -> None:
             f"{args.source} takes no {' / '.join(given)}: it fetches the evaluation sets whole "
             f"into <out>/{benchmarks.FOLDER}/ (only --out and --url apply)"
         )
+    pairs.check_writable(args.out, "--out")
     if args.source == cbsd68.NAME:
         written = cbsd68.fetch_set(args.out, args.url)
         print(
@@ -315,6 +316,7 @@ def main(argv=None) -> None:
     check_flags(args, kind, f"--folder {args.folder}" if args.folder is not None else name)
     if args.train < 1 or args.test < 1:
         raise util.UserError(f"--train {args.train} --test {args.test}: both must be at least 1")
+    pairs.check_writable(args.out, "--out")  # before anything is fetched or cut
     if kind == "raster":
         write_rasters(args, name)
         return

@@ -178,3 +178,49 @@ def test_a_worker_that_never_joins_exits_1_with_one_line(tiny_pairs, tmp_path):
     code = wait_or_kill(proc, timeout=120)
     errors = [line for line in log.read_text().splitlines() if line.startswith("error: ")]
     assert code == 1 and len(errors) == 1 and "TF_CONFIG: not every worker" in errors[0], (code, errors)
+
+
+# ---- download.py: where the pairs go ----------------------------------------------
+
+
+def run_download(argv, capsys) -> str:
+    import download
+
+    assert util.run_cli(download.main, argv) == 1
+    return one_error_line(capsys)
+
+
+@pytest.mark.parametrize("source", [[], ["dem"], ["benchmarks"]])
+def test_download_out_that_is_a_file_or_below_one_is_one_line(tmp_path, capsys, source):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    for out in (afile, afile / "sub"):
+        line = run_download([*source, "--out", str(out)], capsys)
+        assert f"--out {out}" in line and f"{afile} is a file" in line and "give --out a folder" in line
+    assert afile.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("source", [[], ["dem", "--patch", "32"]])
+def test_a_dataset_folder_that_is_a_file_is_one_line(tmp_path, capsys, source):
+    name = source[0] if source else "builtin"
+    (tmp_path / name).write_text("in the way")
+    line = run_download([*source, "--out", str(tmp_path), "--train", "4", "--test", "2"], capsys)
+    assert f"dataset folder {tmp_path / name}" in line and "is a file" in line
+    assert (tmp_path / name).read_text() == "in the way"
+
+
+@pytest.mark.parametrize("source", [[], ["dem", "--patch", "32"]])
+def test_a_dataset_folder_refusing_writes_is_one_line(tmp_path, capsys, monkeypatch, source):
+    """As root no chmod stops a write, so the file system's refusal is simulated where the pairs are written."""
+    import errno
+
+    import numpy as np
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(np.lib.format, "open_memmap", refuse)
+    name = source[0] if source else "builtin"
+    line = run_download([*source, "--out", str(tmp_path), "--train", "4", "--test", "2"], capsys)
+    assert f"dataset folder {tmp_path / name}" in line and "permission denied" in line
+    assert not (tmp_path / name / "manifest.json").exists() and not list((tmp_path / name).glob("*.npy"))
