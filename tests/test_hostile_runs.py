@@ -224,3 +224,55 @@ def test_a_dataset_folder_refusing_writes_is_one_line(tmp_path, capsys, monkeypa
     line = run_download([*source, "--out", str(tmp_path), "--train", "4", "--test", "2"], capsys)
     assert f"dataset folder {tmp_path / name}" in line and "permission denied" in line
     assert not (tmp_path / name / "manifest.json").exists() and not list((tmp_path / name).glob("*.npy"))
+
+
+# ---- Arguments: download.py, benchmark.py, settings ----------------------------------
+
+
+def test_copernicus_bbox_with_a_negative_west_is_taken_as_written():
+    import download
+
+    args = download.parse_args(["copernicus", "--bbox", "-106,39,-104,41", "--max-tiles", "4"])
+    assert args.bbox == "-106,39,-104,41" and args.max_tiles == 4
+    assert download.parse_args(["copernicus", "--bbox=-106,39,-104,41"]).bbox == "-106,39,-104,41"
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["dem", "--patch", "0"], "--patch 0"),
+        (["copernicus", "--bbox", "-106,39,-104,41", "--max-tiles", "0"], "--max-tiles 0"),
+    ],
+)
+def test_zero_is_not_a_silent_default_in_download(tmp_path, capsys, argv, named):
+    line = run_download([*argv, "--out", str(tmp_path)], capsys)
+    assert named in line
+    assert not (tmp_path / "raw").exists() and not (tmp_path / "downloads").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--training", "--raster"],
+        ["--training", "--scaling"],
+        ["--raster", "--data-sizes", "10"],
+        ["--scaling", "--data-sizes", "10"],
+        ["--raster", "--task", "noise25"],
+    ],
+)
+def test_two_benchmark_modes_are_refused(argv, capsys):
+    import benchmark
+
+    with pytest.raises(SystemExit) as exit_:
+        benchmark.parse_args(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and ": error: " in err[-1], err
+    assert "not allowed with" in err[-1] or "does not apply" in err[-1], err
+
+
+def test_noise0_says_the_range_that_is_allowed():
+    from util.tasks import parse_task
+
+    with pytest.raises(util.UserError, match="sigma 0 adds no noise") as err:
+        parse_task("noise0")
+    assert "outside 0-255" not in str(err.value) and "above 0 up to 255" in str(err.value)
