@@ -276,3 +276,18 @@ def test_noise0_says_the_range_that_is_allowed():
     with pytest.raises(util.UserError, match="sigma 0 adds no noise") as err:
         parse_task("noise0")
     assert "outside 0-255" not in str(err.value) and "above 0 up to 255" in str(err.value)
+
+
+# ---- More hostile settings ----------------------------------------------------------
+
+
+def test_training_out_that_is_a_file_is_one_line(tiny_pairs, tmp_path, capsys):
+    import edsr_lite
+
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    for out in (afile, afile / "sub"):
+        assert util.run_cli(edsr_lite.main, ["--dataset", str(tiny_pairs), "--out", str(out), *TINY]) == 1
+        line = one_error_line(capsys)
+        assert f"OUT={out}" in line and f"{afile} is a file" in line and "give --out a folder" in line
+    assert afile.read_text() == "not a folder"

@@ -194,7 +194,14 @@ def run_lock(folder: Path, settings: Settings):
     a folder this call made and that holds nothing but settings.json then goes too.
     """
     new = not folder.exists() or not any(folder.iterdir())
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # OUT is a file, lies below one, or cannot be written
+        in_the_way = next((p for p in folder.parents if p.exists() and not p.is_dir()), None)
+        reason = f"{in_the_way} is a file, not a folder" if in_the_way else (err.strerror or str(err)).lower()
+        raise UserError(
+            f"OUT={settings.out}: cannot make the run folder {folder}: {reason}; give --out a folder you can write"
+        ) from None
     lock = folder / LOCK
     record = {
         "pid": os.getpid(),
