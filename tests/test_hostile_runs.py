@@ -291,3 +291,29 @@ def test_training_out_that_is_a_file_is_one_line(tiny_pairs, tmp_path, capsys):
         line = one_error_line(capsys)
         assert f"OUT={out}" in line and f"{afile} is a file" in line and "give --out a folder" in line
     assert afile.read_text() == "not a folder"
+
+
+def test_a_run_folder_with_a_corrupt_settings_json_is_left_alone(tiny_pairs, tmp_path, capsys):
+    import edsr_lite
+
+    argv = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY]
+    folder, _ = run_folder_of(argv)
+    folder.mkdir(parents=True)
+    (folder / "settings.json").write_text('{"task": "sr4", ')  # cut short
+    assert util.run_cli(edsr_lite.main, argv) == 0
+    assert (folder / "settings.json").read_text() == '{"task": "sr4", '
+    assert (folder.with_name(f"{folder.name}-2") / "results.json").exists()
+
+
+def test_a_corrupt_training_log_of_an_interrupted_run_is_one_line(tiny_pairs, tmp_path, capsys):
+    import edsr_lite
+
+    argv = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY]
+    folder, settings = run_folder_of(argv)
+    (folder / "backup").mkdir(parents=True)
+    (folder / "settings.json").write_text(json.dumps(settings.to_json()))
+    (folder / "best.weights.h5").write_bytes(b"")
+    (folder / "training.csv").write_text("epoch,loss,val_loss\n0,0.1,zzz\n")
+    assert util.run_cli(edsr_lite.main, argv) == 1
+    line = one_error_line(capsys)
+    assert "training.csv" in line and "not a number" in line and not (folder / "run.lock").exists()

@@ -69,12 +69,20 @@ def run_folder(base: Path, settings: Settings) -> Path:
         folder = base if n == 1 else base.with_name(f"{base.name}-{n}")
         saved = folder / "settings.json"
         if saved.exists():
-            if json.loads(saved.read_text()) == wanted:
+            if _saved_json(saved) == wanted:  # an unreadable settings.json is another run's: never written into
                 return folder
         elif not folder.exists() or not any(folder.iterdir()):
             if n > 1:
                 print(f"note: {base} holds a run with other settings; this one is {folder.name}")
             return folder
+
+
+def _saved_json(path: Path):
+    """The JSON in ``path``, or None when it cannot be read (cut short, edited by hand)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def resume_state(folder: Path) -> tuple[float | None, float]:
@@ -84,10 +92,15 @@ def resume_state(folder: Path) -> tuple[float | None, float]:
     best = None
     if (folder / "best.weights.h5").exists() and (folder / "training.csv").exists():
         with open(folder / "training.csv") as f:
-            losses = [float(row["val_loss"]) for row in csv.DictReader(f) if row.get("val_loss")]
+            try:
+                losses = [float(row["val_loss"]) for row in csv.DictReader(f) if row.get("val_loss")]
+            except ValueError:
+                raise UserError(
+                    f"{folder / 'training.csv'}: a val_loss is not a number; delete {folder} to train again"
+                ) from None
         best = min(losses) if losses else None
-    clock = folder / "train_seconds.json"
-    seconds = json.loads(clock.read_text())["seconds"] if clock.exists() else 0.0
+    clock = _saved_json(folder / "train_seconds.json")
+    seconds = clock["seconds"] if isinstance(clock, dict) and isinstance(clock.get("seconds"), int | float) else 0.0
     return best, seconds
 
 
@@ -386,7 +399,7 @@ def train(
 
     started = time.time()
     saved_settings = folder_out / "settings.json"
-    if saved_settings.exists() and json.loads(saved_settings.read_text()) != settings.to_json():
+    if saved_settings.exists() and _saved_json(saved_settings) != settings.to_json():
         raise UserError(f"{folder_out}: holds a run with other settings ({saved_settings}); give another OUT")
     if saved_settings.exists() and (folder_out / "results.json").exists() and not (folder_out / "backup").exists():
         print(f"{script}: already trained with these settings in {folder_out}; delete that folder to train again")
