@@ -317,3 +317,15 @@ def test_a_corrupt_training_log_of_an_interrupted_run_is_one_line(tiny_pairs, tm
     assert util.run_cli(edsr_lite.main, argv) == 1
     line = one_error_line(capsys)
     assert "training.csv" in line and "not a number" in line and not (folder / "run.lock").exists()
+
+
+def test_role_test_beside_an_unreadable_results_json_scores_anyway(tiny_pairs, tmp_path, capsys):
+    from tiny_models import save, upsampled_model
+
+    import edsr_lite
+
+    model = save(upsampled_model(), tmp_path / "run")
+    (tmp_path / "run" / "results.json").write_text("{bad")
+    argv = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY, "--role", "test", "--model", str(model)]
+    assert util.run_cli(edsr_lite.main, argv) == 0
+    assert json.loads((tmp_path / "run" / "test_results.json").read_text())["n_test"] == 8

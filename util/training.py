@@ -69,7 +69,7 @@ def run_folder(base: Path, settings: Settings) -> Path:
         folder = base if n == 1 else base.with_name(f"{base.name}-{n}")
         saved = folder / "settings.json"
         if saved.exists():
-            if _saved_json(saved) == wanted:  # an unreadable settings.json is another run's: never written into
+            if saved_json(saved) == wanted:  # an unreadable settings.json is another run's: never written into
                 return folder
         elif not folder.exists() or not any(folder.iterdir()):
             if n > 1:
@@ -77,7 +77,7 @@ def run_folder(base: Path, settings: Settings) -> Path:
             return folder
 
 
-def _saved_json(path: Path):
+def saved_json(path: Path):
     """The JSON in ``path``, or None when it cannot be read (cut short, edited by hand)."""
     try:
         return json.loads(path.read_text())
@@ -99,7 +99,7 @@ def resume_state(folder: Path) -> tuple[float | None, float]:
                     f"{folder / 'training.csv'}: a val_loss is not a number; delete {folder} to train again"
                 ) from None
         best = min(losses) if losses else None
-    clock = _saved_json(folder / "train_seconds.json")
+    clock = saved_json(folder / "train_seconds.json")
     seconds = clock["seconds"] if isinstance(clock, dict) and isinstance(clock.get("seconds"), int | float) else 0.0
     return best, seconds
 
@@ -399,7 +399,7 @@ def train(
 
     started = time.time()
     saved_settings = folder_out / "settings.json"
-    if saved_settings.exists() and _saved_json(saved_settings) != settings.to_json():
+    if saved_settings.exists() and saved_json(saved_settings) != settings.to_json():
         raise UserError(f"{folder_out}: holds a run with other settings ({saved_settings}); give another OUT")
     if saved_settings.exists() and (folder_out / "results.json").exists() and not (folder_out / "backup").exists():
         print(f"{script}: already trained with these settings in {folder_out}; delete that folder to train again")
