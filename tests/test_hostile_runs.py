@@ -329,3 +329,17 @@ def test_role_test_beside_an_unreadable_results_json_scores_anyway(tiny_pairs, t
     argv = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY, "--role", "test", "--model", str(model)]
     assert util.run_cli(edsr_lite.main, argv) == 0
     assert json.loads((tmp_path / "run" / "test_results.json").read_text())["n_test"] == 8
+
+
+@pytest.mark.parametrize("damaged", ["latest.weights.h5", "training_metadata.json"])
+def test_a_damaged_backup_of_an_interrupted_run_is_one_line(tiny_pairs, tmp_path, capsys, damaged):
+    import edsr_lite
+
+    argv = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY]
+    folder, settings = run_folder_of(argv)
+    (folder / "backup").mkdir(parents=True)
+    (folder / "settings.json").write_text(json.dumps(settings.to_json()))
+    (folder / "backup" / damaged).write_text('{"epoch": 1')  # cut short
+    assert util.run_cli(edsr_lite.main, argv) == 1
+    line = one_error_line(capsys)
+    assert str(folder / "backup") in line and "cannot be read" in line and "delete" in line

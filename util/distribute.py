@@ -356,6 +356,15 @@ def backup_and_restore(backup_dir: str, chief: bool):
     import keras
 
     class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
+        def on_train_begin(self, logs=None):
+            try:  # Keras falls back on the previous copy when the latest weights are unreadable
+                super().on_train_begin(logs)
+            except (OSError, ValueError, KeyError) as err:  # both copies, or the epoch file, are damaged
+                raise UserError(
+                    f"{backup_dir}: the backup of the interrupted run cannot be read ({type(err).__name__}); "
+                    f"delete {backup_dir} to train this run from the start"
+                ) from None
+
         def _save_model(self):
             if chief:
                 super()._save_model()
