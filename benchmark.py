@@ -120,10 +120,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--repeats", type=int, default=REPEATS, help="timed runs per model (the median is kept)")
     parser.add_argument("--skip-memory", action="store_true", help="leave out the (slow) peak-memory column")
-    parser.add_argument("--training", action="store_true", help="time training of the model scripts instead")
-    parser.add_argument("--raster", action="store_true", help="benchmark the raster (DEM) models instead")
-    parser.add_argument("--scaling", action="store_true", help="training samples/s of 1 worker against 2 workers")
-    parser.add_argument("--data-sizes", help="peak RSS of download.py and training for these training-set sizes")
+    # One mode a run: two of them would leave one silently unused.
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--training", action="store_true", help="time training of the model scripts instead")
+    modes.add_argument("--raster", action="store_true", help="benchmark the raster (DEM) models instead")
+    modes.add_argument("--scaling", action="store_true", help="training samples/s of 1 worker against 2 workers")
+    modes.add_argument("--data-sizes", help="peak RSS of download.py and training for these training-set sizes")
     parser.add_argument(
         "--task",
         help="noiseS, noise or defocus[R]: the restoration table (peers and denoising/deblurring models); "
@@ -145,7 +147,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--rounds", type=int, default=TRAINING_ROUNDS, help="--training: interleaved rounds (the median is kept)"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.task and (args.raster or args.data_sizes):
+        parser.error(f"--task {args.task} does not apply to {'--raster' if args.raster else '--data-sizes'}; drop it")
+    return args
 
 
 # ---- 1. Measurements ----------------------------------------------------------------

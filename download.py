@@ -144,11 +144,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     rasters.add_argument(
         "--max-tiles", type=int, help=f"copernicus: most tiles fetched (a --bbox over {copernicus.MAX_TILES} needs it)"
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_joined_bbox(sys.argv[1:] if argv is None else list(argv)))
     kind = _known_kind(args)
     if kind is not None:
         _fill_counts(args, kind)
     return args
+
+
+def _joined_bbox(argv: list[str]) -> list[str]:
+    """``--bbox -106,39,-104,41`` as ``--bbox=-106,...``: argparse takes a value starting with '-' for a flag."""
+    joined = []
+    for i, arg in enumerate(argv):
+        if i and argv[i - 1] == "--bbox" and arg.startswith("-") and joined[-1] == "--bbox":
+            joined[-1] = f"--bbox={arg}"
+        else:
+            joined.append(arg)
+    return joined
 
 
 RASTER_FLAGS = ("patch", "lr", "nodata", "band", "variable")
@@ -217,6 +228,7 @@ def fetch_benchmarks(args: argparse.Namespace) -> None:
             f"{args.source} takes no {' / '.join(given)}: it fetches the evaluation sets whole "
             f"into <out>/{benchmarks.FOLDER}/ (only --out and --url apply)"
         )
+    pairs.check_writable(args.out, "--out")
     if args.source == cbsd68.NAME:
         written = cbsd68.fetch_set(args.out, args.url)
         print(
@@ -278,7 +290,8 @@ def folder_kind(args: argparse.Namespace) -> str:
 
 def write_rasters(args: argparse.Namespace, name: str) -> None:
     """A raster source or folder -> ``<out>/<name>/``: float32 patches in data units, split in space."""
-    raster_pairs.check_patch(args.patch or raster_pairs.PATCH)  # before anything is fetched
+    patch = raster_pairs.PATCH if args.patch is None else args.patch  # --patch 0 is an error, not the default
+    raster_pairs.check_patch(patch)  # before anything is fetched
     if args.source == copernicus.NAME:
         rasters = copernicus.find_rasters(
             args.out, args.url, args.tiles, args.bbox, args.resolution or 30, args.max_tiles
@@ -295,7 +308,7 @@ def write_rasters(args: argparse.Namespace, name: str) -> None:
         rasters,
         {"train": args.train, "test": args.test},
         args.seed,
-        patch=args.patch or raster_pairs.PATCH,
+        patch=patch,
         lr=args.lr or raster_pairs.LR_METHODS[0],
         read=raster_pairs.ReadOptions(band=args.band, variable=args.variable, nodata=args.nodata),
     )
@@ -331,6 +344,7 @@ def main(argv=None) -> None:
     check_flags(args, kind, f"--folder {args.folder}" if args.folder is not None else name)
     if args.train < 1 or args.test < 1:
         raise util.UserError(f"--train {args.train} --test {args.test}: both must be at least 1")
+    pairs.check_writable(args.out, "--out")  # before anything is fetched or cut
     if kind == "raster":
         write_rasters(args, name)
         return

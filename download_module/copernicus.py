@@ -212,6 +212,8 @@ def choose_tiles(tiles: str | None, bbox: str | None, resolution: int, max_tiles
             "copernicus: give --tiles N40_00_W106_00,... or --bbox W,S,E,N (degrees), one of them; "
             "e.g. --bbox -106,39,-104,41"
         )
+    if max_tiles is not None and max_tiles < 1:  # 0 would otherwise mean the default limit
+        raise util.UserError(f"--max-tiles {max_tiles}: give at least 1 (the most tiles fetched)")
     if tiles is not None:
         chosen = parse_tiles(tiles, resolution)
     else:

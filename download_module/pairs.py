@@ -34,6 +34,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
@@ -434,7 +435,7 @@ def write_dataset(dest: Path, images: SourceImages, settings: dict) -> dict:
     source, counts, seed = settings["source"], settings["counts"], settings["seed"]
     started = time.monotonic()
     usable, skipped, split_rule = _check_and_split(source, images)
-    dest.mkdir(parents=True, exist_ok=True)
+    check_writable(dest, "dataset folder")
     remove_stale_temporaries(dest)
     check_free_space(dest, counts)
     (dest / "manifest.json").unlink(missing_ok=True)
@@ -455,6 +456,8 @@ def write_dataset(dest: Path, images: SourceImages, settings: dict) -> dict:
             for u in usable[split]:
                 u.pixels = None  # this split is done: free its cached images
     except OSError as err:
+        if err.errno in UNWRITABLE:
+            raise unwritable(dest, "dataset folder", err) from None
         if err.errno != errno.ENOSPC:
             raise
         raise util.UserError(
@@ -493,6 +496,30 @@ def check_free_space(dest: Path, counts: dict[str, int]) -> None:
             f"{dest}: the pairs need {needed / 2**30:.2f} GiB and the disk has {free / 2**30:.2f} GiB free; free "
             "space, lower --train/--test or give --out on another disk"
         )
+
+
+UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.EISDIR)
+
+
+def unwritable(folder: Path, what: str, err: OSError) -> util.UserError:
+    """The one-line error for ``folder`` (``what``: the flag or role that names it) that cannot be written."""
+    culprit = Path(err.filename) if err.filename else folder
+    in_the_way = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if in_the_way is not None:
+        reason = f"{in_the_way} is a file, not a folder"
+    else:
+        reason = f"{err.strerror.lower() if err.strerror else err} ({culprit})"
+    return util.UserError(f"{what} {folder}: cannot write there: {reason}; give --out a folder you can write")
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Make ``folder`` and write a probe file in it; a UserError before any work when that fails."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:  # whatever the reason, nothing can be stored there
+        raise unwritable(folder, what, err) from None
 
 
 def remove_stale_temporaries(dest: Path) -> None:

@@ -600,7 +600,7 @@ def write_dataset(dest: Path, rasters: SourceRasters, settings: dict) -> dict:
         )
     sizes = {split: len(plans[split]) for split in SPLITS}
     kinds = patch_kinds(patch, settings["scales"])
-    dest.mkdir(parents=True, exist_ok=True)
+    pairs.check_writable(dest, "dataset folder")
     pairs.remove_stale_temporaries(dest)
     for stale in (dest / REGIONS).glob(".*.part.*"):
         stale.unlink(missing_ok=True)
@@ -625,6 +625,8 @@ def write_dataset(dest: Path, rasters: SourceRasters, settings: dict) -> dict:
                     array.flush()
             arrays.clear()  # close the memory maps before the files are renamed
     except OSError as err:
+        if err.errno in pairs.UNWRITABLE:
+            raise pairs.unwritable(dest, "dataset folder", err) from None
         if err.errno != errno.ENOSPC:
             raise
         raise util.UserError(

@@ -42,7 +42,7 @@ def test_task_names():
     [
         ("noise300", "sigma 300 is outside 0-255"),
         ("noise-5", "sigma -5 is outside 0-255"),
-        ("noise0", "sigma 0 is outside 0-255"),
+        ("noise0", "sigma 0 adds no noise"),
         ("defocus0", "radius must be above 0"),
         ("defocus-1", "radius must be above 0"),
         ("defocus40", "at most 16 pixels"),

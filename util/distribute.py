@@ -178,23 +178,62 @@ def placement(distribute: str, batch: int) -> Placement:
 
 
 _WATCHDOG = """
-import os, select, signal, sys
-pid, seconds, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+import os, select, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches it through the parent's wakeup byte instead
+pid, seconds, stop, late, interrupted = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:]
 ready, _, _ = select.select([sys.stdin], [], [], seconds)
-if not ready:  # the parent neither finished nor ended: say why and stop it
-    print(message, file=sys.stderr, flush=True)
-    os.kill(pid, signal.SIGKILL)
+if ready and not os.read(sys.stdin.fileno(), 1):
+    sys.exit()  # stdin closed: the block ended in time (or the parent is gone)
+print(interrupted if ready else late, file=sys.stderr, flush=True)
+os.kill(pid, stop)
+for _ in range(50):  # a parent that outlives the exit signal (no handler) is killed
+    time.sleep(0.2)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        sys.exit()
+os.kill(pid, signal.SIGKILL)
 """
 
 
+def _c_signal():
+    """libc's ``signal(signum, handler)``, handlers as addresses (None for SIG_DFL)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    libc.signal.restype = ctypes.c_void_p
+    libc.signal.argtypes = (ctypes.c_int, ctypes.c_void_p)
+    return libc
+
+
+def _exit_on(signum: int):
+    """Make ``signum`` end this process at once with exit code ``signum``; the previous C handler, or False.
+
+    A C-level handler (libc's ``_exit``, whose signature is a signal handler's) runs even while
+    TensorFlow's C++ code holds Python's lock, where no Python handler can.
+    """
+    import ctypes
+
+    try:
+        libc = _c_signal()
+        previous = libc.signal(signum, ctypes.cast(libc._exit, ctypes.c_void_p).value)
+    except (OSError, AttributeError):
+        return False
+    return False if previous == ctypes.c_void_p(-1).value else previous  # -1: SIG_ERR
+
+
 class _deadline:
-    """Stop this process with a one-line error if the block has not finished in ``seconds``.
+    """Stop this process with a one-line error and exit code 1 if the block has not finished in ``seconds``.
 
     TensorFlow waits for every worker of TF_CONFIG without end, inside C++ code that holds
     Python's lock (so no Python thread or signal handler runs) and ignores SIGTERM; a worker
     that never answers is a wrong address or a host that is down, which only the user can
-    fix. So a small watchdog process does it: it exits as soon as this block ends (its
-    stdin closes), or prints the error and kills this process when the time is up.
+    fix. So a small watchdog process, in a session of its own (a Ctrl-C to the terminal's
+    process group does not kill it), does it: it exits as soon as this block ends (its stdin
+    closes), or prints the error and sends SIGHUP, which a C handler turns into ``_exit(1)``,
+    when the time is up. A Ctrl-C (SIGINT) meanwhile writes its byte to the watchdog's stdin
+    (``signal.set_wakeup_fd``: Python's C handler does so at once, lock or not), and the
+    watchdog stops this process the same way, saying it was interrupted.
     """
 
     def __init__(self, seconds: float, config: dict):
@@ -204,20 +243,40 @@ class _deadline:
             "start all of them with the same TF_CONFIG cluster, check the addresses and ports "
             "(SUITE_CONNECT_SECONDS sets the wait)"
         )
+        self.interrupted = f"interrupted while waiting for the workers of the cluster ({hosts}) to join"
         self.seconds = seconds
 
     def __enter__(self):
+        import signal
         import subprocess
 
+        sys.stdout.flush()  # _exit leaves Python's buffers unwritten
+        sys.stderr.flush()
+        self.previous_hup = _exit_on(signal.SIGHUP)
+        stop = signal.SIGKILL if self.previous_hup is False else signal.SIGHUP
         self.watchdog = subprocess.Popen(
-            [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(self.seconds), self.message],
+            [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(self.seconds), str(int(stop))]
+            + [self.message, self.interrupted],
             stdin=subprocess.PIPE,
+            start_new_session=True,
         )
+        fd = self.watchdog.stdin.fileno()
+        os.set_blocking(fd, False)
+        try:
+            self.wakeup = signal.set_wakeup_fd(fd)
+        except ValueError:  # not the main thread: Ctrl-C is the main thread's to handle
+            self.wakeup = None
         return self
 
     def __exit__(self, *exc):
+        import signal
+
+        if self.wakeup is not None:
+            signal.set_wakeup_fd(self.wakeup)
         self.watchdog.stdin.close()  # done in time: the watchdog sees its stdin end and exits
         self.watchdog.wait()
+        if self.previous_hup is not False:
+            _c_signal().signal(signal.SIGHUP, self.previous_hup)
         return False
 
 
@@ -297,6 +356,15 @@ def backup_and_restore(backup_dir: str, chief: bool):
     import keras
 
     class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
+        def on_train_begin(self, logs=None):
+            try:  # Keras falls back on the previous copy when the latest weights are unreadable
+                super().on_train_begin(logs)
+            except (OSError, ValueError, KeyError) as err:  # both copies, or the epoch file, are damaged
+                raise UserError(
+                    f"{backup_dir}: the backup of the interrupted run cannot be read ({type(err).__name__}); "
+                    f"delete {backup_dir} to train this run from the start"
+                ) from None
+
         def _save_model(self):
             if chief:
                 super()._save_model()

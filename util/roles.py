@@ -16,14 +16,21 @@ Model scripts register here with ``model_script``, so that benchmark.py finds th
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from util.files import UserError, write_json_atomic
 from util.settings import Options, Settings, parse_settings
-from util.training import REPO, run_dir, score_raster_test_pairs, score_test_pairs, train, with_available_patches
+from util.training import (
+    REPO,
+    run_dir,
+    saved_json,
+    score_raster_test_pairs,
+    score_test_pairs,
+    train,
+    with_available_patches,
+)
 
 SHIPPED = REPO / "assets"  # the shipped models' folder: --role test writes its results under OUT instead
 
@@ -108,7 +115,9 @@ def test(script: str, settings: Settings, options: Options) -> Path:
         out_dir = (REPO / settings.out / f"test-{model_path.stem}-{Path(settings.dataset).name}").resolve()
         out_dir.mkdir(parents=True, exist_ok=True)
     previous = out_dir / "results.json"
-    meta = json.loads(previous.read_text()) if previous.exists() else {"model": script, "task": settings.task}
+    meta = saved_json(previous) if previous.exists() else None
+    if not isinstance(meta, dict):  # none, or unreadable: the test results carry what is known here
+        meta = {"model": script, "task": settings.task}
     meta.update(dataset=settings.dataset)
     folder = data.dataset_dir(settings.dataset)
     score = score_raster_test_pairs if data.dataset_kind(folder) == "raster" else score_test_pairs

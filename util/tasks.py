@@ -93,7 +93,11 @@ def parse_task(name: str) -> Task:
         if sr and int(sr) >= 2:
             return Task(name, scale=int(sr))
         if sigma and not blur and not 0 < float(sigma) <= 255:
-            raise UserError(f"TASK={name!r}: sigma {float(sigma):g} is outside 0-255; e.g. noise25, or noise (blind)")
+            where = "adds no noise (nothing to remove)" if float(sigma) == 0 else "is outside 0-255"
+            raise UserError(
+                f"TASK={name!r}: sigma {float(sigma):g} {where}; give a sigma above 0 up to 255, e.g. noise25, "
+                "or noise (blind, sigma 0-55)"
+            )
         if sigma and float(sigma) > 0 and (not blur or float(sigma) == 64):
             return Task(name, noise_sigma=float(sigma), blur=bool(blur))
         if scale and int(scale) >= 2 and float(sr_sigma) > 0:

@@ -8,12 +8,17 @@ protocol) and writes the run folder (README.md, "What a run leaves").
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import datetime
+import errno
 import itertools
 import json
 import math
+import os
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -64,12 +69,20 @@ def run_folder(base: Path, settings: Settings) -> Path:
         folder = base if n == 1 else base.with_name(f"{base.name}-{n}")
         saved = folder / "settings.json"
         if saved.exists():
-            if json.loads(saved.read_text()) == wanted:
+            if saved_json(saved) == wanted:  # an unreadable settings.json is another run's: never written into
                 return folder
         elif not folder.exists() or not any(folder.iterdir()):
             if n > 1:
                 print(f"note: {base} holds a run with other settings; this one is {folder.name}")
             return folder
+
+
+def saved_json(path: Path):
+    """The JSON in ``path``, or None when it cannot be read (cut short, edited by hand)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def resume_state(folder: Path) -> tuple[float | None, float]:
@@ -79,11 +92,157 @@ def resume_state(folder: Path) -> tuple[float | None, float]:
     best = None
     if (folder / "best.weights.h5").exists() and (folder / "training.csv").exists():
         with open(folder / "training.csv") as f:
-            losses = [float(row["val_loss"]) for row in csv.DictReader(f) if row.get("val_loss")]
+            try:
+                losses = [float(row["val_loss"]) for row in csv.DictReader(f) if row.get("val_loss")]
+            except ValueError:
+                raise UserError(
+                    f"{folder / 'training.csv'}: a val_loss is not a number; delete {folder} to train again"
+                ) from None
         best = min(losses) if losses else None
-    clock = folder / "train_seconds.json"
-    seconds = json.loads(clock.read_text())["seconds"] if clock.exists() else 0.0
+    clock = saved_json(folder / "train_seconds.json")
+    seconds = clock["seconds"] if isinstance(clock, dict) and isinstance(clock.get("seconds"), int | float) else 0.0
     return best, seconds
+
+
+LOCK = "run.lock"  # in a run folder while a process trains into it
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, /proc), to tell a reused PID from its first owner."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _holder_runs(holder: dict) -> bool:
+    """Whether the process that wrote the lock record ``holder`` still runs (on this host)."""
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or pid < 1:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it runs, as another user
+        return True
+    ticks = _start_ticks(pid)
+    return holder.get("start_ticks") is None or ticks is None or ticks == holder["start_ticks"]
+
+
+def _read_lock(lock: Path) -> dict | None:
+    """The record of ``lock``; None when it has gone; a UserError when it is not one this suite wrote."""
+    try:
+        holder = json.loads(lock.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        holder = None
+    if not isinstance(holder, dict) or "pid" not in holder:
+        raise UserError(f"{lock}: not a lock this suite wrote; delete it if no training writes this run folder")
+    return holder
+
+
+def _refuse(lock: Path, holder: dict):
+    where = f"PID {holder['pid']} on host {holder.get('host')}, since {holder.get('since')}"
+    here = holder.get("host") == socket.gethostname()
+    fix = (
+        "wait for it to end or give another OUT (--out)"
+        if here
+        else (f"wait for it to end, give another OUT (--out), or delete {lock} if that run is over")
+    )
+    return UserError(f"{lock.parent}: another training ({where}) writes this run folder; {fix}")
+
+
+def _link_or_create(record: str, lock: Path) -> bool:
+    """Create ``lock`` holding ``record`` whole, only if it does not exist; False when it does."""
+    tmp = lock.with_name(f".{lock.name}.{os.getpid()}")
+    tmp.write_text(record)
+    try:
+        os.link(tmp, lock)  # atomic, and the lock is never seen half-written
+        return True
+    except FileExistsError:
+        return False
+    except OSError as err:  # a file system without hard links: exclusive creation instead
+        if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            f.write(record)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _take_over(lock: Path, holder: dict) -> None:
+    """Remove the stale ``lock`` of ``holder``, unless another process replaced it meanwhile."""
+    stale = lock.with_name(f".{lock.name}.stale.{os.getpid()}")
+    try:
+        os.rename(lock, stale)
+    except FileNotFoundError:  # another process took it over first
+        return
+    try:
+        if json.loads(stale.read_text()) != holder:  # a live lock taken over between our read and rename
+            _link_or_create(stale.read_text(), lock)
+            raise _refuse(lock, _read_lock(lock) or holder)
+    finally:
+        stale.unlink(missing_ok=True)
+    print(
+        f"note: {lock}: left by PID {holder['pid']} (since {holder.get('since')}), which no longer runs; "
+        "taking the run folder over"
+    )
+
+
+@contextlib.contextmanager
+def run_lock(folder: Path, settings: Settings):
+    """Hold ``folder/run.lock`` (this PID, host and start) while training into ``folder``; write settings.json.
+
+    A second process that trains into the same folder would resume the first's live backup
+    and interleave their logs: it gets a UserError instead. A lock whose process no longer
+    runs on this host (a killed run) is stale and taken over with a note; one from another
+    host is refused, naming the file to delete. The lock goes on exit, exceptions included;
+    a folder this call made and that holds nothing but settings.json then goes too.
+    """
+    new = not folder.exists() or not any(folder.iterdir())
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # OUT is a file, lies below one, or cannot be written
+        in_the_way = next((p for p in folder.parents if p.exists() and not p.is_dir()), None)
+        reason = f"{in_the_way} is a file, not a folder" if in_the_way else (err.strerror or str(err)).lower()
+        raise UserError(
+            f"OUT={settings.out}: cannot make the run folder {folder}: {reason}; give --out a folder you can write"
+        ) from None
+    lock = folder / LOCK
+    record = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "since": datetime.datetime.now().isoformat(timespec="seconds"),
+        "start_ticks": _start_ticks(os.getpid()),
+    }
+    for _ in range(5):  # a few tries: other processes may take over or release at the same moment
+        if _link_or_create(json.dumps(record), lock):
+            break
+        holder = _read_lock(lock)
+        if holder is None:
+            continue
+        if holder.get("host") != socket.gethostname() or _holder_runs(holder):
+            raise _refuse(lock, holder)
+        _take_over(lock, holder)
+    else:
+        raise _refuse(lock, _read_lock(lock) or record)
+    try:
+        write_json_atomic(folder / "settings.json", settings.to_json())
+        yield folder
+    finally:
+        with contextlib.suppress(OSError, UserError):
+            if _read_lock(lock) == record:
+                lock.unlink()
+        if new and {p.name for p in folder.iterdir()} <= {"settings.json"}:
+            (folder / "settings.json").unlink(missing_ok=True)
+            folder.rmdir()
 
 
 def configure_precision(precision: str) -> str:
@@ -236,20 +395,35 @@ def train(
     """
     import keras
 
-    from util import data, distribute, report
+    from util import data, distribute
 
     started = time.time()
     saved_settings = folder_out / "settings.json"
-    if saved_settings.exists() and json.loads(saved_settings.read_text()) != settings.to_json():
+    if saved_settings.exists() and saved_json(saved_settings) != settings.to_json():
         raise UserError(f"{folder_out}: holds a run with other settings ({saved_settings}); give another OUT")
     if saved_settings.exists() and (folder_out / "results.json").exists() and not (folder_out / "backup").exists():
         print(f"{script}: already trained with these settings in {folder_out}; delete that folder to train again")
         return folder_out
-    folder = data.dataset_dir(settings.dataset)
+    data.dataset_dir(settings.dataset)  # a missing data set is an error before TensorFlow starts
     place = distribute.placement(settings.distribute, settings.batch)  # before any other TensorFlow op
     precision = configure_precision(settings.precision)
     keras.utils.set_random_seed(settings.seed)
+    if not place.chief:  # only the chief writes (and locks) the run folder
+        return _train(script, settings, build_model, folder_out, minutes_asked, ensemble, started, place, precision)
+    with run_lock(folder_out, settings):
+        if (folder_out / "results.json").exists() and not (folder_out / "backup").exists():
+            print(f"{script}: already trained with these settings in {folder_out} (by a run that has just ended)")
+            return folder_out
+        return _train(script, settings, build_model, folder_out, minutes_asked, ensemble, started, place, precision)
 
+
+def _train(script, settings, build_model, folder_out, minutes_asked, ensemble, started, place, precision) -> Path:
+    """The body of ``train``, from the data to the report, once the placement and the run folder are settled."""
+    import keras
+
+    from util import data, distribute, report
+
+    folder = data.dataset_dir(settings.dataset)
     kind = data.dataset_kind(folder)
     n_train_total = len(np.load(folder / "train_hr.npy", mmap_mode="r"))
     val_start = max(0, n_train_total - settings.val_patches)
@@ -326,9 +500,7 @@ def train(
 
     backup = folder_out / "backup"  # the chief's: every worker resumes from it
     best_so_far, seconds_so_far = resume_state(folder_out)
-    if place.chief:
-        folder_out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(saved_settings, settings.to_json())
+    if place.chief:  # run_lock made the folder and wrote settings.json
         if best_so_far is None:  # a new run: no rows of an earlier attempt in its log
             (folder_out / "training.csv").unlink(missing_ok=True)
     else:  # the other workers write their logs and checkpoints where no user looks, and delete them
