@@ -679,6 +679,10 @@ def main_restoration(args, task: Task) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.batch is not None and args.batch < 1:
+        raise util.UserError(
+            f"--batch {args.batch}: give a batch size of at least 1 (or leave it out: each script's BATCH)"
+        )
     if args.training:
         return main_training(args)
     if args.scaling:

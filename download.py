@@ -342,6 +342,8 @@ def main(argv=None) -> None:
     kind = folder_kind(args) if args.folder is not None else _known_kind(args)
     _fill_counts(args, kind)
     check_flags(args, kind, f"--folder {args.folder}" if args.folder is not None else name)
+    if args.seed < 0:
+        raise util.UserError(f"--seed {args.seed}: give 0 or a positive integer")
     if args.train < 1 or args.test < 1:
         raise util.UserError(f"--train {args.train} --test {args.test}: both must be at least 1")
     pairs.check_writable(args.out, "--out")  # before anything is fetched or cut

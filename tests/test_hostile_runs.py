@@ -242,6 +242,8 @@ def test_copernicus_bbox_with_a_negative_west_is_taken_as_written():
     [
         (["dem", "--patch", "0"], "--patch 0"),
         (["copernicus", "--bbox", "-106,39,-104,41", "--max-tiles", "0"], "--max-tiles 0"),
+        (["builtin", "--seed", "-1"], "--seed -1"),
+        (["dem", "--seed", "-1"], "--seed -1"),
     ],
 )
 def test_zero_is_not_a_silent_default_in_download(tmp_path, capsys, argv, named):
@@ -268,6 +270,14 @@ def test_two_benchmark_modes_are_refused(argv, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and ": error: " in err[-1], err
     assert "not allowed with" in err[-1] or "does not apply" in err[-1], err
+
+
+def test_benchmark_batch_0_is_an_error_not_each_scripts_default(capsys):
+    import benchmark
+
+    assert util.run_cli(benchmark.main, ["--training", "--batch", "0"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --batch 0"), err
 
 
 def test_noise0_says_the_range_that_is_allowed():
