@@ -42,10 +42,11 @@ def run_folder_of(argv) -> tuple[Path, object]:
     """The run folder and settings that edsr_lite.py would train with for ``argv``."""
     import edsr_lite  # noqa: F401  (registers the script)
     from util import roles
-    from util.training import run_dir, with_available_patches
+    from util.pairs import open_pairs
+    from util.training import run_dir
 
     settings, _ = roles.MODEL_SCRIPTS["edsr_lite"].settings(argv)
-    settings = with_available_patches(settings)
+    settings = open_pairs(settings.dataset).with_available(settings)
     return run_dir("edsr_lite", settings), settings
 
 

@@ -156,6 +156,10 @@ class PatchFile:
         """A view of some of the patches (``key``: a slice or index array into this view)."""
         return PatchFile(self.path, self.rows[key], self.prepare)
 
+    def prepared(self, prepare) -> PatchFile:
+        """This view with ``prepare`` applied to each patch read (e.g. the model's input kind)."""
+        return PatchFile(self.path, self.rows, prepare)
+
     @property
     def nbytes(self) -> int:
         return len(self) * self.patch_bytes

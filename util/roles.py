@@ -21,16 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from util.files import UserError, write_json_atomic
+from util.pairs import open_pairs
 from util.settings import Options, Settings, parse_settings
-from util.training import (
-    REPO,
-    run_dir,
-    saved_json,
-    score_raster_test_pairs,
-    score_test_pairs,
-    train,
-    with_available_patches,
-)
+from util.training import REPO, run_dir, saved_json, train
 
 SHIPPED = REPO / "assets"  # the shipped models' folder: --role test writes its results under OUT instead
 
@@ -82,7 +75,7 @@ def run_script(script: ModelScript, argv=None) -> Path:
     if options.variant:
         settings = studies.with_variants(settings, options.variant)
     if options.role == "test":
-        return test(script.name, with_available_patches(settings), options)
+        return test(script.name, settings, options)
     if options.role == "predict":
         return predict(script.name, settings, options)
     if options.role == "average":
@@ -97,15 +90,17 @@ def run_script(script: ModelScript, argv=None) -> Path:
         return studies.sweep(script.name, settings, script.build_model, options.sweep, options.ensemble)
     if options.ablation:
         return studies.ablation(script.name, settings, script.build_model, options.ablation, options.ensemble)
-    settings = with_available_patches(settings)
+    settings = open_pairs(settings.dataset).with_available(settings)
     folder = run_dir(script.name, settings)
     return train(script.name, settings, script.build_model, folder, options.minutes, options.ensemble)
 
 
 def test(script: str, settings: Settings, options: Options) -> Path:
-    from util import data, report
+    from util import report
     from util.models import load_model
 
+    pairs = open_pairs(settings.dataset)
+    settings = pairs.with_available(settings)
     model_path = Path(options.model) if options.model else run_dir(script, settings) / "model.keras"
     model, info = load_model(model_path)
     if info["task"] != settings.task:
@@ -119,9 +114,7 @@ def test(script: str, settings: Settings, options: Options) -> Path:
     if not isinstance(meta, dict):  # none, or unreadable: the test results carry what is known here
         meta = {"model": script, "task": settings.task}
     meta.update(dataset=settings.dataset)
-    folder = data.dataset_dir(settings.dataset)
-    score = score_raster_test_pairs if data.dataset_kind(folder) == "raster" else score_test_pairs
-    results = score(model, settings, folder, out_dir, meta, options.ensemble)
+    results = pairs.score(model, settings, out_dir, meta, options.ensemble)
     write_json_atomic(out_dir / "test_results.json", results)
     report.results_markdown(results, out_dir / "test_results.md")
     print(f"test of {model_path}: {report.summary_line(results)}")

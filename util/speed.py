@@ -24,7 +24,8 @@ def training_speed(build_model, settings: Settings, seconds: float, validation_p
     import keras
 
     from util import data
-    from util.training import build_for_data, configure_precision, make_optimizer, stored_input, training_dataset
+    from util.pairs import build_for_data, model_input, photo_training
+    from util.training import configure_precision, make_optimizer
 
     precision = configure_precision(settings.precision)
     keras.utils.set_random_seed(0)
@@ -37,15 +38,15 @@ def training_speed(build_model, settings: Settings, seconds: float, validation_p
     if kind == "raster":  # float32 one-channel patches of the data set's size, with masks
         side = data.manifest_of(data.dataset_dir(settings.dataset)).get("settings", {}).get("patch_size", 64)
         size = side // info["scale"]
-        lr = stored_input(info)(rng.normal(500.0, 100.0, (count, size, size, 1)).astype(np.float32))
+        lr = model_input(info)(rng.normal(500.0, 100.0, (count, size, size, 1)).astype(np.float32))
         hr = rng.normal(500.0, 100.0, (count, side, side, 1)).astype(np.float32)
         mask = np.ones(hr.shape, np.uint8)
         train_ds = data.make_raster_dataset(lr, hr, mask, settings.batch, 0, settings.augment)
     else:
         size = 128 // info["scale"]
-        lr = stored_input(info)(rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8))
+        lr = model_input(info)(rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8))
         hr = rng.integers(0, 256, (count, 128, 128, 3), dtype=np.uint8)
-        train_ds = training_dataset(lr, hr, settings, info, seed=0)
+        train_ds = photo_training(lr, hr, settings, info, seed=0)
 
     class StepTimer(keras.callbacks.Callback):
         """Stops ``fit`` once ``seconds`` and 3 steps have passed after two warm-up steps."""

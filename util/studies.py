@@ -16,8 +16,9 @@ from functools import partial
 from pathlib import Path
 
 from util.files import UserError, write_json_atomic, write_text_atomic
+from util.pairs import open_pairs
 from util.settings import AUGMENTATIONS, Settings
-from util.training import REPO, run_dir, run_folder, train, with_available_patches
+from util.training import REPO, run_dir, run_folder, train
 
 # name -> (setting or model argument, the value that undoes the recipe's choice, what that means).
 # Two names for one key (constant-lr, cosine-lr): the ablation runs the one whose value differs.
@@ -86,9 +87,9 @@ def sweep(script: str, settings: Settings, build_model, sizes, ensemble=False) -
 
     from util import report
 
-    runs = []
+    runs, pairs = [], open_pairs(settings.dataset)
     for size in sorted(sizes, reverse=True):
-        run_settings = with_available_patches(dataclasses.replace(settings, train_patches=size))
+        run_settings = pairs.with_available(dataclasses.replace(settings, train_patches=size))
         folder = run_dir(script, run_settings)
         keras.backend.clear_session()
         train(script, run_settings, build_model, folder, ensemble=ensemble)

@@ -28,7 +28,6 @@ import numpy as np
 from util.files import UserError, atomic_path, write_json_atomic
 from util.models import model_info
 from util.settings import Settings
-from util.tasks import parse_task
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -37,20 +36,6 @@ def run_name(script: str, settings: Settings) -> str:
     """``<script>-<task>-<train patches>``, and ``-<dataset>`` unless it is the builtin one."""
     name = f"{script}-{settings.task}-{settings.train_patches}"
     return name if settings.dataset == "builtin" else f"{name}-{Path(settings.dataset).name}"
-
-
-def with_available_patches(settings: Settings) -> Settings:
-    """``settings`` with TRAIN_PATCHES no larger than the data set's training pairs (the run's real count)."""
-    import dataclasses
-
-    from util import data
-
-    folder = data.dataset_dir(settings.dataset)
-    available = len(np.load(folder / "train_hr.npy", mmap_mode="r"))
-    if settings.train_patches <= available:
-        return settings
-    print(f"note: TRAIN_PATCHES={settings.train_patches}, but {folder} has {available} training pairs: all are used")
-    return dataclasses.replace(settings, train_patches=available)
 
 
 def run_dir(script: str, settings: Settings) -> Path:
@@ -282,42 +267,7 @@ def make_optimizer(settings: Settings, total_steps: int):
     return keras.optimizers.Adam(learning_rate=rate)
 
 
-def stored_input(info: dict):
-    """Degraded patches -> patches in the model's input kind (upsampled once, up front).
-
-    uint8 photo patches stay uint8 (rounded as MATLAB); float raster patches stay float32.
-    """
-    if info["input_kind"] == "upsampled" and info["scale"] > 1:
-        from util.resize import bicubic_upscale
-
-        def upsample(lr):
-            up = bicubic_upscale(lr, info["scale"], batch=True)
-            return up if up.dtype == np.uint8 else up.astype(np.float32)
-
-        return upsample
-    return lambda lr: lr
-
-
-def streamed(folder: Path, settings: Settings) -> bool:
-    """Whether the training pairs of a photo data set are too large to load (util.data.IN_MEMORY_BYTES)."""
-    from util import data
-
-    if data.dataset_kind(folder) == "raster":  # raster data sets are small grids cut in patches: in memory
-        return False
-    files = data.patch_files(folder, settings.task, "train", settings.train_patches)
-    return sum(f.nbytes for f in files if f is not None) > data.IN_MEMORY_BYTES
-
-
-def build_for_data(build_model, settings: Settings, kind: str, value_scale: float = 1.0, units: str = "m"):
-    """The script's model for this kind of data: RGB for photos, a one-channel raster model in data units."""
-    from util.models import raster_model
-
-    if kind == "raster":
-        return raster_model(build_model(settings.task, channels=1, **settings.model_kwargs), value_scale, units)
-    return build_model(settings.task, **settings.model_kwargs)
-
-
-def initial_model(path: str, model, kind: str):
+def initial_model(path: str, model):
     """The saved model at ``path`` (INIT_FROM), checked to be of ``model``'s task, kind and architecture."""
     from util.models import load_model
 
@@ -331,40 +281,10 @@ def initial_model(path: str, model, kind: str):
             )
     shapes = [w.shape for w in saved.get_weights()]
     if shapes != [w.shape for w in model.get_weights()]:
-        raise UserError(f"INIT_FROM={path}: its layers differ from this run's ({kind}); give the same script and sizes")
-    return saved, saved_info
-
-
-def raster_value_scale(folder: Path, hr: np.ndarray, mask: np.ndarray) -> float:
-    """The data set's height scale: manifest ``value_scale``, else the std of each patch's deviations from its mean."""
-    from util.data import manifest_of
-
-    value = manifest_of(folder).get("value_scale")
-    if value:
-        return float(value)
-    valid = mask.astype(bool)
-    means = np.array([patch[m].mean() if m.any() else 0.0 for patch, m in zip(hr, valid, strict=True)])
-    return float(np.std((hr - means[:, None, None, None])[valid]))
-
-
-def training_dataset(inputs, targets, settings: Settings, info: dict, seed: int):
-    """The training's tf.data pipeline (util.data.make_dataset) with the settings' batch and augmentations."""
-    from util import data
-
-    task = parse_task(settings.task)
-    if task.synthetic:
-        return data.make_synthetic_dataset(
-            targets, settings.batch, seed, task, augment=settings.augment, as_float=settings.noisy == "float"
+        raise UserError(
+            f"INIT_FROM={path}: its layers differ from this run's ({info['data_kind']}); give the same script and sizes"
         )
-    return data.make_dataset(
-        inputs,
-        targets,
-        settings.batch,
-        seed,
-        augment=settings.augment,
-        shift_scale=info["scale"] if parse_task(settings.task).is_bicubic_sr else 0,
-        upsampled=info["input_kind"] == "upsampled",
-    )
+    return saved, saved_info
 
 
 def _training_clock():
@@ -386,6 +306,21 @@ def _training_clock():
     return TrainingClock
 
 
+@dataclasses.dataclass
+class Run:
+    """One training run as its steps see it: what it trains, where to, on which devices."""
+
+    script: str
+    settings: Settings
+    build_model: object  # the script's build_model(task, **model_kwargs)
+    folder: Path  # the run folder; a worker other than the chief logs to a temporary one (see fit)
+    started: float
+    minutes_asked: float | None = None
+    ensemble: bool = False
+    place: object = None  # util.distribute.placement
+    precision: str = "float32"
+
+
 def train(
     script: str, settings: Settings, build_model, folder_out: Path, minutes_asked: float | None = None, ensemble=False
 ) -> Path:
@@ -395,124 +330,81 @@ def train(
     """
     import keras
 
-    from util import data, distribute
+    from util import distribute
+    from util.pairs import open_pairs
 
-    started = time.time()
-    saved_settings = folder_out / "settings.json"
-    if saved_settings.exists() and saved_json(saved_settings) != settings.to_json():
-        raise UserError(f"{folder_out}: holds a run with other settings ({saved_settings}); give another OUT")
-    if saved_settings.exists() and (folder_out / "results.json").exists() and not (folder_out / "backup").exists():
+    run = Run(script, settings, build_model, folder_out, time.time(), minutes_asked, ensemble)
+    if finished(run, settings_too=True):
         print(f"{script}: already trained with these settings in {folder_out}; delete that folder to train again")
         return folder_out
-    data.dataset_dir(settings.dataset)  # a missing data set is an error before TensorFlow starts
-    place = distribute.placement(settings.distribute, settings.batch)  # before any other TensorFlow op
-    precision = configure_precision(settings.precision)
+    pairs = open_pairs(settings.dataset)  # a missing data set is an error before TensorFlow starts
+    run.place = distribute.placement(settings.distribute, settings.batch)  # before any other TensorFlow op
+    run.precision = configure_precision(settings.precision)
     keras.utils.set_random_seed(settings.seed)
-    if not place.chief:  # only the chief writes (and locks) the run folder
-        return _train(script, settings, build_model, folder_out, minutes_asked, ensemble, started, place, precision)
+    if not run.place.chief:  # only the chief writes (and locks) the run folder
+        return train_steps(run, pairs)
     with run_lock(folder_out, settings):
-        if (folder_out / "results.json").exists() and not (folder_out / "backup").exists():
+        if finished(run):
             print(f"{script}: already trained with these settings in {folder_out} (by a run that has just ended)")
             return folder_out
-        return _train(script, settings, build_model, folder_out, minutes_asked, ensemble, started, place, precision)
+        return train_steps(run, pairs)
 
 
-def _train(script, settings, build_model, folder_out, minutes_asked, ensemble, started, place, precision) -> Path:
-    """The body of ``train``, from the data to the report, once the placement and the run folder are settled."""
-    import keras
+def finished(run: Run, settings_too: bool = False) -> bool:
+    """Whether ``run.folder`` holds this run, trained; a UserError when it holds a run with other settings."""
+    saved_settings = run.folder / "settings.json"
+    if saved_settings.exists() and saved_json(saved_settings) != run.settings.to_json():
+        raise UserError(f"{run.folder}: holds a run with other settings ({saved_settings}); give another OUT")
+    done = (run.folder / "results.json").exists() and not (run.folder / "backup").exists()
+    return done and (saved_settings.exists() or not settings_too)
 
-    from util import data, distribute, report
 
-    folder = data.dataset_dir(settings.dataset)
-    kind = data.dataset_kind(folder)
-    n_train_total = len(np.load(folder / "train_hr.npy", mmap_mode="r"))
-    val_start = max(0, n_train_total - settings.val_patches)
-    if kind == "raster":
-        train_lr, train_hr, train_mask, _ = data.load_raster_split(
-            folder, settings.task, "train", settings.train_patches
-        )
-        val_lr, val_hr, val_mask, _ = data.load_raster_split(
-            folder, settings.task, "train", settings.val_patches, start=val_start
-        )
-        value_scale = raster_value_scale(folder, train_hr, train_mask)
-    elif streamed(folder, settings):  # larger than IN_MEMORY_BYTES: read from disk as training runs
-        train_lr, train_hr = data.patch_files(folder, settings.task, "train", settings.train_patches)
-        val_lr, val_hr = data.load_split(folder, settings.task, "train", settings.val_patches, start=val_start)
-        value_scale = 1.0
-        print(f"note: {len(train_hr)} training pairs are read from disk as training runs (more than fit in memory)")
-    elif parse_task(settings.task).synthetic:  # degraded afresh in tf.data: only the HR patches are needed
-        train_hr = data.load_hr(folder, "train", settings.train_patches)
-        train_lr = None
-        val_lr, val_hr = data.load_split(folder, settings.task, "train", settings.val_patches, start=val_start)
-        value_scale = 1.0
-    else:
-        train_lr, train_hr = data.load_split(folder, settings.task, "train", settings.train_patches)
-        val_lr, val_hr = data.load_split(folder, settings.task, "train", settings.val_patches, start=val_start)
-        value_scale = 1.0
-    units = data.manifest_of(folder).get("units", "m")
-    if settings.init_from:  # fine-tuning keeps the saved model's normalisation
-        probe = build_for_data(build_model, settings, kind, value_scale, units)
-        saved, saved_info = initial_model(settings.init_from, probe, kind)
-        value_scale = saved_info.get("value_scale", value_scale)
-    with place.strategy.scope():
-        model = build_for_data(build_model, settings, kind, value_scale, units)
+def train_steps(run: Run, pairs) -> Path:
+    """The run once its placement and folder are settled: pairs -> model -> fit -> float32 model -> scores."""
+    pairs.load(run.settings)
+    model = run_model(run, pairs)
+    info = model_info(model)
+    train_ds, val_ds = pairs.pipelines(run.settings, info, run.place)
+    chief_folder = run.folder
+    backprops, train_seconds = fit(run, model, train_ds, val_ds, pairs)
+    if not run.place.chief:
+        shutil.rmtree(run.folder, ignore_errors=True)
+        print(f"{run.script}: worker {run.place.task} done; the chief writes {chief_folder}")
+        return chief_folder
+    saved = save_float32(run, pairs, model)
+    meta = run_meta(run, pairs, saved, backprops, train_seconds)
+    return report_run(run, pairs, saved, meta)
+
+
+def run_model(run: Run, pairs):
+    """The run's model under the distribution strategy, started from INIT_FROM's weights when given.
+
+    Fine-tuning keeps the saved model's normalisation (its ``value_scale``, rasters).
+    """
+    settings = run.settings
+    if settings.init_from:
+        saved, saved_info = initial_model(settings.init_from, pairs.build(run.build_model, settings))
+        pairs.value_scale = saved_info.get("value_scale", pairs.value_scale)
+    with run.place.strategy.scope():
+        model = pairs.build(run.build_model, settings)
     if settings.init_from:
         model.set_weights(saved.get_weights())
-        print(f"{script}: starting from the weights of {settings.init_from}")
-    info = model_info(model)
-    if val_start < len(train_hr):
-        print(f"note: the {settings.val_patches} validation pairs overlap the {len(train_hr)} training pairs")
-    prepare = stored_input(info)
-    if isinstance(train_lr, data.PatchFile):  # the input kind applied to each patch as it is read
-        train_lr.prepare = lambda patch: prepare(patch[None])[0]
-        train_x = train_lr
-    else:
-        train_x = None if train_lr is None else prepare(train_lr)
-    val_x = prepare(val_lr)
+        print(f"{run.script}: starting from the weights of {settings.init_from}")
+    return model
 
-    steps_total = max(1, settings.backprops // settings.batch)
-    epochs = min(settings.epochs, steps_total)
-    steps_per_epoch = math.ceil(steps_total / epochs)
-    if kind == "raster":
-        val_ds = data.raster_validation_dataset(val_x, val_hr, val_mask)
-        if place.workers == 1:
-            train_ds = data.make_raster_dataset(
-                train_x, train_hr, train_mask, settings.batch, settings.seed, settings.augment
-            )
-    else:
-        val_ds = data.validation_dataset(val_x, val_hr)
-        if place.workers == 1:
-            train_ds = training_dataset(train_x, train_hr, settings, info, seed=settings.seed)
-    if place.workers > 1:
-        # Each worker builds (and augments) only its share of the training pairs, in batches of
-        # one replica's share of BATCH; the small validation set is split batch by batch.
-        def worker_share(context):
-            share = np.s_[context.input_pipeline_id :: context.num_input_pipelines]
-            local = dataclasses.replace(settings, batch=context.get_per_replica_batch_size(settings.batch))
-            seed = settings.seed + context.input_pipeline_id
-            x = None if train_x is None else train_x[share]
-            if kind == "raster":
-                return data.make_raster_dataset(x, train_hr[share], train_mask[share], local.batch, seed, local.augment)
-            return training_dataset(x, train_hr[share], local, info, seed=seed)
 
-        train_ds = place.strategy.distribute_datasets_from_function(worker_share)
-        val_ds = val_ds.with_options(distribute.shard_by_data())
+def callbacks(run: Run, backup: Path, best: Path, best_so_far: float | None, seconds_so_far: float) -> list:
+    """Backup (to resume), the best weights on validation, the log, the clock, TensorBoard, NaN stop."""
+    import keras
 
-    backup = folder_out / "backup"  # the chief's: every worker resumes from it
-    best_so_far, seconds_so_far = resume_state(folder_out)
-    if place.chief:  # run_lock made the folder and wrote settings.json
-        if best_so_far is None:  # a new run: no rows of an earlier attempt in its log
-            (folder_out / "training.csv").unlink(missing_ok=True)
-    else:  # the other workers write their logs and checkpoints where no user looks, and delete them
-        chief_folder = folder_out
-        folder_out = Path(tempfile.mkdtemp(prefix=f"{folder_out.name}-{place.task.replace('/', '')}-"))
-    best = folder_out / "best.weights.h5"
+    from util import distribute
+
     # With EMA, SwapEMAWeights puts the averaged weights in the model for validation and for
     # ModelCheckpoint (after it in the list); the backup before it keeps the raw ones to resume.
-    swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if settings.ema else []
+    swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if run.settings.ema else []
     TrainingClock = _training_clock()
-    callbacks = [
-        distribute.backup_and_restore(str(backup), place.chief),
+    return [
+        distribute.backup_and_restore(str(backup), run.place.chief),
         *swap,
         keras.callbacks.ModelCheckpoint(
             str(best),
@@ -521,17 +413,36 @@ def _train(script, settings, build_model, folder_out, minutes_asked, ensemble, s
             save_weights_only=True,
             initial_value_threshold=best_so_far,  # a resumed run keeps the best of its first part
         ),
-        keras.callbacks.CSVLogger(str(folder_out / "training.csv"), append=True),
-        TrainingClock(folder_out / "train_seconds.json", seconds_so_far),
-        keras.callbacks.TensorBoard(str(folder_out / "tensorboard"), write_graph=False),
+        keras.callbacks.CSVLogger(str(run.folder / "training.csv"), append=True),
+        TrainingClock(run.folder / "train_seconds.json", seconds_so_far),
+        keras.callbacks.TensorBoard(str(run.folder / "tensorboard"), write_graph=False),
         keras.callbacks.TerminateOnNaN(),
     ]
+
+
+def fit(run: Run, model, train_ds, val_ds, pairs) -> tuple[int, float]:
+    """``model.fit`` for BACKPROPS samples, resumable, the best weights kept; (backprops, training seconds)."""
+    from util import distribute
+
+    settings, place = run.settings, run.place
+    steps_total = max(1, settings.backprops // settings.batch)
+    epochs = min(settings.epochs, steps_total)
+    steps_per_epoch = math.ceil(steps_total / epochs)
+    backup = run.folder / "backup"  # the chief's: every worker resumes from it
+    best_so_far, seconds_so_far = resume_state(run.folder)
+    if place.chief:  # run_lock made the folder and wrote settings.json
+        if best_so_far is None:  # a new run: no rows of an earlier attempt in its log
+            (run.folder / "training.csv").unlink(missing_ok=True)
+    else:  # the other workers write their logs and checkpoints where no user looks, and delete them
+        run.folder = Path(tempfile.mkdtemp(prefix=f"{run.folder.name}-{place.task.replace('/', '')}-"))
+    best = run.folder / "best.weights.h5"
     with place.strategy.scope():
         model.compile(optimizer=make_optimizer(settings, steps_per_epoch * epochs), loss=settings.loss)
+    info = model_info(model)
     replicas = f", {place.replicas} replicas ({place.name}, {place.workers} workers)" if place.replicas > 1 else ""
     print(
-        f"{script}: {info['architecture']}, {model.count_params():,} parameters, {precision}{replicas}; "
-        f"{len(train_hr)} training pairs from {folder}, {epochs} epochs x {steps_per_epoch} steps "
+        f"{run.script}: {info['architecture']}, {model.count_params():,} parameters, {run.precision}{replicas}; "
+        f"{pairs.n_loaded} training pairs from {pairs.folder}, {epochs} epochs x {steps_per_epoch} steps "
         f"x batch {settings.batch}"
     )
     fit_started = time.time()
@@ -541,7 +452,7 @@ def _train(script, settings, build_model, folder_out, minutes_asked, ensemble, s
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,
             validation_data=val_ds,
-            callbacks=callbacks,
+            callbacks=callbacks(run, backup, best, best_so_far, seconds_so_far),
             shuffle=False,  # tf.data already shuffles
             verbose=2,
         )
@@ -550,125 +461,60 @@ def _train(script, settings, build_model, folder_out, minutes_asked, ensemble, s
             raise UserError(f"training diverged (loss is not finite); lower LEARNING_RATE={settings.learning_rate}")
     if best.exists():
         model.load_weights(best)
-    if not place.chief:
-        shutil.rmtree(folder_out, ignore_errors=True)
-        print(f"{script}: worker {place.task} done; the chief writes {chief_folder}")
-        return chief_folder
+    return steps_per_epoch * epochs * settings.batch, train_seconds
 
-    # Save in float32 whatever the training precision, so that the model runs fast
-    # on any CPU: rebuild the same architecture under the float32 policy.
+
+def save_float32(run: Run, pairs, model):
+    """The trained model rebuilt in float32 (fast on any CPU, whatever the training precision), saved as model.keras."""
+    import keras
+
     keras.mixed_precision.set_global_policy("float32")
-    saved = build_for_data(build_model, settings, kind, value_scale, units)
+    saved = pairs.build(run.build_model, run.settings)
     saved.set_weights(model.get_weights())
-    with atomic_path(folder_out / "model.keras") as tmp:
+    with atomic_path(run.folder / "model.keras") as tmp:
         keras.saving.save_model(saved, tmp)
-    best.unlink(missing_ok=True)
-    (folder_out / "train_seconds.json").unlink(missing_ok=True)
+    (run.folder / "best.weights.h5").unlink(missing_ok=True)
+    (run.folder / "train_seconds.json").unlink(missing_ok=True)
+    return saved
 
-    backprops = steps_per_epoch * epochs * settings.batch
+
+def run_meta(run: Run, pairs, saved, backprops: int, train_seconds: float) -> dict:
+    """What results.json says of the run besides its scores."""
+    settings, info = run.settings, model_info(saved)
     meta = {
-        "model": script,
+        "model": run.script,
         "architecture": info["architecture"],
         "parameters": int(saved.count_params()),
         "dataset": settings.dataset,
         "task": settings.task,
-        "train_patches": len(train_hr),
+        "train_patches": pairs.n_loaded,
         "backprops": backprops,
         "batch": settings.batch,
         "learning_rate": settings.learning_rate,
         "settings": settings.to_json(),
         "seed": settings.seed,
-        "precision": precision,
-        **place.describe(),
-        "data_kind": kind,
+        "precision": run.precision,
+        **run.place.describe(),
+        "data_kind": pairs.kind,
         "init_from": settings.init_from,
         "train_seconds": round(train_seconds, 1),
         "train_samples_per_second": round(backprops / train_seconds, 2),
     }
-    if minutes_asked:
-        meta["minutes_asked"] = minutes_asked
-    score = score_raster_test_pairs if kind == "raster" else score_test_pairs
-    results = score(saved, settings, folder, folder_out, meta, ensemble)
-    report.training_curve(folder_out / "training.csv", folder_out / "training_curve.png")
-    report.model_diagram(saved, folder_out / "model.png")
-    results["wall_seconds"] = round(time.time() - started, 1)
-    write_json_atomic(folder_out / "results.json", results)
-    report.results_markdown(results, folder_out / "results.md")
-    print(f"{report.summary_line(results)}; wall time {results['wall_seconds']:.0f} s; outputs in {folder_out}")
-    return folder_out
+    if run.minutes_asked:
+        meta["minutes_asked"] = run.minutes_asked
+    return meta
 
 
-def score_test_pairs(model, settings: Settings, folder: Path, folder_out: Path, meta: dict, ensemble=False) -> dict:
-    """Score ``model`` and the baseline on the test pairs (the prototype's protocol); write comparison.png."""
-    from util import data, report
-    from util.evaluation import PROTOTYPE_PROTOCOL, baseline, score_patches
-    from util.inference import predict_patches
+def report_run(run: Run, pairs, saved, meta: dict) -> Path:
+    """Score the saved model on the test pairs; write results.json, results.md and the figures."""
+    from util import report
 
-    info = model_info(model)
-    task = parse_task(settings.task)
-    test_lr, test_hr = data.load_split(folder, settings.task, "test", settings.test_patches or None)
-    started = time.time()
-    outputs = predict_patches(model, info, test_lr)
-    infer_seconds = time.time() - started
-    base = baseline(test_lr, task)
-    results = dict(meta)
-    results.update(
-        n_test=len(test_hr),
-        protocol=PROTOTYPE_PROTOCOL,
-        baseline_name=task.baseline_name,
-        baseline=score_patches(base, test_hr),
-        model_scores=score_patches(outputs, test_hr),
-        test_patches_per_second=round(len(test_hr) / infer_seconds, 2),
-    )
-    if ensemble:
-        started = time.time()
-        results["ensemble_scores"] = score_patches(predict_patches(model, info, test_lr, ensemble=True), test_hr)
-        results["ensemble_patches_per_second"] = round(len(test_hr) / (time.time() - started), 2)
-    report.comparison_figure(test_lr, base, outputs, test_hr, results, folder_out / "comparison.png")
-    return results
-
-
-def score_raster_test_pairs(model, settings: Settings, folder: Path, folder_out: Path, meta: dict, ensemble=False):
-    """Score a raster model, bicubic and cubic spline on the raster test pairs in data units; write comparison.png.
-
-    Over the valid cells only: RMSE, MAE, bias, slope RMSE (degrees, Horn, each patch's
-    cell size) and PSNR on range-normalised heights (util.raster_metrics.raster_scores).
-    """
-    from util import data, raster_eval, raster_metrics
-    from util.raster_enhance import predict_raster_patches
-
-    info = model_info(model)
-    scale = info["scale"]
-    lr, hr, mask, cells = data.load_raster_split(folder, settings.task, "test", settings.test_patches or None)
-    started = time.time()
-    outputs = predict_raster_patches(model, info, lr)
-    infer_seconds = time.time() - started
-    valid = mask[..., 0].astype(bool)
-    targets = hr[..., 0]
-    methods = {
-        "bicubic": np.stack([raster_metrics.upsample_bicubic(p, scale) for p in lr[..., 0]]),
-        "cubic spline": np.stack([raster_metrics.upsample_spline(p, scale) for p in lr[..., 0]]),
-        "model": outputs[..., 0],
-    }
-    if ensemble:
-        methods["model + self-ensemble"] = predict_raster_patches(model, info, lr, ensemble=True)[..., 0]
-    results = dict(meta)
-    results.update(
-        n_test=len(hr),
-        protocol="raster: valid cells of the test patches (spatially disjoint from training), data units",
-        units=data.manifest_of(folder).get("units", "m"),
-        raster_scores={
-            name: raster_metrics.raster_scores(values, targets, valid, cells) for name, values in methods.items()
-        },
-        test_patches_per_second=round(len(hr) / infer_seconds, 2),
-    )
-    raster_eval.raster_comparison_figure(
-        targets[:4],
-        valid[:4],
-        lr[:4, ..., 0],
-        {k: v[:4] for k, v in methods.items()},
-        cells[:4],
-        folder_out / "comparison.png",
-        results["units"],
-    )
-    return results
+    folder = run.folder
+    results = pairs.score(saved, run.settings, folder, meta, run.ensemble)
+    report.training_curve(folder / "training.csv", folder / "training_curve.png")
+    report.model_diagram(saved, folder / "model.png")
+    results["wall_seconds"] = round(time.time() - run.started, 1)
+    write_json_atomic(folder / "results.json", results)
+    report.results_markdown(results, folder / "results.md")
+    print(f"{report.summary_line(results)}; wall time {results['wall_seconds']:.0f} s; outputs in {folder}")
+    return folder
