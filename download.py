@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import util
-from download_module import RASTER_SOURCES, SOURCES, benchmarks, cbsd68, copernicus, folder, pairs, raster_pairs
+from download_module import RASTER_SOURCES, SOURCES, benchmarks, cbsd68, copernicus, folder, pairs, raster_pairs, writer
 from util import kinds
 
 # ---- Constants: edit these -------------------------------------------------
@@ -228,7 +228,7 @@ def fetch_benchmarks(args: argparse.Namespace) -> None:
             f"{args.source} takes no {' / '.join(given)}: it fetches the evaluation sets whole "
             f"into <out>/{benchmarks.FOLDER}/ (only --out and --url apply)"
         )
-    pairs.check_writable(args.out, "--out")
+    writer.check_writable(args.out, "--out")
     if args.source == cbsd68.NAME:
         written = cbsd68.fetch_set(args.out, args.url)
         print(
@@ -346,7 +346,7 @@ def main(argv=None) -> None:
         raise util.UserError(f"--seed {args.seed}: give 0 or a positive integer")
     if args.train < 1 or args.test < 1:
         raise util.UserError(f"--train {args.train} --test {args.test}: both must be at least 1")
-    pairs.check_writable(args.out, "--out")  # before anything is fetched or cut
+    writer.check_writable(args.out, "--out")  # before anything is fetched or cut
     if kind == "raster":
         write_rasters(args, name)
         return

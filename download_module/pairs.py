@@ -26,15 +26,10 @@ so the test patches do not change when only the number of train patches does.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import hashlib
 import json
 import os
-import re
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
@@ -46,10 +41,11 @@ from scipy.ndimage import gaussian_filter
 from tqdm import tqdm
 
 import util
+from download_module import writer
+from download_module.writer import SPLITS, NpyFile
 
 FORMAT_VERSION = 3  # files named by task (sr4, not x4); patches balanced over images
 PATCH = 128
-SPLITS = ("train", "test")
 SCALES = (2, 4, 8)
 NOISE_SIGMA = 64.0
 BLUR_SIGMA = 1.1  # OpenCV's default for a 5x5 kernel: 0.3 * ((5 - 1) / 2 - 1) + 0.8
@@ -405,24 +401,19 @@ def dataset_settings(source: str, images: SourceImages, counts: dict[str, int], 
     }
 
 
-def file_name(split: str, kind: str) -> str:
-    return f"{split}_{kind}.npy"
+def npy_layout(counts: dict[str, int]) -> dict[str, dict[str, NpyFile]]:
+    """split -> kind -> the .npy file of ``counts[split]`` patches of that kind (uint8)."""
+    return writer.npy_layout(counts, {kind: (patch_shape(kind), "uint8") for kind in DEGRADATIONS})
 
 
 def is_up_to_date(dest: Path, settings: dict) -> bool:
     """True when ``dest/manifest.json`` has these settings and every .npy has its shape."""
-    try:
-        manifest = json.loads((dest / "manifest.json").read_text())
-        if manifest.get("settings") != json.loads(json.dumps(settings)):
-            return False
-        for split in SPLITS:
-            for kind in DEGRADATIONS:
-                array = np.load(dest / file_name(split, kind), mmap_mode="r")
-                if array.dtype != np.uint8 or array.shape != (settings["counts"][split], *patch_shape(kind)):
-                    return False
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False
-    return True
+
+    def expected(_manifest: dict) -> dict:
+        files = npy_layout(settings["counts"])
+        return {f.name: (list(f.shape), f.dtype) for split in SPLITS for f in files[split].values()}
+
+    return writer.is_up_to_date(dest, settings, expected)
 
 
 def write_dataset(dest: Path, images: SourceImages, settings: dict) -> dict:
@@ -435,34 +426,15 @@ def write_dataset(dest: Path, images: SourceImages, settings: dict) -> dict:
     source, counts, seed = settings["source"], settings["counts"], settings["seed"]
     started = time.monotonic()
     usable, skipped, split_rule = _check_and_split(source, images)
-    check_writable(dest, "dataset folder")
-    remove_stale_temporaries(dest)
-    check_free_space(dest, counts)
-    (dest / "manifest.json").unlink(missing_ok=True)
+    files = npy_layout(counts)
+    writer.prepare(dest, writer.npy_bytes(files))
     manifest_splits = {}
-    try:
+    with writer.disk_errors(dest):
         for split in SPLITS:
-            with contextlib.ExitStack() as stack:
-                arrays = {}
-                for kind in DEGRADATIONS:
-                    tmp = stack.enter_context(util.atomic_path(dest / file_name(split, kind)))
-                    shape = (counts[split], *patch_shape(kind))
-                    arrays[kind] = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-                    _allocate(tmp)
+            with writer.npy_files(dest, files[split]) as arrays:
                 manifest_splits[split] = _fill_split(usable[split], counts[split], seed, split, arrays)
-                for array in arrays.values():
-                    array.flush()
-                arrays.clear()  # close the memory maps before the files are renamed
             for u in usable[split]:
                 u.pixels = None  # this split is done: free its cached images
-    except OSError as err:
-        if err.errno in UNWRITABLE:
-            raise unwritable(dest, "dataset folder", err) from None
-        if err.errno != errno.ENOSPC:
-            raise
-        raise util.UserError(
-            f"{dest}: the disk is full ({err.strerror}); free space or lower --train/--test, then run again"
-        ) from None
     manifest = {
         "source": source,
         "origin": images.origin,
@@ -470,73 +442,21 @@ def write_dataset(dest: Path, images: SourceImages, settings: dict) -> dict:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "settings": settings,
         "files": {
-            f"{split}_{kind}": {"file": file_name(split, kind), "shape": [counts[split], *patch_shape(kind)]}
+            f"{split}_{kind}": {"file": f.name, "shape": list(f.shape)}
             for split in SPLITS
-            for kind in DEGRADATIONS
+            for kind, f in files[split].items()
         },
         "skipped": [[name, reason] for name, reason, _ in skipped],
         "splits": manifest_splits,
         "seconds": round(time.monotonic() - started, 1),
     }
-    util.write_text_atomic(dest / "manifest.json", _compact_json(manifest))
+    writer.write_manifest(dest, manifest)
     return manifest
 
 
 def dataset_bytes(counts: dict[str, int]) -> int:
     """Bytes of every .npy file of a data set with these counts (headers aside)."""
-    return sum(counts[split] * int(np.prod(patch_shape(kind))) for split in SPLITS for kind in DEGRADATIONS)
-
-
-def check_free_space(dest: Path, counts: dict[str, int]) -> None:
-    """A UserError before anything is written when the disk of ``dest`` cannot hold the pairs."""
-    needed = dataset_bytes(counts)
-    free = shutil.disk_usage(dest).free
-    if needed > free:
-        raise util.UserError(
-            f"{dest}: the pairs need {needed / 2**30:.2f} GiB and the disk has {free / 2**30:.2f} GiB free; free "
-            "space, lower --train/--test or give --out on another disk"
-        )
-
-
-UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.EISDIR)
-
-
-def unwritable(folder: Path, what: str, err: OSError) -> util.UserError:
-    """The one-line error for ``folder`` (``what``: the flag or role that names it) that cannot be written."""
-    culprit = Path(err.filename) if err.filename else folder
-    in_the_way = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
-    if in_the_way is not None:
-        reason = f"{in_the_way} is a file, not a folder"
-    else:
-        reason = f"{err.strerror.lower() if err.strerror else err} ({culprit})"
-    return util.UserError(f"{what} {folder}: cannot write there: {reason}; give --out a folder you can write")
-
-
-def check_writable(folder: Path, what: str) -> None:
-    """Make ``folder`` and write a probe file in it; a UserError before any work when that fails."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:  # whatever the reason, nothing can be stored there
-        raise unwritable(folder, what, err) from None
-
-
-def remove_stale_temporaries(dest: Path) -> None:
-    """Remove the temporary .npy files (``.<name>.*.part.npy``) that an interrupted run left in ``dest``."""
-    stale = sorted(dest.glob(".*.part.npy"))
-    for path in stale:
-        path.unlink(missing_ok=True)
-    if stale:
-        print(f"note: removed {len(stale)} temporary file(s) of an interrupted run from {dest}", file=sys.stderr)
-
-
-def _allocate(path: Path) -> None:
-    """Reserve the disk blocks of a memory-mapped file, so that a full disk is an OSError here, not a SIGBUS later."""
-    if not hasattr(os, "posix_fallocate"):
-        return
-    with open(path, "r+b") as f:
-        os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+    return writer.npy_bytes(npy_layout(counts))
 
 
 def _check_and_split(source: str, images: SourceImages):
@@ -567,9 +487,3 @@ def _check_and_split(source: str, images: SourceImages):
                 f"least {PATCH}x{PATCH} px); check {images.origin}"
             )
     return {"train": train, "test": test}, skipped, split_rule
-
-
-def _compact_json(obj) -> str:
-    """Indented JSON with each innermost list of numbers on one line (10000 patch rows stay readable)."""
-    text = json.dumps(obj, indent=2)
-    return re.sub(r"\[[-\d\s,.]*\]", lambda m: json.dumps(json.loads(m.group())), text) + "\n"

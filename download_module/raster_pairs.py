@@ -37,12 +37,9 @@ choice from ``default_rng([seed, 1])``; the test patches do not depend on ``--tr
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import errno
 import hashlib
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -52,7 +49,8 @@ import numpy as np
 from tqdm import tqdm
 
 import util
-from download_module import pairs
+from download_module import writer
+from download_module.writer import SPLITS
 from util import kinds
 from util.raster_metrics import block_mean
 from util.rasters import RASTER_SUFFIXES, Raster, fill_nodata, read_raster, warn_suspected_nodata, write_raster
@@ -68,7 +66,6 @@ MAX_NODATA = 0.25  # a patch with a larger fraction of nodata cells is skipped
 TRAIN_PATCHES = 2000
 TEST_PATCHES = 1000  # a maximum: all test tiles up to it
 LR_METHODS = ("block-mean", "bicubic")
-SPLITS = pairs.SPLITS
 CHUNK = 256  # patches degraded at once
 CACHE_BYTES = 1 << 30  # raster values kept between the check pass and the crop pass
 REGIONS = "test_regions"
@@ -510,21 +507,15 @@ def dataset_settings(
 
 def is_up_to_date(dest: Path, settings: dict) -> bool:
     """True when ``dest/manifest.json`` has these settings and every file it lists is there with its shape."""
-    try:
-        manifest = json.loads((dest / "manifest.json").read_text())
-        if manifest.get("kind") != KIND or manifest.get("settings") != json.loads(json.dumps(settings)):
-            return False
-        for entry in manifest["files"].values():
-            path = dest / entry["file"]
-            if path.suffix == ".npy":
-                array = np.load(path, mmap_mode="r")
-                if list(array.shape) != entry["shape"] or str(array.dtype) != entry["dtype"]:
-                    return False
-            elif not path.is_file():
-                return False
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False
-    return True
+    return writer.is_up_to_date(dest, settings, _listed_files, kind=KIND)
+
+
+def _listed_files(manifest: dict) -> dict:
+    """file -> (shape, dtype) of each .npy file the manifest lists; None for its test regions."""
+    return {
+        entry["file"]: (entry["shape"], entry["dtype"]) if Path(entry["file"]).suffix == ".npy" else None
+        for entry in manifest["files"].values()
+    }
 
 
 def _skipped_message(source: str, total: int, skipped: list) -> str:
@@ -532,29 +523,60 @@ def _skipped_message(source: str, total: int, skipped: list) -> str:
     return f"{source}: skipped {len(skipped)} of {total} rasters ({reasons})"
 
 
-def _dataset_bytes(counts: dict[str, int], patch: int, scales, usable: list[UsableRaster]) -> int:
-    per_patch = sum(
-        int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in patch_kinds(patch, scales).values()
-    )
-    regions = sum((b[1] - b[0]) * (b[3] - b[2]) * 4 for u in usable if (b := u.test_region))
-    return per_patch * sum(counts.values()) + regions
+def _usable_rasters(rasters: SourceRasters, settings: dict):
+    """``check_rasters``, with a UserError when no raster is usable and a warning line for those skipped."""
+    source = settings["source"]
+    usable, skipped = check_rasters(rasters, settings)
+    total = len(rasters.rasters)
+    if not usable:
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped)
+        raise util.UserError(f"{source}: no usable raster among {total} ({reasons})")
+    if skipped:
+        print(f"warning: {_skipped_message(source, total, skipped)}", file=sys.stderr)
+    return usable, skipped
 
 
-def _check_free_space(dest: Path, needed: int) -> None:
-    free = shutil.disk_usage(dest).free
-    if needed > free:
+def plan_splits(usable: list[UsableRaster], settings: dict) -> dict[str, np.ndarray]:
+    """split -> (n, 3) int64 rows (raster index, row, col); training rows get their row and col in ``fill_splits``."""
+    source, counts, seed, patch = settings["source"], settings["counts"], settings["seed"], settings["patch_size"]
+    plans = {"train": np.zeros((counts["train"], 3), np.int64), "test": plan_test(usable, counts["test"], seed)}
+    plans["train"][:, 0] = owners = train_owners(usable, counts["train"], seed)
+    if len(owners) < counts["train"]:
         raise util.UserError(
-            f"{dest}: the pairs need {needed / 2**30:.2f} GiB and the disk has {free / 2**30:.2f} GiB free; free "
-            "space, lower --train/--test or give --out on another disk"
+            f"{source}: no training crop of {patch}x{patch} cells with at most "
+            f"{settings['max_nodata']:.0%} nodata outside the test regions; give --patch 32 or more rasters"
         )
+    if not len(plans["test"]):
+        raise util.UserError(
+            f"{source}: no test tile of {patch}x{patch} cells with at most "
+            f"{settings['max_nodata']:.0%} nodata in the test regions; give --patch 32 or more rasters"
+        )
+    return plans
 
 
-def _old_files(dest: Path) -> set[str]:
-    """The files the manifest of an earlier run listed (to remove those this run does not write)."""
-    try:
-        return {entry["file"] for entry in json.loads((dest / "manifest.json").read_text())["files"].values()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return set()
+def _regions_bytes(usable: list[UsableRaster]) -> int:
+    return sum((b[1] - b[0]) * (b[3] - b[2]) * 4 for u in usable if (b := u.test_region))
+
+
+def _manifest_files(layout: dict[str, dict[str, writer.NpyFile]], usable: list[UsableRaster]) -> dict:
+    """The manifest's ``files``: every .npy with its shape and dtype, then every test region with its raster."""
+    files = {
+        f"{split}_{kind}": {"file": f.name, "shape": list(f.shape), "dtype": f.dtype}
+        for split in SPLITS
+        for kind, f in layout[split].items()
+    }
+    for name, file in region_files(usable).items():
+        u = next(u for u in usable if u.file.name == name)
+        r0, r1, c0, c1 = u.test_region
+        files[file.removesuffix(".tif")] = {"file": file, "raster": name, "shape": [r1 - r0, c1 - c0]}
+    return files
+
+
+def _remove_old_files(dest: Path, old: set[str], files: dict) -> None:
+    """Remove the files of an earlier run (those its manifest listed, and test regions) that this run did not write."""
+    written = {entry["file"] for entry in files.values()}
+    for stale in (old | {f"{REGIONS}/{p.name}" for p in (dest / REGIONS).glob("*.tif")}) - written:
+        (dest / stale).unlink(missing_ok=True)
 
 
 def _units(usable: list[UsableRaster], source: str) -> str:
@@ -568,6 +590,24 @@ def _units(usable: list[UsableRaster], source: str) -> str:
     return usable[0].units
 
 
+def _raster_entries(usable: list[UsableRaster]) -> list[dict]:
+    """The manifest's ``rasters``: each usable raster's shape, cell size, role, training area and test region."""
+    regions = region_files(usable)
+    roles = {"split": "train and test", "train": "whole to train", "test": "whole to test"}
+    return [
+        {
+            "name": u.file.name,
+            "shape": list(u.shape),
+            "cell_m": [round(v, 4) for v in u.cell],
+            "role": roles[u.role],
+            "train_area": list(u.train_area) if u.train_area else None,
+            "test_region": list(u.test_region) if u.test_region else None,
+            "test_region_file": regions.get(u.file.name),
+        }
+        for u in usable
+    ]
+
+
 def write_dataset(dest: Path, rasters: SourceRasters, settings: dict) -> dict:
     """Check the rasters, split them in space, then write the .npy files, test regions and manifest.
 
@@ -575,71 +615,22 @@ def write_dataset(dest: Path, rasters: SourceRasters, settings: dict) -> dict:
     complete; the old manifest is removed first and the new one written last, so an
     interrupted run is never mistaken for an up-to-date one.
     """
-    source, counts, seed, patch = settings["source"], settings["counts"], settings["seed"], settings["patch_size"]
+    source, patch = settings["source"], settings["patch_size"]
     started = time.monotonic()
-    usable, skipped = check_rasters(rasters, settings)
-    total = len(rasters.rasters)
-    if not usable:
-        reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped)
-        raise util.UserError(f"{source}: no usable raster among {total} ({reasons})")
-    if skipped:
-        print(f"warning: {_skipped_message(source, total, skipped)}", file=sys.stderr)
-    whole_parts = assign_whole_rasters(usable, patch, source)
-    rule = split_rule(usable, settings, whole_parts)
-    plans = {"train": np.zeros((counts["train"], 3), np.int64), "test": plan_test(usable, counts["test"], seed)}
-    plans["train"][:, 0] = owners = train_owners(usable, counts["train"], seed)
-    if len(owners) < counts["train"]:
-        raise util.UserError(
-            f"{source}: no training crop of {patch}x{patch} cells with at most "
-            f"{settings['max_nodata']:.0%} nodata outside the test regions; give --patch 32 or more rasters"
-        )
-    if not len(plans["test"]):
-        raise util.UserError(
-            f"{source}: no test tile of {patch}x{patch} cells with at most "
-            f"{settings['max_nodata']:.0%} nodata in the test regions; give --patch 32 or more rasters"
-        )
-    sizes = {split: len(plans[split]) for split in SPLITS}
-    kinds = patch_kinds(patch, settings["scales"])
-    pairs.check_writable(dest, "dataset folder")
-    pairs.remove_stale_temporaries(dest)
-    for stale in (dest / REGIONS).glob(".*.part.*"):
-        stale.unlink(missing_ok=True)
-    _check_free_space(dest, _dataset_bytes(sizes, patch, settings["scales"], usable))
-    old = _old_files(dest)
-    (dest / "manifest.json").unlink(missing_ok=True)
-    files = {}
-    try:
-        with contextlib.ExitStack() as stack:
-            arrays = {split: {} for split in SPLITS}
-            for split in SPLITS:
-                for kind, (shape, dtype) in kinds.items():
-                    name = pairs.file_name(split, kind)
-                    tmp = stack.enter_context(util.atomic_path(dest / name))
-                    full = (sizes[split], *shape)
-                    arrays[split][kind] = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=full)
-                    pairs._allocate(tmp)
-                    files[f"{split}_{kind}"] = {"file": name, "shape": list(full), "dtype": dtype}
-            value_scale = fill_splits(usable, settings, plans, arrays, dest)
-            for split_arrays in arrays.values():
-                for array in split_arrays.values():
-                    array.flush()
-            arrays.clear()  # close the memory maps before the files are renamed
-    except OSError as err:
-        if err.errno in pairs.UNWRITABLE:
-            raise pairs.unwritable(dest, "dataset folder", err) from None
-        if err.errno != errno.ENOSPC:
-            raise
-        raise util.UserError(
-            f"{dest}: the disk is full ({err.strerror}); free space or lower --train/--test, then run again"
-        ) from None
-    regions = region_files(usable)
-    for name, file in regions.items():
-        u = next(u for u in usable if u.file.name == name)
-        r0, r1, c0, c1 = u.test_region
-        files[file.removesuffix(".tif")] = {"file": file, "raster": name, "shape": [r1 - r0, c1 - c0]}
-    written = {entry["file"] for entry in files.values()}
-    for stale in (old | {f"{REGIONS}/{p.name}" for p in (dest / REGIONS).glob("*.tif")}) - written:
-        (dest / stale).unlink(missing_ok=True)
+    usable, skipped = _usable_rasters(rasters, settings)
+    rule = split_rule(usable, settings, assign_whole_rasters(usable, patch, source))
+    plans = plan_splits(usable, settings)
+    layout = writer.npy_layout({split: len(plans[split]) for split in SPLITS}, patch_kinds(patch, settings["scales"]))
+    old = writer.listed_files(dest)
+    writer.prepare(dest, writer.npy_bytes(layout) + _regions_bytes(usable), quiet_stale=(f"{REGIONS}/.*.part.*",))
+    with (
+        writer.disk_errors(dest),
+        writer.npy_files(dest, layout["train"]) as train,
+        writer.npy_files(dest, layout["test"]) as test,
+    ):
+        value_scale = fill_splits(usable, settings, plans, {"train": train, "test": test}, dest)
+    files = _manifest_files(layout, usable)
+    _remove_old_files(dest, old, files)
     names = [u.file.name for u in usable]
     manifest = {
         "kind": KIND,
@@ -651,18 +642,7 @@ def write_dataset(dest: Path, rasters: SourceRasters, settings: dict) -> dict:
         "settings": settings,
         "value_scale": value_scale,
         "files": files,
-        "rasters": [
-            {
-                "name": u.file.name,
-                "shape": list(u.shape),
-                "cell_m": [round(v, 4) for v in u.cell],
-                "role": {"split": "train and test", "train": "whole to train", "test": "whole to test"}[u.role],
-                "train_area": list(u.train_area) if u.train_area else None,
-                "test_region": list(u.test_region) if u.test_region else None,
-                "test_region_file": regions.get(u.file.name),
-            }
-            for u in usable
-        ],
+        "rasters": _raster_entries(usable),
         "test_regions": {u.file.name: list(u.test_region) for u in usable if u.test_region},
         "skipped": skipped,
         "notes": rasters.notes,
@@ -672,5 +652,5 @@ def write_dataset(dest: Path, rasters: SourceRasters, settings: dict) -> dict:
         },
         "seconds": round(time.monotonic() - started, 1),
     }
-    util.write_text_atomic(dest / "manifest.json", pairs._compact_json(manifest))
+    writer.write_manifest(dest, manifest)
     return manifest

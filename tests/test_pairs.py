@@ -1,7 +1,5 @@
 """download_module.pairs: crops, degradations, the split of a folder, the dataset folder."""
 
-import json
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -141,13 +139,6 @@ def test_split_of_a_small_single_image_uses_it_for_both(tmp_path, capsys):
     train, test, rule = pairs.split_by_name(usable_of(tmp_path, [(150, 200)]))
     assert train[0].region == test[0].region == (0, 0, 150, 200) and "overlap" in rule
     assert "warning: 00.png" in capsys.readouterr().err
-
-
-def test_compact_json_keeps_rows_on_one_line():
-    obj = {"patches": [[1, 2, 3], [4, -5, 6]], "name": "x", "nested": {"sizes": [[1.5, 2]]}}
-    text = pairs._compact_json(obj)
-    assert json.loads(text) == obj
-    assert "[1, 2, 3]" in text and "[4, -5, 6]" in text
 
 
 def test_is_up_to_date_needs_every_file_with_its_shape(tmp_path, photo_files):
