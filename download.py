@@ -76,7 +76,7 @@ benchmarks (evaluation sets, no patches; --train/--test/--seed/--name/--folder d
   evaluate.py --data; the LR images of the archive are not kept. A set folder already complete is
   left as it is; benchmark.tar stays in <out>/downloads/ (delete it once the sets are there).
 
-cbsd68 (the colour denoising test set, for benchmark.py --task noiseS; the same flags as benchmarks):
+cbsd68 (the colour denoising test set, for benchmark.py restoration --task noiseS; the same flags as benchmarks):
   the 68 images of CBSD68 from Berkeley's BSDS300-images.tgz (about 22 MB) -> <out>/benchmark/CBSD68/*.png
 """
 

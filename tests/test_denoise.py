@@ -198,7 +198,7 @@ def test_benchmark_restoration_table_has_the_peers_and_the_model(clean_folder, t
 
     path = tmp_path / "denoise.keras"
     keras.saving.save_model(edsr_lite.build_model("noise"), path)  # untrained: the identity
-    benchmark.main([str(path), "--task", "noise25", "--data", str(clean_folder), "--out", str(tmp_path)])
+    benchmark.main(["restoration", str(path), "--task", "noise25", "--data", str(clean_folder), "--out", str(tmp_path)])
     rows = json.loads((tmp_path / "benchmark_noise25.json").read_text())["rows"]
     by = {r["method"].split(" (")[0]: r for r in rows}
     assert set(by) == {"noisy input", "CBM3D", "non-local means", "wavelet", str(path)}
@@ -212,7 +212,7 @@ def test_benchmark_restoration_table_has_the_peers_and_the_model(clean_folder, t
 def test_benchmark_deblurring_gives_the_peers_the_true_psf(clean_folder, tmp_path):
     import benchmark
 
-    benchmark.main(["--task", "defocus2", "--data", str(clean_folder), "--out", str(tmp_path)])
+    benchmark.main(["restoration", "--task", "defocus2", "--data", str(clean_folder), "--out", str(tmp_path)])
     rows = json.loads((tmp_path / "benchmark_defocus2.json").read_text())["rows"]
     by = {r["method"]: r for r in rows}
     assert set(by) >= {"blurred input", "Wiener (true PSF)", "Richardson-Lucy (true PSF)"}
@@ -229,7 +229,9 @@ def test_benchmark_refuses_a_model_of_another_family(clean_folder, tmp_path):
     path = tmp_path / "sr4.keras"
     keras.saving.save_model(edsr_lite.build_model("sr4"), path)
     with pytest.raises(util.UserError, match="a model for sr4, not for denoising"):
-        benchmark.main([str(path), "--task", "noise25", "--data", str(clean_folder), "--out", str(tmp_path)])
+        benchmark.main(
+            ["restoration", str(path), "--task", "noise25", "--data", str(clean_folder), "--out", str(tmp_path)]
+        )
 
 
 def test_enhance_task_denoise_uses_the_shipped_model_or_says_how_to_train_one(tmp_path, monkeypatch):
@@ -314,7 +316,7 @@ def test_benchmark_and_evaluate_take_the_papers_float_input(clean_folder, tmp_pa
     path = tmp_path / "denoise.keras"
     keras.saving.save_model(edsr_lite.build_model("noise"), path)  # untrained: the identity
     args = ["--task", "noise25", "--data", str(clean_folder), "--out", str(tmp_path)]
-    benchmark.main([str(path), *args, "--noisy", "float"])
+    benchmark.main(["restoration", str(path), *args, "--noisy", "float"])
     result = json.loads((tmp_path / "benchmark_noise25_float.json").read_text())
     by = {r["method"].split(" (")[0]: r for r in result["rows"]}
     assert result["noisy"] == "float" and "neither clipped nor rounded" in result["protocol"]

@@ -13,7 +13,8 @@
   workers), ``util.speed`` (training speed), ``util.studies``
   (sweep, ablation, time budget), ``util.roles`` (a model script's entry point:
   train, test, predict, average), ``util.inference`` (tiles, self-ensemble),
-  ``util.photos`` (enhancing photo files), ``util.report`` (tables, figures).
+  ``util.photos`` (enhancing photo files), ``util.report`` (tables, figures);
+- ``util.benchmarks``: benchmark.py's subcommands, one module each, and what they share.
 
 The light helpers are re-exported here (``util.psnr``, ``util.load_image_rgb``...).
 Nothing runs at import time.

@@ -1,4 +1,4 @@
-"""Training speed on this machine: samples/s of ``model.fit`` as a run trains (``--minutes``, benchmark.py)."""
+"""Training speed on this machine: samples/s of ``model.fit`` as a run trains (``--minutes``, benchmark.py training)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def training_speed(build_model, settings: Settings, seconds: float, validation_p
     import keras
 
     from util import data
-    from util.pairs import build_for_data, model_input, photo_training
+    from util.pairs import build_for_data
     from util.training import configure_precision, make_optimizer
 
     precision = configure_precision(settings.precision)
@@ -34,19 +34,53 @@ def training_speed(build_model, settings: Settings, seconds: float, validation_p
     info = model_info(model)
     model.compile(optimizer=make_optimizer(settings, 10_000), loss=settings.loss)
     rng = np.random.default_rng(0)
-    count = 4 * settings.batch
+    patches = random_patches(settings, kind, info, rng, count=4 * settings.batch)
+    steps, elapsed = timed_fit(model, patches["train"], seconds)
+    result = {
+        "architecture": info["architecture"],
+        "parameters": int(model.count_params()),
+        "task": settings.task,
+        "batch": settings.batch,
+        "precision": precision,
+        "steps": steps,
+        "seconds": round(elapsed, 1),
+        "samples_per_second": round(steps * settings.batch / elapsed, 2),
+    }
+    if validation_patches:
+        index = rng.integers(0, len(patches["lr"]), validation_patches)
+        result["validation_seconds"] = validation_seconds(model, patches, index)
+    keras.backend.clear_session()
+    return result
+
+
+def random_patches(settings: Settings, kind: str, info: dict, rng: np.random.Generator, count: int) -> dict:
+    """``count`` random training pairs of the data set's kind and the training's tf.data pipeline over them.
+
+    {"lr", "hr", "mask" (None for photos), "train"}: photo pairs are uint8 HWC RGB, 128x128 HR;
+    raster pairs float32 one-channel of the data set's patch size, with all-valid masks.
+    """
+    from util import data
+    from util.pairs import model_input, photo_training
+
     if kind == "raster":  # float32 one-channel patches of the data set's size, with masks
         side = data.manifest_of(data.dataset_dir(settings.dataset)).get("settings", {}).get("patch_size", 64)
         size = side // info["scale"]
         lr = model_input(info)(rng.normal(500.0, 100.0, (count, size, size, 1)).astype(np.float32))
         hr = rng.normal(500.0, 100.0, (count, side, side, 1)).astype(np.float32)
         mask = np.ones(hr.shape, np.uint8)
-        train_ds = data.make_raster_dataset(lr, hr, mask, settings.batch, 0, settings.augment)
+        train = data.make_raster_dataset(lr, hr, mask, settings.batch, 0, settings.augment)
     else:
         size = 128 // info["scale"]
         lr = model_input(info)(rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8))
         hr = rng.integers(0, 256, (count, 128, 128, 3), dtype=np.uint8)
-        train_ds = photo_training(lr, hr, settings, info, seed=0)
+        mask = None
+        train = photo_training(lr, hr, settings, info, seed=0)
+    return {"lr": lr, "hr": hr, "mask": mask, "train": train}
+
+
+def timed_fit(model, train_ds, seconds: float) -> tuple[int, float]:
+    """(steps, seconds) of ``model.fit`` on ``train_ds`` after two warm-up steps, for ``seconds`` and 3 steps."""
+    import keras
 
     class StepTimer(keras.callbacks.Callback):
         """Stops ``fit`` once ``seconds`` and 3 steps have passed after two warm-up steps."""
@@ -72,26 +106,18 @@ def training_speed(build_model, settings: Settings, seconds: float, validation_p
         shuffle=False,  # tf.data already shuffles
         verbose=0,
     )
-    result = {
-        "architecture": info["architecture"],
-        "parameters": int(model.count_params()),
-        "task": settings.task,
-        "batch": settings.batch,
-        "precision": precision,
-        "steps": timer.steps,
-        "seconds": round(timer.elapsed, 1),
-        "samples_per_second": round(timer.steps * settings.batch / timer.elapsed, 2),
-    }
-    if validation_patches:
-        index = rng.integers(0, len(lr), validation_patches)
-        val_ds = (
-            data.raster_validation_dataset(lr[index], hr[index], mask[index])
-            if kind == "raster"
-            else data.validation_dataset(lr[index], hr[index])
-        )
-        model.evaluate(val_ds, verbose=0)
-        start = time.perf_counter()
-        model.evaluate(val_ds, verbose=0)
-        result["validation_seconds"] = round(time.perf_counter() - start, 2)
-    keras.backend.clear_session()
-    return result
+    return timer.steps, timer.elapsed
+
+
+def validation_seconds(model, patches: dict, index: np.ndarray) -> float:
+    """Seconds of one validation pass over the pairs ``index`` of ``patches``, after a warm-up pass."""
+    from util import data
+
+    lr, hr, mask = patches["lr"][index], patches["hr"][index], patches["mask"]
+    val_ds = (
+        data.raster_validation_dataset(lr, hr, mask[index]) if mask is not None else data.validation_dataset(lr, hr)
+    )
+    model.evaluate(val_ds, verbose=0)
+    start = time.perf_counter()
+    model.evaluate(val_ds, verbose=0)
+    return round(time.perf_counter() - start, 2)
