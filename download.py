@@ -173,13 +173,13 @@ def _flag(dest: str) -> str:
 def _known_kind(args: argparse.Namespace) -> str | None:
     """``"raster"`` or ``"photo"`` when the command line alone says it; None for a --folder left to auto."""
     if args.folder is None:
-        return "raster" if args.source in RASTER_SOURCES else "photo"
+        return kinds.RASTER if args.source in RASTER_SOURCES else kinds.PHOTO
     return None if args.kind in (None, "auto") else args.kind
 
 
 def _fill_counts(args: argparse.Namespace, kind: str) -> None:
     """The default --train/--test of the data's kind, where they were not given."""
-    raster = kind == "raster"
+    raster = kind == kinds.RASTER
     if args.train is None:
         args.train = RASTER_TRAIN_PATCHES if raster else TRAIN_PATCHES
     if args.test is None:
@@ -347,7 +347,7 @@ def main(argv=None) -> None:
     if args.train < 1 or args.test < 1:
         raise util.UserError(f"--train {args.train} --test {args.test}: both must be at least 1")
     writer.check_writable(args.out, "--out")  # before anything is fetched or cut
-    if kind == "raster":
+    if kind == kinds.RASTER:
         write_rasters(args, name)
         return
     if args.folder is not None:

@@ -193,10 +193,11 @@ def main(argv=None) -> None:
     chosen = [f for f, v in (("--model", args.model), ("--scale", args.scale), ("--task", args.task)) if v is not None]
     if len(chosen) > 1:
         raise util.UserError(f"{' and '.join(chosen)}: give one of them (--scale and --task pick a shipped model)")
+    from util import kinds
     from util.photos import find_inputs
 
     found = find_inputs(args.inputs, args.out)  # each file's kind by util/kinds.py, the folders' files included
-    photos, rasters = found["photo"], found["raster"]
+    photos, rasters = found[kinds.PHOTO], found[kinds.RASTER]
     if photos and rasters:
         check_mixed(args, [p for p, _ in photos], [p for p, _ in rasters])
     raster_flags = [

@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 
 import util
+from util import kinds
 from util.evaluation import (
     BENCHMARK_DIR,
     NOISY_HELP,
@@ -231,7 +232,7 @@ def main(argv=None) -> None:
         from util.models import load_model
 
         model, info = load_model(model_path)
-        if info.get("data_kind") == "raster":
+        if info.get("data_kind") == kinds.RASTER:
             raise util.UserError(
                 f"{model_path}: a raster model (data units); give --data raster files or folders (.tif .asc ...)"
             )

@@ -118,13 +118,13 @@ def test_bad_recipe_constant_is_one_line_error(tiny_pairs, tmp_path):
 
 
 def test_auto_augment_suits_the_task_and_the_data():
-    from util.settings import resolve_augment
+    from util.pairs import PhotoPairs, RasterPairs
 
-    assert resolve_augment(("auto",), "sr4", "photo") == ("flips", "channels", "shifts")
-    assert resolve_augment(("auto",), "noise64", "photo") == ("flips", "channels")
-    assert resolve_augment(("auto",), "sr4", "raster") == ("flips", "invert", "amplitude")
+    assert PhotoPairs.resolve_augment(("auto",), "sr4") == ("flips", "channels", "shifts")
+    assert PhotoPairs.resolve_augment(("auto",), "noise64") == ("flips", "channels")
+    assert RasterPairs.resolve_augment(("auto",), "sr4") == ("flips", "invert", "amplitude")
     with pytest.raises(util.UserError, match="channels do.*not apply to rasters"):
-        resolve_augment(("flips", "channels"), "sr4", "raster")
+        RasterPairs.resolve_augment(("flips", "channels"), "sr4")
 
 
 def test_edsr_lite_starts_as_exactly_bicubic():

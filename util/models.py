@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from util import kinds
 from util.files import UserError, import_tensorflow_quietly
 from util.resize import bicubic_upscale
 from util.tasks import parse_task
@@ -216,7 +217,7 @@ def raster_model(network: keras.Model, value_scale: float, units: str = "m") -> 
         raise UserError(f"value scale {value_scale}: the training rasters are flat (no height variation to learn)")
     inputs = keras.Input(shape=(None, None, 1))
     info = SuiteInfo(
-        **{**inner, "data_kind": "raster", "value_scale": value_scale, "units": units},
+        **{**inner, "data_kind": kinds.RASTER, "value_scale": value_scale, "units": units},
         name="suite_info_raster",
         dtype="float32",  # heights of 2000 m in bfloat16 would be rounded to 8 m steps before normalisation
     )

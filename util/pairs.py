@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from util import data, kinds
+from util.files import UserError
 from util.settings import AUGMENTATIONS, RASTER_AUGMENTATIONS, Settings
-from util.tasks import parse_task
+from util.tasks import parse_task, stored_task
 
 
 def open_pairs(dataset: str, root=None) -> Pairs:
@@ -71,6 +72,19 @@ class Pairs:
         self.folder, self.manifest = folder, manifest
         self.n_train = len(np.load(folder / "train_hr.npy", mmap_mode="r"))
         self.value_scale = 1.0
+
+    @classmethod
+    def resolve_augment(cls, names: tuple[str, ...], task: str) -> tuple[str, ...]:
+        """The augmentations that keep this kind's pairs of ``task`` exact; ``("auto",)`` picks them.
+
+        Photos: flips and channel orders, plus the sub-pixel shifts for the bicubic SR tasks.
+        """
+        bicubic = stored_task(task).is_bicubic_sr
+        if names == ("auto",):
+            return ("flips", "channels", "shifts") if bicubic else ("flips", "channels")
+        if "amplitude" in names:
+            raise UserError(f"AUGMENT={','.join(names)}: amplitude applies to rasters (heights), not photos; drop it")
+        return names
 
     @property
     def units(self) -> str:
@@ -157,6 +171,17 @@ class PhotoPairs(Pairs):
             x, hr = (None if x is None else x[share]), hr[share]
         return photo_training(x, hr, settings, info, seed)
 
+    @classmethod
+    def random_pairs(cls, settings: Settings, info: dict, rng: np.random.Generator, count: int) -> dict:
+        """``count`` random uint8 RGB pairs, 128x128 HR, and the training's pipeline over them (util.speed).
+
+        {"lr" (in the model's input kind), "hr", "mask": None, "train"}.
+        """
+        size = 128 // info["scale"]
+        lr = model_input(info)(rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8))
+        hr = rng.integers(0, 256, (count, 128, 128, 3), dtype=np.uint8)
+        return {"lr": lr, "hr": hr, "mask": None, "train": photo_training(lr, hr, settings, info, seed=0)}
+
     def score(self, model, settings: Settings, folder_out: Path, meta: dict, ensemble=False) -> dict:
         from util.pair_scores import score_test_pairs
 
@@ -187,6 +212,20 @@ class RasterPairs(Pairs):
     kind = kinds.RASTER
     channels = 1
     augmentations = RASTER_AUGMENTATIONS
+
+    @classmethod
+    def resolve_augment(cls, names: tuple[str, ...], task: str) -> tuple[str, ...]:
+        """Rasters take the bicubic SR tasks; ``auto``: flips, invert and amplitude (docs/experiments.md, rasters)."""
+        if not stored_task(task).is_bicubic_sr:
+            raise UserError(f"TASK={task!r}: rasters take the super-resolution tasks sr2, sr4, sr8; photos take {task}")
+        if names == ("auto",):
+            return RASTER_AUGMENTATIONS  # all of them
+        if wrong := [n for n in names if n not in RASTER_AUGMENTATIONS]:
+            raise UserError(
+                f"AUGMENT={','.join(names)}: {', '.join(wrong)} do(es) not apply to rasters (one channel in data "
+                "units, block-mean LR); use auto or a list of flips, invert, amplitude"
+            )
+        return names
 
     def load(self, settings: Settings) -> None:
         folder, task = self.folder, settings.task
@@ -220,6 +259,17 @@ class RasterPairs(Pairs):
         if share is not None:
             x, hr, mask = x[share], hr[share], mask[share]
         return data.make_raster_dataset(x, hr, mask, settings.batch, seed, settings.augment)
+
+    @classmethod
+    def random_pairs(cls, settings: Settings, info: dict, rng: np.random.Generator, count: int) -> dict:
+        """``count`` random float32 one-band pairs of the data set's patch size, all cells valid (util.speed)."""
+        side = data.manifest_of(data.dataset_dir(settings.dataset)).get("settings", {}).get("patch_size", 64)
+        size = side // info["scale"]
+        lr = model_input(info)(rng.normal(500.0, 100.0, (count, size, size, 1)).astype(np.float32))
+        hr = rng.normal(500.0, 100.0, (count, side, side, 1)).astype(np.float32)
+        mask = np.ones(hr.shape, np.uint8)
+        train = data.make_raster_dataset(lr, hr, mask, settings.batch, 0, settings.augment)
+        return {"lr": lr, "hr": hr, "mask": mask, "train": train}
 
     def score(self, model, settings: Settings, folder_out: Path, meta: dict, ensemble=False) -> dict:
         from util.pair_scores import score_raster_test_pairs

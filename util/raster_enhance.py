@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from util import kinds
 from util.files import UserError
 from util.inference import (
     BICUBIC_CONTEXT,
@@ -35,7 +36,7 @@ from util.resize import bicubic_upscale
 
 def check_raster_model(info: dict, where: str) -> None:
     """A one-line UserError unless the model is a raster model."""
-    if info.get("data_kind", "photo") != "raster":
+    if info.get("data_kind", kinds.PHOTO) != kinds.RASTER:
         raise UserError(
             f"{where}: a photo model (RGB in [0, 1]) cannot enhance a raster in data units; give a raster model "
             "(assets/models/dem_x4.keras, or one trained on `python3 download.py dem`)"

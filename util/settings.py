@@ -67,30 +67,6 @@ def parse_augment(text: str) -> tuple[str, ...]:
     return names
 
 
-def resolve_augment(names: tuple[str, ...], task: str, data_kind: str) -> tuple[str, ...]:
-    """The augmentations that keep the pairs of this task and kind of data exact.
-
-    ``auto``: flips, invert and amplitude for rasters; flips and channel orders for photos, plus the sub-pixel
-    shifts for the bicubic SR tasks. An explicit list is checked against the same rules.
-    """
-    parsed = stored_task(task)
-    bicubic = parsed.is_bicubic_sr
-    if data_kind == "raster" and not bicubic:
-        raise UserError(f"TASK={task!r}: rasters take the super-resolution tasks sr2, sr4, sr8; photos take {task}")
-    if names == ("auto",):
-        if data_kind == "raster":
-            return RASTER_AUGMENTATIONS  # all of them (docs/experiments.md, rasters)
-        return ("flips", "channels", "shifts") if bicubic else ("flips", "channels")
-    if data_kind != "raster" and "amplitude" in names:
-        raise UserError(f"AUGMENT={','.join(names)}: amplitude applies to rasters (heights), not photos; drop it")
-    if data_kind == "raster" and (wrong := [n for n in names if n not in RASTER_AUGMENTATIONS]):
-        raise UserError(
-            f"AUGMENT={','.join(names)}: {', '.join(wrong)} do(es) not apply to rasters (one channel in data units, "
-            "block-mean LR); use auto or a list of flips, invert, amplitude"
-        )
-    return names
-
-
 @dataclass(frozen=True)
 class Settings:
     """Everything one training run depends on; ``model_args`` are ``build_model``'s keyword arguments."""
@@ -144,7 +120,7 @@ class Settings:
         if not 0 <= self.ema < 1:
             raise UserError(f"EMA={self.ema:g} is not a momentum; use 0 (off) or a value below 1 such as 0.99")
         if "auto" in parse_augment(",".join(self.augment)):
-            raise UserError("AUGMENT=auto must be resolved for the data first (util.settings.resolve_augment)")
+            raise UserError("AUGMENT=auto must be resolved for the data first (util.pairs: Pairs.resolve_augment)")
         if self.init_from and not Path(self.init_from).expanduser().is_file():
             raise UserError(f"INIT_FROM={self.init_from!r}: no such model file; give a saved model.keras or ''")
         if "shifts" in self.augment and not task.is_bicubic_sr:
@@ -245,11 +221,9 @@ def parse_settings(module, build_model, argv, description: str) -> tuple[Setting
         )
     args = parser.parse_args(argv)
     values = {name: getattr(args, name.upper()) for name in SETTING_FIELDS}
-    from util.data import dataset_kind
+    from util.pairs import pairs_class
 
-    values["augment"] = resolve_augment(
-        parse_augment(values["augment"]), values["task"], dataset_kind(values["dataset"])
-    )
+    values["augment"] = pairs_class(values["dataset"]).resolve_augment(parse_augment(values["augment"]), values["task"])
     model_args = {**model_params, **{n.lower(): getattr(args, n) for n in described if n.lower() in model_params}}
     settings = Settings(**values, model_args=tuple(model_args.items()))
     if args.minutes is not None and not args.minutes > 0:

@@ -23,18 +23,17 @@ def training_speed(build_model, settings: Settings, seconds: float, validation_p
     """
     import keras
 
-    from util import data
-    from util.pairs import build_for_data
+    from util.pairs import build_for_data, pairs_class
     from util.training import configure_precision, make_optimizer
 
     precision = configure_precision(settings.precision)
     keras.utils.set_random_seed(0)
-    kind = data.dataset_kind(settings.dataset)
-    model = build_for_data(build_model, settings, kind, value_scale=100.0)
+    handle = pairs_class(settings.dataset)
+    model = build_for_data(build_model, settings, handle.kind, value_scale=100.0)
     info = model_info(model)
     model.compile(optimizer=make_optimizer(settings, 10_000), loss=settings.loss)
     rng = np.random.default_rng(0)
-    patches = random_patches(settings, kind, info, rng, count=4 * settings.batch)
+    patches = handle.random_pairs(settings, info, rng, count=4 * settings.batch)
     steps, elapsed = timed_fit(model, patches["train"], seconds)
     result = {
         "architecture": info["architecture"],
@@ -51,31 +50,6 @@ def training_speed(build_model, settings: Settings, seconds: float, validation_p
         result["validation_seconds"] = validation_seconds(model, patches, index)
     keras.backend.clear_session()
     return result
-
-
-def random_patches(settings: Settings, kind: str, info: dict, rng: np.random.Generator, count: int) -> dict:
-    """``count`` random training pairs of the data set's kind and the training's tf.data pipeline over them.
-
-    {"lr", "hr", "mask" (None for photos), "train"}: photo pairs are uint8 HWC RGB, 128x128 HR;
-    raster pairs float32 one-channel of the data set's patch size, with all-valid masks.
-    """
-    from util import data
-    from util.pairs import model_input, photo_training
-
-    if kind == "raster":  # float32 one-channel patches of the data set's size, with masks
-        side = data.manifest_of(data.dataset_dir(settings.dataset)).get("settings", {}).get("patch_size", 64)
-        size = side // info["scale"]
-        lr = model_input(info)(rng.normal(500.0, 100.0, (count, size, size, 1)).astype(np.float32))
-        hr = rng.normal(500.0, 100.0, (count, side, side, 1)).astype(np.float32)
-        mask = np.ones(hr.shape, np.uint8)
-        train = data.make_raster_dataset(lr, hr, mask, settings.batch, 0, settings.augment)
-    else:
-        size = 128 // info["scale"]
-        lr = model_input(info)(rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8))
-        hr = rng.integers(0, 256, (count, 128, 128, 3), dtype=np.uint8)
-        mask = None
-        train = photo_training(lr, hr, settings, info, seed=0)
-    return {"lr": lr, "hr": hr, "mask": mask, "train": train}
 
 
 def timed_fit(model, train_ds, seconds: float) -> tuple[int, float]:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import util
+from util import kinds
 from util.benchmarks import measure
 from util.benchmarks.measure import MODELS, REPO, SPEED_OUTPUT, WARMUP
 
@@ -101,7 +102,7 @@ def loaded_raster_models(models: list[Path]) -> list[tuple]:
     if not loaded:
         raise util.UserError(f"no raster models in {MODELS} (dem_*.keras); give model files")
     for path, _, info in loaded:
-        if info.get("data_kind") != "raster":
+        if info.get("data_kind") != kinds.RASTER:
             raise util.UserError(f"{path}: a photo model; `benchmark.py raster` takes raster models (dem_*.keras)")
     return loaded
 
