@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from util.export import exported_format
 from util.files import UserError, import_tensorflow_quietly
 from util.resize import bicubic_upscale
 from util.tasks import parse_task
@@ -318,6 +319,9 @@ def model_info(model: keras.Model) -> dict:
 def load_model(path) -> tuple[keras.Model, dict]:
     """Load a ``.keras`` file with ``safe_mode=True``; return the model and its info."""
     path = Path(path)
+    exported = exported_format(path)
+    if exported:
+        raise UserError(f"{path}: a model exported for {exported}; give the .keras file it was exported from")
     if not path.is_file():
         raise UserError(f"{path}: no such model file; train one first or give --model PATH")
     try:
