@@ -5,14 +5,17 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 GPU ?= 0
+EXPORT ?= 0
 # make setup GPU=1: TensorFlow with CUDA (requirements-gpu.txt) instead of the CPU build.
-STAMP := $(VENV)/.installed-$(GPU)-$(shell cat requirements.txt requirements-gpu.txt | cksum | cut -d' ' -f1)
+# make setup EXPORT=1: also export.py's exporters and runtimes (requirements-export.txt).
+REQS := requirements.txt requirements-gpu.txt $(if $(filter 1,$(EXPORT)),requirements-export.txt)
+STAMP := $(VENV)/.installed-$(GPU)$(if $(filter 1,$(EXPORT)),-export)-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
 
 .PHONY: setup demo test lint dem-models
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-gpu.txt
+$(STAMP): $(REQS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	@if [ "$(GPU)" = 1 ]; then \
@@ -22,6 +25,7 @@ $(STAMP): requirements.txt requirements-gpu.txt
 	else \
 		$(BIN)/python -m pip install -q -r requirements.txt; \
 	fi
+	@if [ "$(EXPORT)" = 1 ]; then $(BIN)/python -m pip install -q -r requirements-export.txt; fi
 	@# Graphviz draws the model diagrams (keras.utils.plot_model); the scripts go on without it.
 	@command -v dot >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; } \

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from util import kinds
+from util.export import exported_format
 from util.files import UserError, import_tensorflow_quietly
 from util.resize import bicubic_upscale
 from util.tasks import parse_task
@@ -130,21 +131,40 @@ class SpaceToDepth(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="suite")
 class BicubicUpsample(keras.layers.Layer):
-    """Bicubic upsampling by an integer factor inside a model (Keys a = -0.5, half-pixel centres).
+    """Bicubic upsampling by an integer factor inside a model, as ``tf.image.resize(..., "bicubic")``.
 
-    Used as a skip path that the network corrects; it differs from the MATLAB
-    bicubic of ``util.resize`` only within two pixels of the border.
+    Keys' cubic (a = -0.5) with half-pixel centres; at the border, taps that fall outside
+    the image are dropped and the remaining weights renormalised to sum 1 (TensorFlow's
+    ``ResizeBicubic``). Used as a skip path that the network corrects; it differs from the
+    MATLAB bicubic of ``util.resize`` (mirrored border) only within two pixels of the border.
+
+    Built from a fixed-weight convolution and ``depth_to_space``, not ``ResizeBicubic``,
+    because ONNX, OpenVINO and LiteRT have no ``ResizeBicubic`` (``export.py``): each of the
+    ``scale**2`` sub-pixel phases of the output is a 5x5 filter of the input (Keys' kernel
+    spans 4 taps, which fall in a window of 5 for every phase). The zero-padded convolution
+    divided by the same convolution of an all-ones image is exactly the renormalised border;
+    the divisor has the shape of the dividend (a broadcast division is several times slower in
+    TensorFlow). The weights are constants, not variables, so models saved before keep loading.
     """
 
     def __init__(self, scale=2, **kwargs):
         super().__init__(**kwargs)
         self.scale = int(scale)
 
-    def call(self, inputs):
-        import tensorflow as tf  # keras.ops.image.resize cannot take a size known only at run time
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is None:
+            raise ValueError("BicubicUpsample needs a known number of channels")
+        self._kernel = bicubic_phase_kernel(self.scale, channels)
+        # One input channel of ones, the output channels of the kernel: the weight sum of each tap.
+        self._ones_kernel = self._kernel.sum(axis=2, keepdims=True)
 
-        size = tf.shape(inputs)[1:3] * self.scale
-        return tf.cast(tf.image.resize(inputs, size, method="bicubic"), inputs.dtype)
+    def call(self, inputs):
+        x = keras.ops.cast(inputs, "float32")  # ResizeBicubic computes in float32 too
+        weighted = keras.ops.conv(x, self._kernel, padding="same")
+        weight_sum = keras.ops.conv(keras.ops.ones_like(x[:1, :, :, :1]), self._ones_kernel, padding="same")
+        upsampled = keras.ops.depth_to_space(weighted / weight_sum, self.scale)
+        return keras.ops.cast(upsampled, inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
@@ -152,6 +172,32 @@ class BicubicUpsample(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}
+
+
+def _keys_cubic(distance: np.ndarray) -> np.ndarray:
+    """Keys' cubic convolution kernel with a = -0.5 (the one of ``util.resize`` and ``ResizeBicubic``)."""
+    d = np.abs(distance)
+    near = 1.5 * d**3 - 2.5 * d**2 + 1.0
+    far = -0.5 * d**3 + 2.5 * d**2 - 4.0 * d + 2.0
+    return np.where(d <= 1, near, np.where(d < 2, far, 0.0))
+
+
+def bicubic_phase_kernel(scale: int, channels: int) -> np.ndarray:
+    """float32 (5, 5, channels, scale*scale*channels) kernel of ``BicubicUpsample``.
+
+    Output pixel ``scale*i + p`` (half-pixel centres) lies at input coordinate
+    ``i + (p + 0.5) / scale - 0.5``; its taps are inputs ``i-2 .. i+2``. The output
+    channels are ordered ``(p_row*scale + p_col)*channels + c``, as ``depth_to_space``
+    reads them; each channel is filtered on its own (zeros across channels).
+    """
+    phases = np.arange(scale)[:, None]
+    offsets = np.arange(5)[None, :] - 2
+    taps = _keys_cubic((phases + 0.5) / scale - 0.5 - offsets)  # (phase, tap)
+    per_phase = np.einsum("pa,qb->abpq", taps, taps).reshape(5, 5, scale * scale)
+    kernel = np.zeros((5, 5, channels, scale * scale, channels))
+    for c in range(channels):
+        kernel[:, :, c, :, c] = per_phase
+    return kernel.reshape(5, 5, channels, scale * scale * channels).astype(np.float32)
 
 
 @keras.saving.register_keras_serializable(package="suite")
@@ -297,6 +343,9 @@ def check_info(info: dict, where: str) -> None:
 def load_model(path) -> tuple[keras.Model, dict]:
     """Load a ``.keras`` file with ``safe_mode=True``; return the model and its checked info."""
     path = Path(path)
+    exported = exported_format(path)
+    if exported:
+        raise UserError(f"{path}: a model exported for {exported}; give the .keras file it was exported from")
     if path.is_dir():
         raise UserError(f"{path}: is a folder, not a model file; give the .keras file (e.g. runs/<run>/model.keras)")
     if not path.is_file():

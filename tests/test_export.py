@@ -1,0 +1,171 @@
+"""Portable layers (BicubicUpsample without ResizeBicubic), export.py and running exported models."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from util.export import FORMATS, card_path, exported_format, load_exported, missing_modules, probe_input, tolerance
+from util.files import UserError
+from util.models import BicubicUpsample, keras, load_model
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = REPO / "assets" / "models"
+SHIPPED = sorted(p.stem for p in MODELS.glob("*.keras"))
+
+
+def resize_bicubic(x, scale):
+    """What BicubicUpsample computed before it was made portable: TensorFlow's ResizeBicubic."""
+    import tensorflow as tf
+
+    size = tf.shape(x)[1:3] * scale
+    return tf.cast(tf.image.resize(x, size, method="bicubic"), x.dtype)
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_bicubic_upsample_is_resize_bicubic(scale):
+    rng = np.random.default_rng(scale)
+    for h, w in [(1, 1), (1, 5), (2, 3), (7, 9), (33, 20)]:
+        for channels in (1, 3):
+            x = rng.random((2, h, w, channels), dtype=np.float32)
+            new = np.asarray(BicubicUpsample(scale)(x))
+            assert new.shape == (2, h * scale, w * scale, channels)
+            np.testing.assert_allclose(new, resize_bicubic(x, scale).numpy(), rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_models_give_what_they_gave_with_resize_bicubic(name, monkeypatch):
+    model, info = load_model(MODELS / f"{name}.keras")
+    x = probe_input(info, size=40)
+    new = np.asarray(model(x, training=False))
+    monkeypatch.setattr(BicubicUpsample, "call", lambda self, inputs: resize_bicubic(inputs, self.scale))
+    old = np.asarray(model(x, training=False))
+    if info["data_kind"] == "raster":
+        assert np.abs(new - old).max() <= 1e-4 * np.abs(old).max()
+    else:
+        assert np.abs(new - old).max() <= 1 / 255
+
+
+# ---- export.py -----------------------------------------------------------------
+
+
+def export(args, cwd=REPO):
+    return subprocess.run([sys.executable, str(REPO / "export.py"), *map(str, args)], capture_output=True, text=True)
+
+
+def needs(fmt):
+    missing = missing_modules(FORMATS[fmt])
+    return pytest.mark.skipif(bool(missing), reason=f"{', '.join(missing)} not installed (requirements-export.txt)")
+
+
+CASES = [(name, fmt) for name in SHIPPED for fmt in FORMATS]
+
+
+@pytest.mark.parametrize("name,fmt", CASES, ids=[f"{n}-{f}" for n, f in CASES])
+def test_each_shipped_model_exports_and_matches_keras(name, fmt, tmp_path):
+    if missing_modules(FORMATS[fmt]):
+        pytest.skip(f"{', '.join(missing_modules(FORMATS[fmt]))} not installed (requirements-export.txt)")
+    out = tmp_path / (name + (FORMATS[fmt].suffix or "_saved_model"))
+    run = export([MODELS / f"{name}.keras", "--format", fmt, "--out", out])
+    assert run.returncode == 0, run.stderr
+    assert "differs from Keras by at most" in run.stdout
+    card = json.loads(card_path(out).read_text())
+    model, info = load_model(MODELS / f"{name}.keras")
+    assert {k: card[k] for k in info} == info and card["format"] == fmt
+    # Another size than the check's, and a batch of two: the export keeps height, width and batch free.
+    x = np.concatenate([probe_input(info, size=24)] * 2)
+    got = load_exported(out).predict(x, batch_size=2)
+    expected = np.asarray(model(x, training=False))
+    assert np.abs(got - expected).max() <= tolerance(info)
+
+
+@needs("onnx")
+def test_exported_model_runs_like_a_keras_model(tmp_path):
+    out = tmp_path / "denoise.onnx"
+    assert export([MODELS / "denoise.keras", "--out", out]).returncode == 0
+    exported = load_exported(out)
+    model, info = load_model(MODELS / "denoise.keras")
+    x = probe_input(info, size=32)
+    np.testing.assert_allclose(exported.predict_on_batch(x), np.asarray(model(x)), atol=1e-5)
+    np.testing.assert_allclose(exported(x, training=False), exported.predict(x), atol=0)
+
+
+# ---- bad input: one line on stderr, exit code 1 ---------------------------------
+
+
+def test_exported_file_where_a_keras_model_is_expected(tmp_path):
+    for name in ("sr4.onnx", "sr4.tflite", "sr4.xml"):
+        (tmp_path / name).write_bytes(b"\0")
+        with pytest.raises(UserError, match="exported for .*give the .keras file it was exported from"):
+            load_model(tmp_path / name)
+    saved = tmp_path / "sr4_saved_model"
+    saved.mkdir()
+    (saved / "saved_model.pb").write_bytes(b"\0")
+    assert exported_format(saved) == "saved_model"
+    run = export([tmp_path / "sr4.onnx", "--format", "saved_model", "--out", tmp_path / "x"])
+    assert run.returncode == 1 and len(run.stderr.strip().splitlines()) == 1
+    assert "give the .keras file" in run.stderr
+
+
+def test_missing_runtime_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    from util.export import require_runtime
+
+    with pytest.raises(UserError, match=r"needs openvino .*requirements-export.txt"):
+        require_runtime(FORMATS["openvino"])
+
+
+def test_missing_runtime_from_the_command_line(tmp_path):
+    # A runtime hidden from this run only: a module of that name that cannot be imported.
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(
+        "import importlib.util as u\n_f = u.find_spec\n"
+        "u.find_spec = lambda n, *a: None if n == 'openvino' else _f(n, *a)\n"
+    )
+    env = {**__import__("os").environ, "PYTHONPATH": f"{hide}:{REPO}"}
+    run = subprocess.run(
+        [sys.executable, str(REPO / "export.py"), str(MODELS / "sr4.keras"), "--format", "openvino"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert run.returncode == 1 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert "pip install -r requirements-export.txt" in run.stderr
+
+
+@keras.saving.register_keras_serializable(package="test_export")
+class ResizeBicubicLayer(keras.layers.Layer):
+    """A custom layer with an op LiteRT and OpenVINO lack (the old BicubicUpsample)."""
+
+    def call(self, inputs):
+        return resize_bicubic(inputs, 2)
+
+
+@pytest.mark.parametrize("fmt", ["openvino", "litert"])
+def test_a_model_with_a_non_portable_layer_is_one_line_error(fmt, tmp_path):
+    if missing_modules(FORMATS[fmt]):
+        pytest.skip(f"{', '.join(missing_modules(FORMATS[fmt]))} not installed (requirements-export.txt)")
+    from util.export import check_exported, export_model, load_exported
+    from util.models import suite_input
+
+    inputs, x = suite_input("sr2", "lr", 1, "test")
+    model = keras.Model(inputs, ResizeBicubicLayer()(x))
+    info = {**model.layers[1].info()}
+    out = tmp_path / ("m" + FORMATS[fmt].suffix)
+    with pytest.raises(UserError) as err:
+        export_model(model, info, out, FORMATS[fmt])
+        check_exported(model, info, load_exported(out))
+    message = str(err.value)
+    assert "\n" not in message and ("cannot be exported" in message or "cannot run it" in message)
+
+
+def test_output_name_must_fit_the_format(tmp_path):
+    run = export([MODELS / "sr4.keras", "--format", "litert", "--out", tmp_path / "sr4.onnx"])
+    assert run.returncode == 1 and "ends in .tflite" in run.stderr and len(run.stderr.strip().splitlines()) == 1
