@@ -35,7 +35,7 @@ from pathlib import Path
 
 import util
 from download_module import RASTER_SOURCES, SOURCES, benchmarks, cbsd68, copernicus, folder, pairs, raster_pairs, writer
-from util import kinds
+from util.io import kinds
 
 # ---- Constants: edit these -------------------------------------------------
 SOURCE = "builtin"  # builtin | div2k | mars | unsplash | dem | copernicus (or give --folder PATH)
@@ -99,7 +99,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--kind",
         choices=("auto", "photo", "raster"),
-        help="what --folder holds (default auto: the kind of its files by util/kinds.py; a folder of both kinds needs "
+        help="what --folder holds (default auto: each file's kind by util/io/kinds.py; a folder of both kinds needs "
         "--kind, which leaves the other kind out)",
     )
     parser.add_argument(
@@ -259,7 +259,7 @@ def dataset_name(args: argparse.Namespace) -> str:
 
 
 def folder_kind(args: argparse.Namespace) -> str:
-    """``--kind``, or for auto what the folder holds (util.kinds); a mixed folder needs --kind.
+    """``--kind``, or for auto what the folder holds (util.io.kinds); a mixed folder needs --kind.
 
     With --kind, the files of the other kind are left out, in a note that counts them.
     """

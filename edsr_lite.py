@@ -53,10 +53,10 @@ UNSHUFFLE = 2  # denoising, deblurring: layers on the image unshuffled by this f
 INIT_FROM = ""  # fine-tune this saved model.keras (same script, task and kind of data); "" = from scratch
 # ----------------------------------------------------------------------------------------
 
-from util.files import run_cli
-from util.models import BicubicUpsample, DepthToSpace, SpaceToDepth, keras, suite_input
-from util.roles import model_script
-from util.tasks import parse_task
+from util.data.tasks import parse_task
+from util.io.files import run_cli
+from util.models.layers import BicubicUpsample, DepthToSpace, SpaceToDepth, keras, suite_input
+from util.training.roles import model_script
 
 layers = keras.layers
 
@@ -89,7 +89,7 @@ def build_model(
 ):
     """EDSR-lite for ``task`` on ``channels`` channels (3: RGB photos, 1: rasters, set by the data).
 
-    The other keyword-only arguments are the ablation's (util/studies.py):
+    The other keyword-only arguments are the ablation's (util/training/studies.py):
 
     ``output_init`` of the last convolution (zeros: the untrained model is bicubic),
     ``bicubic_skip`` (the network adds to bicubic upsampling), ``lr_space`` (layers at LR
@@ -138,7 +138,7 @@ def _unet(task, filters, blocks, channels, output_init, unshuffle, levels, extra
     Each level has 4x fewer positions and 4x the weights per block, so every level costs the same
     per pixel: the deep levels add capacity and field of view at little cost.
     ``extra_channels``: inputs after the image's channels that only the first layer sees (the
-    noise-level map of util/noise_map_study.py).
+    noise-level map of studies/noise_map.py).
     """
     notes = f"{levels}-level U-Net, {blocks} blocks per level x {filters}-{filters * 2 ** (levels - 1)} filters"
     architecture = f"EDSR-lite ({notes}, pixel-unshuffled /{unshuffle}, residual)"

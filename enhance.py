@@ -12,7 +12,7 @@
 
 The model says what it does (task, scale, the input it expects) in its SuiteInfo, so
 any model of the suite works. Photos of any size are processed in overlapping,
-blended tiles (util/inference.py), with memory bounded by the tile size (util/photos.py
+blended tiles (util/inference/tiles.py), with memory bounded by the tile size (util/inference/photos.py
 holds the file logic, shared with the model scripts' --role predict). The output
 is a PNG of the same kind as the input: grey stays grey, alpha is kept (upscaled by
 bicubic), 16-bit stays 16-bit, the ICC profile is kept and EXIF orientation is
@@ -20,8 +20,8 @@ applied to the pixels. Existing files are never replaced without --overwrite, an
 input never, and each output appears at once, complete (written atomically).
 
 Rasters (.asc, .npy, .npz, .nc; a TIFF that is georeferenced, holds floats or signed
-integers, or has one band that is not 8-bit; util/kinds.py holds the one rule) go through
-a raster model in their own units (util/raster_enhance.py): float32 out, same CRS, the
+integers, or has one band that is not 8-bit; util/io/kinds.py holds the one rule) go through
+a raster model in their own units (util/inference/raster_enhance.py): float32 out, same CRS, the
 cell size divided by the scale, nodata kept, in strips of bounded memory. Each file takes
 the model of its kind, in folders too: a folder of photos and DEMs gives PNGs and
 rasters in <folder>_x4/ (photos: --scale's sr<scale>.keras, rasters: dem_x<scale>.keras);
@@ -36,14 +36,14 @@ import sys
 from pathlib import Path
 
 import util
-from util.photos import enhance_photos
-from util.tasks import PURPOSES
+from util.data.tasks import PURPOSES
+from util.inference.photos import enhance_photos
 
 # ---- Constants: edit these -------------------------------------------------
 MODELS = Path(__file__).resolve().parent / "assets" / "models"  # the shipped models: sr2, sr4, sr8.keras
 MODEL = MODELS / "sr4.keras"  # --model default for photos
 RASTER_MODEL = MODELS / "dem_x4.keras"  # --model default for rasters (DEMs); --scale 2: dem_x2.keras
-TILE = None  # tile side in input pixels; None: a ~512-pixel output tile (util.inference.default_tile)
+TILE = None  # tile side in input pixels; None: a ~512-pixel output tile (util.inference.tiles.default_tile)
 OVERLAP = None  # overlap of neighbouring tiles in input pixels; None: a quarter of the tile
 
 
@@ -53,7 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "inputs",
         nargs="+",
         type=Path,
-        help="photos, rasters, or folders of them; each file takes the model of its kind (util/kinds.py)",
+        help="photos, rasters, or folders of them; each file takes the model of its kind (util/io/kinds.py)",
     )
     parser.add_argument("--model", type=Path, help=f"a saved model.keras (default: {MODEL})")
     parser.add_argument(
@@ -95,14 +95,19 @@ def enhance_rasters(args, rasters: list[tuple[Path, Path | None]]) -> None:
     reported in one line on stderr and the others go on; the batch then ends with a UserError
     that counts the failures (one raster alone fails with its own error).
     """
-    from util.photos import check_tiling, check_writable
+    from util.inference.photos import check_tiling, check_writable
 
     if args.task:
         raise util.UserError(f"--task {args.task} applies to photos; rasters take the super-resolution models")
     check_tiling(args.tile, args.overlap)
     # TensorFlow takes seconds to import (and logs to stderr): only once the flags are checked.
-    from util.models import load_model
-    from util.raster_enhance import check_raster_model, enhance_raster_file, plan_raster_outputs, raster_tiling
+    from util.inference.raster_enhance import (
+        check_raster_model,
+        enhance_raster_file,
+        plan_raster_outputs,
+        raster_tiling,
+    )
+    from util.models.loading import load_model
 
     model_path = args.model or (MODELS / f"dem_x{args.scale}.keras" if args.scale else RASTER_MODEL)
     model, info = load_model(model_path)
@@ -153,7 +158,7 @@ def stop_on_sigterm(signum, frame) -> None:
 
 def check_mixed(args, photos: list[Path], rasters: list[Path]) -> None:
     """Photos and rasters in one call: each kind takes the shipped model of its kind, so no --model or --task."""
-    from util import kinds
+    from util.io import kinds
 
     both = f"photos ({kinds.examples(photos)}) and rasters ({kinds.examples(rasters)})"
     if args.model is not None:
@@ -193,10 +198,10 @@ def main(argv=None) -> None:
     chosen = [f for f, v in (("--model", args.model), ("--scale", args.scale), ("--task", args.task)) if v is not None]
     if len(chosen) > 1:
         raise util.UserError(f"{' and '.join(chosen)}: give one of them (--scale and --task pick a shipped model)")
-    from util import kinds
-    from util.photos import find_inputs
+    from util.inference.photos import find_inputs
+    from util.io import kinds
 
-    found = find_inputs(args.inputs, args.out)  # each file's kind by util/kinds.py, the folders' files included
+    found = find_inputs(args.inputs, args.out)  # each file's kind by util/io/kinds.py, the folders' files included
     photos, rasters = found[kinds.PHOTO], found[kinds.RASTER]
     if photos and rasters:
         check_mixed(args, [p for p, _ in photos], [p for p, _ in rasters])

@@ -10,16 +10,16 @@
     python3 evaluate.py --model bicubic --scale 4 --data my_dem.asc         # bicubic and cubic spline alone
 
 The protocol (modcrop, MATLAB bicubic, Y of BT.601, border = scale, uint8 output;
-RGB for denoising) is documented in util/evaluation.py. Prints a Markdown table per
+RGB for denoising) is documented in util/evaluation/protocols.py. Prints a Markdown table per
 folder (per image and mean, bicubic beside the model) and writes one JSON per folder,
 ``eval_<folder>_<task>[_float][_ensemble].json`` (e.g. ``eval_Set5_sr4.json``), into the model's folder
 (for bicubic: --out).
-The model sees the whole image, through the tiled inference of util/inference.py
+The model sees the whole image, through the tiled inference of util/inference/tiles.py
 when the image is larger than one tile.
 
 Rasters (DEMs, any grid in data units: .tif, .asc, .npy, .npz, .nc files or folders of
 them, with a raster model or bicubic) are scored by the raster protocol of
-util/raster_eval.py: block-mean LR, bicubic and cubic spline beside the model, RMSE,
+util/evaluation/raster_eval.py: block-mean LR, bicubic and cubic spline beside the model, RMSE,
 MAE, bias and slope RMSE over the valid cells; JSON and a hillshade/error figure,
 ``eval_<folder or file>_<task>.{json,png}``.
 """
@@ -31,8 +31,8 @@ import sys
 from pathlib import Path
 
 import util
-from util import kinds
-from util.evaluation import (
+from util.data.tasks import Task, parse_task, task_family
+from util.evaluation.protocols import (
     BENCHMARK_DIR,
     NOISY_HELP,
     NOISY_INPUTS,
@@ -44,7 +44,7 @@ from util.evaluation import (
     protocol_note,
     standard_sets,
 )
-from util.tasks import Task, parse_task, task_family
+from util.io import kinds
 
 # ---- Constants: edit these -------------------------------------------------
 DATA = None  # folders evaluated without --data; None: Set5 and Set14 of datasets/benchmark (download.py benchmarks)
@@ -113,12 +113,12 @@ def choose_task(args, info: dict | None) -> Task:
 
 
 def is_raster_data(paths) -> bool:
-    """True when the --data paths hold rasters, False for photos (util.kinds); a UserError when they mix both.
+    """True when the --data paths hold rasters, False for photos (util.io.kinds); a UserError when they mix both.
 
     A folder is of the kind of its files; a folder holding both kinds, or photos beside rasters
     among the paths, is refused (a photo PSNR of a DEM, or a raster RMSE of a photo, means nothing).
     """
-    from util import kinds
+    from util.io import kinds
 
     kind_of_path = {}
     for path in paths:
@@ -142,12 +142,12 @@ def is_raster_data(paths) -> bool:
 
 
 def evaluate_rasters(args, model=None, info: dict | None = None) -> None:
-    """The raster protocol (util/raster_eval.py) on every raster of --data; one table and JSON per path."""
-    from util.raster_eval import evaluate_raster_files, raster_files
-    from util.report import raster_rows
+    """The raster protocol (util/evaluation/raster_eval.py) on every raster of --data; one table and JSON per path."""
+    from util.evaluation.raster_eval import evaluate_raster_files, raster_files
+    from util.evaluation.report import raster_rows
 
     if info is not None:
-        from util.raster_enhance import check_raster_model, enhance_raster_array
+        from util.inference.raster_enhance import check_raster_model, enhance_raster_array
 
         check_raster_model(info, str(args.model))
         scale = info["scale"]
@@ -207,7 +207,7 @@ def main(argv=None) -> None:
     if args.data and is_raster_data(args.data):
         model, info = None, None
         if args.model != "bicubic":
-            from util.models import load_model
+            from util.models.loading import load_model
 
             model, info = load_model(Path(args.model))
         evaluate_rasters(args, model, info)
@@ -228,8 +228,8 @@ def main(argv=None) -> None:
         if not model_path.is_file():
             raise util.UserError(f"{model_path}: no such model file; give --model runs/<run>/model.keras or bicubic")
         # TensorFlow takes seconds to import: only now that the arguments are checked.
-        from util.inference import enhance_to_uint8
-        from util.models import load_model
+        from util.inference.tiles import enhance_to_uint8
+        from util.models.loading import load_model
 
         model, info = load_model(model_path)
         if info.get("data_kind") == kinds.RASTER:

@@ -17,7 +17,7 @@ all four runtimes have. export.py then runs the exported file in its runtime on 
 image, prints the largest difference from Keras (the check fails above 1/255 for photos,
 1e-4 of the height scale for rasters) and writes the model card, <file>.json: the
 model's SuiteInfo (task, scale, input kind, units, ...) and what goes in and comes out,
-because the exported graph keeps none of it. util/export.py's load_exported runs an
+because the exported graph keeps none of it. util/models/export.py's load_exported runs an
 exported file with the calls of a Keras model (predict_on_batch, predict).
 """
 
@@ -27,7 +27,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from util.export import FORMATS, INSTALL, exported_format
+from util.models.export import FORMATS, INSTALL, exported_format
 
 # ---- Constants: edit these -------------------------------------------------
 FORMAT = "onnx"  # onnx | openvino | litert | saved_model
@@ -45,7 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    from util.export import (
+    from util.io.files import UserError
+    from util.models.export import (
         card_path,
         check_exported,
         default_output,
@@ -56,7 +57,6 @@ def main(argv=None) -> None:
         tolerance,
         write_card,
     )
-    from util.files import UserError
 
     fmt = FORMATS[args.format]
     out = args.out or default_output(args.model, fmt)
@@ -65,7 +65,7 @@ def main(argv=None) -> None:
     require_runtime(fmt)  # before TensorFlow loads: a missing package is said at once
     if exported_format(args.model) is None and out.resolve() == args.model.resolve():
         raise UserError(f"--out {out}: that is the model itself; give another path")
-    from util.models import load_model
+    from util.models.loading import load_model
 
     model, info = load_model(args.model)
     export_model(model, info, out, fmt)
@@ -79,6 +79,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    from util.files import run_cli
+    from util.io.files import run_cli
 
     sys.exit(run_cli(main))

@@ -36,9 +36,9 @@ EMA = 0.0  # momentum of the weights' moving average, validated and saved; 0 = t
 INIT_FROM = ""  # fine-tune this saved model.keras (same script, task and kind of data); "" = from scratch
 # ----------------------------------------------------------------------------------------
 
-from util.files import run_cli
-from util.models import keras, suite_input  # Keras, with TensorFlow imported quietly
-from util.roles import model_script
+from util.io.files import run_cli
+from util.models.layers import keras, suite_input  # Keras, with TensorFlow imported quietly
+from util.training.roles import model_script
 
 layers = keras.layers
 

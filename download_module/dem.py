@@ -6,7 +6,7 @@
   cells (about 2.4 km), the coast of British Columbia and Washington.
 
 Each is copied once into ``<out>/raw/dem/`` (so that the data set does not change
-with the installed matplotlib) and read by ``util.rasters.read_raster``, which knows
+with the installed matplotlib) and read by ``util.io.rasters.read_raster``, which knows
 both layouts. They are split in space like any raster (download_module/raster_pairs.py).
 """
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import util
 from download_module.pairs import HRImage, SourceImages
-from util import kinds
+from util.io import kinds
 
 
 def dataset_name(folder) -> str:
@@ -26,7 +26,7 @@ def find_images(folder, url: str | None = None) -> SourceImages:
     if url:
         raise util.UserError("--url does not apply to --folder (nothing is downloaded); drop --url")
     folder = Path(folder).expanduser().resolve()
-    files = kinds.folder_files(folder)[kinds.PHOTO]  # rasters and hidden files left out (util/kinds.py)
+    files = kinds.folder_files(folder)[kinds.PHOTO]  # rasters and hidden files left out (util/io/kinds.py)
     if not files:
         raise util.UserError(f"{folder}: no image files (.png, .jpg, ...) in this folder tree; give a folder of images")
     images = [HRImage(p, p.relative_to(folder).as_posix()) for p in files]

@@ -77,7 +77,7 @@ DEGRADATIONS = {  # kind -> how it is made; "size" is the patch side in px (all 
 
 
 def patch_shape(kind: str) -> tuple[int, int, int]:
-    """HWC shape of one patch of ``kind`` (``hr``, ``sr4``, ``noise64``...): the task names of util.tasks."""
+    """HWC shape of one patch of ``kind`` (``hr``, ``sr4``, ``noise64``...): the task names of util.data.tasks."""
     size = DEGRADATIONS[kind]["size"]
     return (size, size, 3)
 

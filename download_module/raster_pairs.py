@@ -4,7 +4,7 @@ The raster counterpart of ``pairs.py``: every raster source (``dem``, ``copernic
 ``--folder`` of rasters) ends here. For ``<out>/<name>/``:
 
 - ``{train,test}_hr.npy``: float32 (N, P, P, 1) in the data's units, nodata cells filled
-  from the nearest valid cell of the same patch (``util.rasters.fill_nodata``: no NaN,
+  from the nearest valid cell of the same patch (``util.io.rasters.fill_nodata``: no NaN,
   and no value from outside the patch, so nothing of the test region leaks into training);
 - ``{train,test}_sr{s}.npy`` for s in (2, 4, 8) with P % s == 0 and P // s >= 4: float32
   (N, P/s, P/s, 1): the mean of the valid HR cells of each s x s block (``block_mean``,
@@ -51,9 +51,9 @@ from tqdm import tqdm
 import util
 from download_module import writer
 from download_module.writer import SPLITS
-from util import kinds
-from util.raster_metrics import block_mean
-from util.rasters import RASTER_SUFFIXES, Raster, fill_nodata, read_raster, warn_suspected_nodata, write_raster
+from util.evaluation.raster_metrics import block_mean
+from util.io import kinds
+from util.io.rasters import RASTER_SUFFIXES, Raster, fill_nodata, read_raster, warn_suspected_nodata, write_raster
 
 FORMAT_VERSION = 1
 KIND = "raster"
@@ -124,12 +124,12 @@ def rasters_fingerprint(rasters: SourceRasters) -> str:
 
 
 def folder_kind(folder) -> str:
-    """What ``folder`` holds by util.kinds: photo, raster or mixed (a folder of neither: photo, whose path says so)."""
+    """What ``folder`` holds by util.io.kinds: photo, raster or mixed (neither: photo, whose path says so)."""
     return kinds.kind_of(kinds.folder_files(Path(folder).expanduser())) or kinds.PHOTO
 
 
 def find_folder_rasters(folder) -> SourceRasters:
-    """Every raster file below ``folder`` by util.kinds (photos and hidden files left out); nothing is copied."""
+    """Every raster file below ``folder`` by util.io.kinds (photos and hidden files left out); nothing is copied."""
     folder = Path(folder).expanduser().resolve()
     files = kinds.folder_files(folder)[kinds.RASTER]
     if not files:

@@ -23,7 +23,7 @@ def sr4_model(tmp_path_factory):
 
 
 def test_table_and_json_for_bicubic_and_a_model(sr4_model, small_sets, tmp_path, capsys):
-    from util.evaluation import benchmark_task, evaluate_folder
+    from util.evaluation.protocols import benchmark_task, evaluate_folder
 
     folder = small_sets / "Tiny5"
     benchmark.main(
@@ -50,9 +50,10 @@ def test_set5_row_of_bicubic_is_the_published_one(sr4_model, benchmark_root, tmp
 
 
 def test_without_benchmark_sets_it_says_how_to_fetch_them(sr4_model, tmp_path, monkeypatch):
-    from util import evaluation
 
-    monkeypatch.setattr(evaluation, "BENCHMARK_DIR", tmp_path / "none")
+    from util.evaluation import protocols
+
+    monkeypatch.setattr(protocols, "BENCHMARK_DIR", tmp_path / "none")
     with pytest.raises(util.UserError, match="python3 download.py benchmarks"):
         benchmark.main(["models", str(sr4_model), "--skip-memory", "--out", str(tmp_path)])
 
@@ -83,7 +84,7 @@ def test_synthetic_photo():
 
 def test_training_speed_of_the_model_scripts(tmp_path, monkeypatch, capsys):
     from util.benchmarks import training
-    from util.roles import find_model_scripts
+    from util.training.roles import find_model_scripts
 
     scripts = find_model_scripts()  # every model script registers itself; none is named in util/benchmarks
     assert set(scripts) == {"edsr_lite", "inception2", "unet_autoencoder"}

@@ -67,7 +67,7 @@ def check_contract(dest: Path, patch: int, scales=(2, 4, 8)) -> dict:
 def test_dem_writes_the_raster_contract_then_is_up_to_date(tmp_path, capsys):
     import rasterio
 
-    from util.rasters import read_raster
+    from util.io.rasters import read_raster
 
     args = ["dem", "--out", str(tmp_path), "--train", "80", "--test", "40"]
     download.main(args)
@@ -211,7 +211,7 @@ def test_copernicus_corrupt_tile_is_deleted_and_no_tile_is_an_error(tmp_path, ht
 
 
 def test_folder_of_mixed_rasters_with_nodata(tmp_path, shared_data, capsys):
-    from util.rasters import read_raster
+    from util.io.rasters import read_raster
 
     folder = tmp_path / "dems"
     (folder / "asc").mkdir(parents=True)

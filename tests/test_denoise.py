@@ -7,8 +7,8 @@ import pytest
 from conftest import photo_pairs
 
 import util
-from util.degrade import degrade_image, degrade_patches, disk_psf, psf_bank, tf_degrade
-from util.tasks import parse_task, stored_task, task_family
+from util.data.degrade import degrade_image, degrade_patches, disk_psf, psf_bank, tf_degrade
+from util.data.tasks import parse_task, stored_task, task_family
 
 TINY = ["--train-patches", "16", "--backprops", "32", "--batch", "8", "--epochs", "2", "--val-patches", "8"]
 
@@ -142,8 +142,8 @@ def test_tf_defocus_matches_numpy_for_a_fixed_radius():
 @pytest.mark.parametrize("levels, multiple, shape", [(1, 2, "8 blocks x 32"), (3, 8, "3-level U-Net")])
 def test_denoiser_starts_as_the_identity_and_keeps_any_size(levels, multiple, shape):
     import edsr_lite
-    from util.inference import enhance_array
-    from util.models import model_info
+    from util.inference.tiles import enhance_array
+    from util.models.layers import model_info
 
     model = edsr_lite.build_model("noise25", blocks=8, levels=levels)
     info = model_info(model)
@@ -289,7 +289,7 @@ def test_shipped_restoration_models_work_out_of_the_box(tmp_path, purpose, task,
 
 def test_float_noisy_input_is_the_papers_protocol():
     """--noisy float: the same noise, neither clipped nor rounded; the 8-bit input is that, clipped and rounded."""
-    from util.evaluation import degrade_known, measure
+    from util.evaluation.protocols import degrade_known, measure
 
     image = np.zeros((64, 96, 3), np.uint8)
     image[:, 32:64], image[:, 64:] = 128, 255  # black, grey and white thirds
@@ -335,9 +335,9 @@ def test_benchmark_and_evaluate_take_the_papers_float_input(clean_folder, tmp_pa
 
 
 def test_noise_map_study_trains_both_models_and_writes_the_table(hr_only, clean_folder, tmp_path):
-    from util import noise_map_study
+    from studies import noise_map
 
-    out = noise_map_study.main(
+    out = noise_map.main(
         ["--backprops", "16", "--dataset", str(hr_only), "--data", str(clean_folder), "--out", str(tmp_path)]
     )
     rows = json.loads((out / "noise_map.json").read_text())["rows"]
@@ -346,4 +346,4 @@ def test_noise_map_study_trains_both_models_and_writes_the_table(hr_only, clean_
         assert 10 < row["psnr_50"] < row["psnr_25"] < row["psnr_15"] < 45
     assert "| true-sigma map |" in (out / "noise_map.md").read_text()
     with pytest.raises(util.UserError, match="no images there"):
-        noise_map_study.main(["--data", str(tmp_path / "none"), "--out", str(tmp_path)])
+        noise_map.main(["--data", str(tmp_path / "none"), "--out", str(tmp_path)])

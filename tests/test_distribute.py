@@ -19,7 +19,7 @@ import pytest
 from conftest import photo_pairs
 
 import util
-from util import distribute
+from util.training import distribute
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--train-patches", "48", "--val-patches", "16", "--filters", "8", "--precision", "float32"]
@@ -232,7 +232,7 @@ def fake_gpus(monkeypatch, capabilities):
 def test_precision_auto_picks_half_precision_by_the_gpus_compute_capability(monkeypatch, capabilities, expected):
     import keras
 
-    from util.training import configure_precision
+    from util.training.run import configure_precision
 
     fake_gpus(monkeypatch, capabilities)
     try:

@@ -12,7 +12,7 @@ from PIL import Image, ImageCms
 
 import enhance
 import util
-from util.images import read_photo, write_png
+from util.io.images import read_photo, write_png
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -162,8 +162,8 @@ def test_out_names_a_file_for_one_image_and_a_folder_for_several(tmp_path, model
 
 
 def test_ensemble_flag_averages_the_flips_and_rotations(tmp_path, models):
-    from util.inference import enhance_array
-    from util.models import load_model
+    from util.inference.tiles import enhance_array
+    from util.models.loading import load_model
 
     Image.fromarray(photo()).save(tmp_path / "photo.png")
     run(tmp_path / "photo.png", "--model", models["lr2"], "--ensemble", "--out", tmp_path / "plus.png")
@@ -191,8 +191,8 @@ def test_scale_picks_the_shipped_model_of_that_scale(tmp_path, models, monkeypat
 def test_shipped_models_say_what_they_do():
     """assets/models/sr<N>.keras are photo models of task srN, dem_x<N>.keras raster models in metres,
     denoise.keras and deblur.keras the blind noise and defocus models; each < 5 MB."""
-    from util.models import load_model
-    from util.tasks import PURPOSES
+    from util.data.tasks import PURPOSES
+    from util.models.loading import load_model
 
     shipped = sorted((REPO / "assets" / "models").glob("*.keras"))
     names = {path.stem for path in shipped}
@@ -216,9 +216,9 @@ def test_shipped_dem_model_beats_bicubic_on_a_dem_it_never_saw(shared_data, tmp_
     import rasterio
     from affine import Affine
 
-    from util.raster_eval import evaluate_raster_files
-    from util.raster_metrics import block_mean
-    from util.rasters import read_raster
+    from util.evaluation.raster_eval import evaluate_raster_files
+    from util.evaluation.raster_metrics import block_mean
+    from util.io.rasters import read_raster
 
     source = shared_data / "dem" / "srtm_boulder_3arcsec.tif"
     hr = read_raster(source)
@@ -238,8 +238,8 @@ def test_shipped_dem_model_beats_bicubic_on_a_dem_it_never_saw(shared_data, tmp_
 
 
 def _shipped_dem_enhance():
-    from util.models import load_model
-    from util.raster_enhance import enhance_raster_array
+    from util.inference.raster_enhance import enhance_raster_array
+    from util.models.loading import load_model
 
     model, info = load_model(REPO / "assets" / "models" / "dem_x4.keras")
     return lambda lr: enhance_raster_array(model, info, lr)
@@ -272,7 +272,7 @@ def test_a_bad_photo_in_a_batch_is_reported_and_the_others_are_written(tmp_path,
 
 
 def test_tiles_output_folder_and_output_size_are_checked_before_any_work(tmp_path, models, monkeypatch):
-    from util import photos
+    from util.inference import photos
 
     source = tmp_path / "photo.png"
     Image.fromarray(photo()).save(source)

@@ -8,9 +8,9 @@ import tiny_models
 
 import evaluate
 import util
-from util import evaluation
-from util.evaluation import PUBLISHED_BICUBIC, benchmark_task, degrade, evaluate_folder, measure
-from util.tasks import Task
+from util.data.tasks import Task
+from util.evaluation import protocols
+from util.evaluation.protocols import PUBLISHED_BICUBIC, benchmark_task, degrade, evaluate_folder, measure
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
@@ -78,7 +78,7 @@ def test_evaluate_on_set5_gives_the_published_bicubic_row(sr4_model, benchmark_r
 
 
 def test_without_benchmark_sets_evaluate_says_how_to_fetch_them(sr4_model, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(evaluation, "BENCHMARK_DIR", tmp_path / "none")
+    monkeypatch.setattr(protocols, "BENCHMARK_DIR", tmp_path / "none")
     assert util.run_cli(evaluate.main, ["--model", str(sr4_model)]) == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "python3 download.py benchmarks" in lines[0] and "Set5" in lines[0]

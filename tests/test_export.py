@@ -11,9 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from util.export import FORMATS, card_path, exported_format, load_exported, missing_modules, probe_input, tolerance
-from util.files import UserError
-from util.models import BicubicUpsample, keras, load_model
+from util.io.files import UserError
+from util.models.export import (
+    FORMATS,
+    card_path,
+    exported_format,
+    load_exported,
+    missing_modules,
+    probe_input,
+    tolerance,
+)
+from util.models.layers import BicubicUpsample, keras
+from util.models.loading import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "assets" / "models"
@@ -115,7 +124,7 @@ def test_exported_file_where_a_keras_model_is_expected(tmp_path):
 
 def test_missing_runtime_says_what_to_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
-    from util.export import require_runtime
+    from util.models.export import require_runtime
 
     with pytest.raises(UserError, match=r"needs openvino .*requirements-export.txt"):
         require_runtime(FORMATS["openvino"])
@@ -152,8 +161,8 @@ class ResizeBicubicLayer(keras.layers.Layer):
 def test_a_model_with_a_non_portable_layer_is_one_line_error(fmt, tmp_path):
     if missing_modules(FORMATS[fmt]):
         pytest.skip(f"{', '.join(missing_modules(FORMATS[fmt]))} not installed (requirements-export.txt)")
-    from util.export import check_exported, export_model, load_exported
-    from util.models import suite_input
+    from util.models.export import check_exported, export_model, load_exported
+    from util.models.layers import suite_input
 
     inputs, x = suite_input("sr2", "lr", 1, "test")
     model = keras.Model(inputs, ResizeBicubicLayer()(x))

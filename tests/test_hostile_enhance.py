@@ -15,7 +15,8 @@ from rasterio.crs import CRS
 
 import enhance
 import util
-from util.models import SuiteInfo, load_model
+from util.models.layers import SuiteInfo
+from util.models.loading import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 DEM_X2 = REPO / "assets" / "models" / "dem_x2.keras"
@@ -169,7 +170,7 @@ import runpy, sys, time
 from pathlib import Path
 
 sys.path.insert(0, {repo!r})
-import util.raster_enhance as raster_enhance
+import util.inference.raster_enhance as raster_enhance
 
 rows = raster_enhance.enhanced_rows
 
@@ -215,7 +216,7 @@ def test_an_unwritable_out_is_one_line_before_any_work(tmp_path, capfd, monkeypa
     (tmp_path / "a_file").write_text("not a folder")
     code, lines = run(capfd, source, "--model", DEM_X2, "--out", tmp_path / "a_file")
     assert_one_line_error(code, lines, "cannot write there", "give --out elsewhere")
-    from util import files
+    from util.io import files
 
     def refused(*args, **kwargs):  # what a folder without write permission gives a user who is not root
         raise PermissionError(13, "Permission denied")
@@ -276,7 +277,7 @@ def test_a_read_only_output_is_not_replaced_even_with_overwrite(tmp_path, capfd)
 
 
 def test_a_full_disk_is_one_line_naming_the_output_for_photos_and_rasters(tmp_path, capfd, monkeypatch):
-    from util import files
+    from util.io import files
 
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")

@@ -1,4 +1,4 @@
-"""One photo/raster decision per file (util/kinds.py), used by download.py, enhance.py and evaluate.py.
+"""One photo/raster decision per file (util/io/kinds.py), used by download.py, enhance.py and evaluate.py.
 
 Hostile inputs around kinds and folders: DEMs among photos, DEMs that look like pictures,
 pictures that look like DEMs, a model of the other kind, hidden files, unreadable files.
@@ -177,7 +177,7 @@ def test_a_mixed_folder_routes_each_file_to_the_model_of_its_kind(tmp_path, capf
 
 
 def test_the_one_rule_per_file(tmp_path):
-    from util.kinds import file_kind
+    from util.io.kinds import file_kind
 
     heights = terrain(24, 24)
     pixels = photo()

@@ -1,4 +1,4 @@
-"""Hostile raster files: what the readers of util/rasters.py make of them, through enhance.py and evaluate.py.
+"""Hostile raster files: what the readers of util/io/rasters.py make of them, through enhance.py and evaluate.py.
 
 Each input is either read right (axes, coordinates, units, scale/offset as the file says) or
 refused in one line that names the file; a cell size the file cannot say is never made up.
@@ -20,7 +20,7 @@ from rasterio.crs import CRS
 import enhance
 import evaluate
 import util
-from util.rasters import read_raster
+from util.io.rasters import read_raster
 
 REPO = Path(__file__).resolve().parents[1]
 DEM_X2 = REPO / "assets" / "models" / "dem_x2.keras"

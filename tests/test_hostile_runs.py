@@ -41,9 +41,9 @@ def one_error_line(capsys) -> str:
 def run_folder_of(argv) -> tuple[Path, object]:
     """The run folder and settings that edsr_lite.py would train with for ``argv``."""
     import edsr_lite  # noqa: F401  (registers the script)
-    from util import roles
-    from util.pairs import open_pairs
-    from util.training import run_dir
+    from util.data.pairs import open_pairs
+    from util.training import roles
+    from util.training.folders import run_dir
 
     settings, _ = roles.MODEL_SCRIPTS["edsr_lite"].settings(argv)
     settings = open_pairs(settings.dataset).with_available(settings)
@@ -91,7 +91,7 @@ def test_a_stale_lock_of_a_killed_run_is_taken_over_with_a_note(tiny_pairs, tmp_
 
 
 def test_the_run_lock_goes_on_an_exception_and_an_unused_folder_with_it(tiny_pairs, tmp_path):
-    from util.training import run_lock
+    from util.training.folders import run_lock
 
     _, settings = run_folder_of(["--dataset", str(tiny_pairs), *TINY])
     folder = tmp_path / "run"
@@ -287,7 +287,7 @@ def test_benchmark_batch_0_is_an_error_not_each_scripts_default(subcommand, caps
 
 
 def test_noise0_says_the_range_that_is_allowed():
-    from util.tasks import parse_task
+    from util.data.tasks import parse_task
 
     with pytest.raises(util.UserError, match="sigma 0 adds no noise") as err:
         parse_task("noise0")

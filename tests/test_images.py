@@ -1,10 +1,10 @@
-"""util.images: photos read and written as they are (mode, bit depth, alpha, ICC, EXIF orientation)."""
+"""util.io.images: photos read and written as they are (mode, bit depth, alpha, ICC, EXIF orientation)."""
 
 import numpy as np
 import pytest
 from PIL import Image, ImageCms, ImageOps
 
-from util.images import ImageError, check_photo, read_photo, write_png
+from util.io.images import ImageError, check_photo, read_photo, write_png
 
 ORIENTATION = 0x0112
 

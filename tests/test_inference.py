@@ -6,8 +6,9 @@ import tiny_models
 from scipy.ndimage import gaussian_filter
 
 import util
-from util.inference import blend_weights, enhance_array, tile_starts
-from util.models import model_info, prepare_input
+from util.inference.tiles import blend_weights, enhance_array, tile_starts
+from util.models.layers import model_info
+from util.models.loading import prepare_input
 
 
 def smooth_image(height, width, seed=0) -> np.ndarray:

@@ -11,7 +11,7 @@ import pytest
 from conftest import photo_pairs
 
 import util
-from util.models import load_model
+from util.models.loading import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--train-patches", "16", "--backprops", "32", "--batch", "8", "--epochs", "2", "--val-patches", "8"]
@@ -118,7 +118,7 @@ def test_bad_recipe_constant_is_one_line_error(tiny_pairs, tmp_path):
 
 
 def test_auto_augment_suits_the_task_and_the_data():
-    from util.pairs import PhotoPairs, RasterPairs
+    from util.data.pairs import PhotoPairs, RasterPairs
 
     assert PhotoPairs.resolve_augment(("auto",), "sr4") == ("flips", "channels", "shifts")
     assert PhotoPairs.resolve_augment(("auto",), "noise64") == ("flips", "channels")
@@ -130,7 +130,7 @@ def test_auto_augment_suits_the_task_and_the_data():
 def test_edsr_lite_starts_as_exactly_bicubic():
     """output_init="zeros": before training the network adds nothing to its bicubic skip."""
     import edsr_lite
-    from util.models import BicubicUpsample
+    from util.models.layers import BicubicUpsample
 
     x = np.random.default_rng(0).random((2, 16, 24, 3)).astype(np.float32)
     for task, scale in (("sr2", 2), ("sr4", 4), ("sr8", 8)):
@@ -145,7 +145,7 @@ def test_ema_weights_are_the_ones_validated_and_saved(tiny_pairs, tmp_path):
     import keras
 
     import edsr_lite
-    from util import data
+    from util.data import pipelines
 
     # float32: the logged val_loss is computed in the training precision, the saved model runs in float32.
     base = [
@@ -168,8 +168,8 @@ def test_ema_weights_are_the_ones_validated_and_saved(tiny_pairs, tmp_path):
         run_dir = out / "edsr_lite-sr4-16-tiny"
         logged = min(float(row.split(",")[-1]) for row in (run_dir / "training.csv").read_text().splitlines()[1:])
         model, _ = load_model(run_dir / "model.keras")
-        val_lr, val_hr = data.load_split(tiny_pairs, "sr4", "train", 8, start=16)
-        x, y = data._to_float(val_lr, val_hr)
+        val_lr, val_hr = pipelines.load_split(tiny_pairs, "sr4", "train", 8, start=16)
+        x, y = pipelines._to_float(val_lr, val_hr)
         assert float(keras.losses.MeanAbsoluteError()(y, model(x))) == pytest.approx(logged, rel=1e-4), ema
         saved[ema] = model.get_weights()
     assert any(not np.allclose(a, b) for a, b in zip(saved["0.5"], saved["0"], strict=True))
@@ -194,9 +194,9 @@ def test_sweep_writes_the_prototype_table_and_plot(tiny_pairs, tmp_path):
 
     # The batched self-ensemble of the scoring is enhance.py's, patch by patch.
     # (Batches of other sizes may round a pixel the other way: float sums in another order.)
-    from util.evaluation import score_patches
-    from util.inference import predict_patches, self_ensemble
-    from util.models import prepare_input
+    from util.evaluation.protocols import score_patches
+    from util.inference.tiles import predict_patches, self_ensemble
+    from util.models.loading import prepare_input
 
     model, info = load_model(tmp_path / "edsr_lite-sr4-16-tiny" / "model.keras")
     lr, hr = np.load(tiny_pairs / "test_sr4.npy"), np.load(tiny_pairs / "test_hr.npy")
@@ -212,7 +212,7 @@ def test_sweep_writes_the_prototype_table_and_plot(tiny_pairs, tmp_path):
 @pytest.fixture
 def ablation_on_small_set(small_sets, monkeypatch):
     """The ablation scores on a folder every clone has instead of Set5."""
-    from util import studies
+    from util.training import studies
 
     monkeypatch.setattr(studies, "ablation_set", lambda: small_sets / "Tiny5")
     return small_sets / "Tiny5"
@@ -220,7 +220,7 @@ def ablation_on_small_set(small_sets, monkeypatch):
 
 def test_ablation_undoes_one_choice_per_run_and_resumes(tiny_pairs, tmp_path, capsys, ablation_on_small_set):
     import edsr_lite
-    from util.evaluation import benchmark_task, evaluate_folder
+    from util.evaluation.protocols import benchmark_task, evaluate_folder
 
     args = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY, "--filters", "8", "--blocks", "1"]
     edsr_lite.main([*args, "--ablation", "recipe,no-skip"])
@@ -255,7 +255,7 @@ def test_ablation_gives_a_costlier_variant_the_same_training_time(
     tiny_pairs, tmp_path, monkeypatch, ablation_on_small_set
 ):
     import edsr_lite
-    from util import studies
+    from util.training import studies
 
     monkeypatch.setattr(studies, "SPEED_SECONDS", 0.3)
     args = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY, "--filters", "8", "--blocks", "1"]
@@ -272,7 +272,7 @@ def test_ablation_gives_a_costlier_variant_the_same_training_time(
 
 def test_minutes_sets_backprops_from_the_speed_measured_here(tiny_pairs, tmp_path, monkeypatch, capsys):
     import edsr_lite
-    from util import speed, studies
+    from util.training import speed, studies
 
     monkeypatch.setattr(studies, "SPEED_SECONDS", 0.3)
     args = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY, "--filters", "8", "--blocks", "1"]
@@ -311,7 +311,7 @@ def test_predict_role_enhances_a_folder_with_the_runs_model(tiny_pairs, tmp_path
 
 def test_help_describes_each_constant_once_from_its_comment(capsys):
     import edsr_lite
-    from util.settings import constants_block
+    from util.training.settings import constants_block
 
     described = constants_block(Path(edsr_lite.__file__))
     assert list(described)[:3] == ["DATASET", "TASK", "TRAIN_PATCHES"] and "FILTERS" in described
@@ -330,8 +330,8 @@ def test_settings_are_frozen_typed_and_complete(tmp_path):
 
     import edsr_lite
     import inception2
-    from util.roles import MODEL_SCRIPTS
-    from util.settings import parse_settings
+    from util.training.roles import MODEL_SCRIPTS
+    from util.training.settings import parse_settings
 
     settings, options = MODEL_SCRIPTS["edsr_lite"].settings(["--blocks", "2", "--learning-rate", "0.002"])
     assert settings.model_kwargs["blocks"] == 2 and settings.model_kwargs["output_init"] == "zeros"
@@ -447,7 +447,7 @@ def test_role_test_of_a_shipped_model_writes_under_out_not_beside_it(tiny_pairs,
     import shutil
 
     import edsr_lite
-    from util import roles
+    from util.training import roles
 
     shipped = tmp_path / "assets" / "models"
     shipped.mkdir(parents=True)
@@ -466,7 +466,7 @@ def test_role_test_of_a_shipped_model_writes_under_out_not_beside_it(tiny_pairs,
 
 
 def test_patch_file_reads_the_npy_patches_by_index_and_views_share_the_file(tiny_pairs):
-    from util.data import PatchFile, patch_files
+    from util.data.pipelines import PatchFile, patch_files
 
     hr = np.load(tiny_pairs / "train_hr.npy")
     whole = PatchFile(tiny_pairs / "train_hr.npy")
@@ -482,12 +482,12 @@ def test_patch_file_reads_the_npy_patches_by_index_and_views_share_the_file(tiny
 
 @pytest.mark.parametrize(("script", "task"), [("inception2", "sr4"), ("edsr_lite", "noise25")])
 def test_training_streams_pairs_larger_than_memory(tiny_pairs, tmp_path, monkeypatch, capsys, script, task):
-    """Above util.data.IN_MEMORY_BYTES the pairs are read from disk: same run, same kind of results."""
+    """Above util.data.pipelines.IN_MEMORY_BYTES the pairs are read from disk: same run, same kind of results."""
     import importlib
 
-    from util import data
+    from util.data import pipelines
 
-    monkeypatch.setattr(data, "IN_MEMORY_BYTES", 0)
+    monkeypatch.setattr(pipelines, "IN_MEMORY_BYTES", 0)
     importlib.import_module(script).main(["--dataset", str(tiny_pairs), "--out", str(tmp_path), "--task", task, *TINY])
     assert "training pairs are read from disk" in capsys.readouterr().out
     results = json.loads(next(tmp_path.glob("*/results.json")).read_text())

@@ -44,8 +44,8 @@ def tiny_raster_pairs(tmp_path_factory):
 
 def test_untrained_raster_edsr_is_bicubic_in_metres():
     import edsr_lite
-    from util.models import model_info, raster_model
-    from util.resize import bicubic_upscale
+    from util.data.resize import bicubic_upscale
+    from util.models.layers import model_info, raster_model
 
     model = raster_model(edsr_lite.build_model("sr4", channels=1), value_scale=100.0)
     info = model_info(model)
@@ -83,7 +83,7 @@ def test_every_script_trains_on_rasters_and_scores_in_metres(tiny_raster_pairs, 
 def test_init_from_fine_tunes_a_saved_model(tiny_raster_pairs, tmp_path):
     import edsr_lite
     import inception2
-    from util.models import load_model
+    from util.models.loading import load_model
 
     first = edsr_lite.main(["--dataset", str(tiny_raster_pairs), "--out", str(tmp_path / "a"), *TINY])
     saved, _ = load_model(first / "model.keras")

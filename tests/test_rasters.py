@@ -1,4 +1,4 @@
-"""util/rasters.py and raster enhancement: every format round trips with its georeferencing, nodata, bad input."""
+"""util/io/rasters.py and raster enhancement: every format round trips with its georeferencing, nodata, bad input."""
 
 import math
 import subprocess
@@ -15,9 +15,9 @@ from scipy import ndimage
 
 import enhance
 import util
-from util.raster_enhance import enhance_raster_file
-from util.rasters import Raster, fill_nodata, read_raster, warn_suspected_nodata, write_raster
-from util.resize import bicubic_upscale
+from util.data.resize import bicubic_upscale
+from util.inference.raster_enhance import enhance_raster_file
+from util.io.rasters import Raster, fill_nodata, read_raster, warn_suspected_nodata, write_raster
 
 REPO = Path(__file__).resolve().parents[1]
 UTM = CRS.from_epsg(32613)
@@ -36,7 +36,7 @@ def sr2(tmp_path_factory):
     import keras
 
     import edsr_lite
-    from util.models import model_info, raster_model
+    from util.models.layers import model_info, raster_model
 
     model = raster_model(edsr_lite.build_model("sr2", channels=1), value_scale=100.0)
     path = tmp_path_factory.mktemp("models") / "dem_x2.keras"
@@ -264,7 +264,7 @@ def test_a_raster_model_built_under_bfloat16_normalises_heights_in_float32():
     import keras
 
     import edsr_lite
-    from util.models import raster_model
+    from util.models.layers import raster_model
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
@@ -398,7 +398,7 @@ def test_rasters_smaller_than_the_model_needs_are_enhanced(tmp_path, sr2):
     """A U-Net-like model takes multiples of 16 HR cells: tiny rasters are padded, and the result is still right."""
     import keras
 
-    from util.models import model_info, raster_model, suite_input
+    from util.models.layers import model_info, raster_model, suite_input
 
     inputs, upsampled = suite_input("sr2", "upsampled", 16, "bicubic (identity on the upsampled input)", channels=1)
     bicubic = raster_model(keras.Model(inputs, upsampled), value_scale=100.0)
@@ -490,7 +490,7 @@ def test_raster_flags_where_they_do_not_apply_are_refused(tmp_path):
 
 
 def test_a_failed_write_leaves_neither_the_output_nor_temporary_files(tmp_path, monkeypatch):
-    from util import rasters
+    from util.io import rasters
 
     like = read_raster(write_tif(tmp_path / "dem.tif", surface(8, 8)))
 
@@ -572,7 +572,7 @@ def _member(task: str, seed: int, path: Path) -> Path:
     import keras
 
     import edsr_lite
-    from util.models import raster_model
+    from util.models.layers import raster_model
 
     model = raster_model(edsr_lite.build_model(task, channels=1), value_scale=100.0)
     rng = np.random.default_rng(seed)
@@ -590,7 +590,7 @@ def average_cli(capfd, *argv) -> tuple[int, list[str]]:
 
 
 def test_average_of_raster_models_is_the_mean_of_their_outputs_and_enhances_a_geotiff(tmp_path, capfd):
-    from util.models import load_model
+    from util.models.loading import load_model
 
     members = [_member("sr2", seed, tmp_path / f"m{seed}.keras") for seed in (1, 2)]
     out = tmp_path / "avg" / "dem_x2.keras"

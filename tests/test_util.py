@@ -9,7 +9,7 @@ from PIL import Image
 
 import util
 
-# ---- util.resize and util.metrics: the published bicubic baseline ---------------------
+# ---- util.data.resize and util.evaluation.metrics: the published bicubic baseline ---------------------
 
 # Bicubic rows of the SR tables (e.g. EDSR, RCAN): Set5, Y channel, `scale` border pixels cropped.
 SET5_BICUBIC = [(2, 33.66, 0.9299), (3, 30.39, 0.8682), (4, 28.42, 0.8104)]
@@ -70,7 +70,7 @@ def test_psnr_and_y_channel():
         util.psnr(a, a[:4])
 
 
-# ---- util.images ------------------------------------------------------------------------
+# ---- util.io.images ------------------------------------------------------------------------
 
 
 def saved(tmp_path, img: Image.Image, name: str, **kwargs):
@@ -136,7 +136,7 @@ def test_list_images_is_recursive_sorted_and_by_suffix(tmp_path):
         util.list_images(tmp_path / "a.jpg")
 
 
-# ---- util.files -------------------------------------------------------------------------
+# ---- util.io.files -------------------------------------------------------------------------
 
 
 def test_atomic_writes_leave_the_old_file_on_an_exception(tmp_path):
@@ -171,18 +171,20 @@ def test_run_cli_turns_a_user_error_into_one_line(capsys):
     assert util.run_cli(lambda argv: None, []) == 0
 
 
-# ---- util.data: the shifts augmentation ---------------------------------------------
+# ---- util.data.pipelines: the shifts augmentation ---------------------------------------------
 
 
 @pytest.mark.parametrize(("scale", "upsampled"), [(2, False), (4, False), (4, True)])
 def test_shifts_make_exact_pairs_at_every_sub_pixel_phase(scale, upsampled):
-    from util import data
+    from util.data import pipelines
 
     rng = np.random.default_rng(0)
     hr = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
     lr = util.bicubic_downscale(hr, scale, batch=True)
     stored = util.bicubic_upscale(lr, scale, batch=True) if upsampled else lr
-    batches = iter(data.make_dataset(stored, hr, 8, 0, augment=("shifts",), shift_scale=scale, upsampled=upsampled))
+    batches = iter(
+        pipelines.make_dataset(stored, hr, 8, 0, augment=("shifts",), shift_scale=scale, upsampled=upsampled)
+    )
     size = 32 - scale
     phases = set()
     for _ in range(20):
@@ -209,13 +211,13 @@ def test_pair_augmentations_transform_input_and_target_alike():
     """flips, channels and invert: each draw is one of the 8 x 6 x 2 transforms, the same on both sides."""
     import itertools
 
-    from util import data
+    from util.data import pipelines
 
     rng = np.random.default_rng(0)
     lr = rng.integers(0, 256, (4, 6, 6, 3), dtype=np.uint8)
     hr = lr.repeat(2, axis=1).repeat(2, axis=2)  # nearest x2: commutes with every one of them
     augment = ("flips", "channels", "invert")
-    batches = iter(data.make_dataset(lr, hr, 8, 0, augment=augment))
+    batches = iter(pipelines.make_dataset(lr, hr, 8, 0, augment=augment))
 
     def variants(image):
         for k, flip, order, invert in itertools.product(range(4), (0, 1), itertools.permutations(range(3)), (0, 1)):
@@ -242,24 +244,24 @@ def test_pair_augmentations_transform_input_and_target_alike():
 
 
 def test_shifts_need_a_bicubic_task():
-    from util import data
+    from util.data import pipelines
 
     patches = np.zeros((2, 16, 16, 3), dtype=np.uint8)
     with pytest.raises(ValueError, match="shifts needs the bicubic scale"):
-        data.make_dataset(patches, patches, 1, 0, augment=("shifts",), shift_scale=0)
+        pipelines.make_dataset(patches, patches, 1, 0, augment=("shifts",), shift_scale=0)
 
 
 def test_raster_augmentations_keep_input_target_and_mask_together():
     """flips and invert on rasters: one of the 8 x 2 transforms, the same on the input, the target and the mask."""
     import itertools
 
-    from util import data
+    from util.data import pipelines
 
     rng = np.random.default_rng(0)
     lr = rng.normal(500.0, 50.0, (4, 6, 6, 1)).astype(np.float32)
     hr = lr.repeat(2, axis=1).repeat(2, axis=2)
     mask = (rng.random(hr.shape) < 0.8).astype(np.uint8)
-    batches = iter(data.make_raster_dataset(lr, hr, mask, 8, 0, augment=("flips", "invert")))
+    batches = iter(pipelines.make_raster_dataset(lr, hr, mask, 8, 0, augment=("flips", "invert")))
     known = {}
     for i, image in enumerate(lr):
         for k, flip, sign in itertools.product(range(4), (0, 1), (1, -1)):
@@ -279,13 +281,13 @@ def test_raster_augmentations_keep_input_target_and_mask_together():
 
 
 def test_raster_amplitude_scales_input_and_target_by_one_factor():
-    from util import data
+    from util.data import pipelines
 
     rng = np.random.default_rng(1)
     lr = rng.normal(500.0, 50.0, (4, 6, 6, 1)).astype(np.float32)
     hr = lr.repeat(2, axis=1).repeat(2, axis=2)
     mask = np.ones(hr.shape, np.uint8)
-    batches = iter(data.make_raster_dataset(lr, hr, mask, 8, 0, augment=("amplitude",)))
+    batches = iter(pipelines.make_raster_dataset(lr, hr, mask, 8, 0, augment=("amplitude",)))
     factors = []
     for _ in range(20):
         x, y, _ = (t.numpy() for t in next(batches))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import keras
 
-from util.models import DepthToSpace, SuiteInfo
+from util.models.layers import DepthToSpace, SuiteInfo
 
 
 def upsampled_model(task="sr4", scale=4, size_multiple=16, seed=0) -> keras.Model:

@@ -1,29 +1,26 @@
-"""What the scripts of the suite share, one module a concern.
+"""What the scripts of the suite share, laid out by concern (a folder each, the README's verbs).
 
-- ``util.files``: UserError, ``run_cli`` and atomic writes;
-- ``util.images``: the one image reader (uint8 RGB, or a photo as stored), PNG writing, rounding;
-- ``util.tasks``: task names (sr4, noise25 ...) and what they mean;
-- ``util.settings``: a script's constants block -> flags -> one frozen, typed Settings;
-- ``util.resize``: MATLAB-compatible bicubic resizing;
-- ``util.metrics``: PSNR / SSIM with explicit protocols;
-- ``util.evaluation``: the benchmark protocols (evaluate.py, benchmark.py);
-- the TensorFlow parts, imported on their own so that the data step never loads
-  TensorFlow: ``util.models`` (layers, loading), ``util.data`` (pairs -> tf.data),
-  ``util.training`` (one run), ``util.distribute`` (tf.distribute strategy, chief,
-  workers), ``util.speed`` (training speed), ``util.studies``
-  (sweep, ablation, time budget), ``util.roles`` (a model script's entry point:
-  train, test, predict, average), ``util.inference`` (tiles, self-ensemble),
-  ``util.photos`` (enhancing photo files), ``util.report`` (tables, figures);
+- ``util.io``: files in and out (atomic writes and one-line errors, photos, rasters and grids,
+  the one photo/raster rule per file);
+- ``util.data``: the pairs handles (one per kind of data), tf.data pipelines, degradations,
+  MATLAB bicubic, task names;
+- ``util.models``: layers and the model card ``SuiteInfo``, loading and averaging, export;
+- ``util.training``: a script's settings and roles, one run and its folder, tf.distribute,
+  studies, training speed;
+- ``util.evaluation``: protocols, metrics, raster scores, classical peers, test-pair scores,
+  tables and figures;
+- ``util.inference``: tiles and self-ensemble, enhancing photo and raster files;
 - ``util.benchmarks``: benchmark.py's subcommands, one module each, and what they share.
 
+TensorFlow is imported only by the modules that need it, so the data step never loads it.
 The light helpers are re-exported here (``util.psnr``, ``util.load_image_rgb``...).
 Nothing runs at import time.
 """
 
-from util.files import UserError, atomic_path, run_cli, save_npy_atomic, write_json_atomic, write_text_atomic
-from util.images import IMAGE_SUFFIXES, ImageError, list_images, load_image_rgb, round_to_dtype, to_uint8_rgb
-from util.metrics import psnr, rgb_to_y, ssim
-from util.resize import bicubic_downscale, bicubic_upscale, imresize, modcrop
+from util.data.resize import bicubic_downscale, bicubic_upscale, imresize, modcrop
+from util.evaluation.metrics import psnr, rgb_to_y, ssim
+from util.io.files import UserError, atomic_path, run_cli, save_npy_atomic, write_json_atomic, write_text_atomic
+from util.io.images import IMAGE_SUFFIXES, ImageError, list_images, load_image_rgb, round_to_dtype, to_uint8_rgb
 
 __all__ = [
     "IMAGE_SUFFIXES",

@@ -6,7 +6,7 @@
 
 For bicubic and each model:
   * Set5 and Set14 PSNR / SSIM by the standard protocol at the model's task
-    (util/evaluation.py, the code of evaluate.py);
+    (util/evaluation/protocols.py, the code of evaluate.py);
   * the parameter count;
   * inference time in ms per output megapixel on this machine: the model's forward
     pass, batch 1, on a 512x512 output, median of --repeats runs after a warm-up
@@ -30,8 +30,15 @@ from PIL import Image
 import util
 from util.benchmarks import measure
 from util.benchmarks.measure import MODELS, SPEED_OUTPUT, WARMUP
-from util.evaluation import BENCHMARK_DIR, STANDARD_SETS, baseline, benchmark_task, evaluate_folder, standard_sets
-from util.tasks import Task
+from util.data.tasks import Task
+from util.evaluation.protocols import (
+    BENCHMARK_DIR,
+    STANDARD_SETS,
+    baseline,
+    benchmark_task,
+    evaluate_folder,
+    standard_sets,
+)
 
 # ---- Constants: edit these -------------------------------------------------
 SETS = None  # benchmark folders; None: Set5 and Set14 of datasets/benchmark (python3 download.py benchmarks)
@@ -96,8 +103,8 @@ def benchmark_task_of(info: dict) -> Task | None:
 
 
 def model_row(path: Path, model, info: dict, folders, repeats: int, photo_path: Path | None, work_dir: Path) -> dict:
-    from util.inference import enhance_array
-    from util.models import prepare_input
+    from util.inference.tiles import enhance_array
+    from util.models.loading import prepare_input
 
     task = benchmark_task_of(info)  # None: speed and size only
     row = {"method": str(path), "task": info["task"], "info": info}
@@ -150,7 +157,7 @@ def main(args) -> None:
     """``benchmark.py models``: bicubic and the models on the benchmark folders (module doc)."""
     models, folders = checked_inputs(args.models, args.data)
     measure.check_repeats(args.repeats)
-    from util.models import load_model
+    from util.models.loading import load_model
 
     loaded = [(path, *load_model(path)) for path in models]
     # One baseline row per task of the models (bicubic x4 when there are none).

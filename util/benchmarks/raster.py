@@ -4,7 +4,7 @@
     python3 benchmark.py raster assets/models/dem_x4.keras --skip-memory
 
 For the raster models (every assets/models/dem_*.keras, or those given): the raster
-protocol (util/raster_eval.py; evaluate.py's tables) on --data raster files or folders
+protocol (util/evaluation/raster_eval.py; evaluate.py's tables) on --data raster files or folders
 (default: the held-out regions of ``datasets/dem``), bicubic and cubic spline beside each
 model; inference in ms per output megapixel (batch 1, a 512x512 output, median of
 --repeats runs after a warm-up); and the peak RSS of ``enhance.py`` on a synthetic float32
@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 import util
-from util import kinds
 from util.benchmarks import measure
 from util.benchmarks.measure import MODELS, REPO, SPEED_OUTPUT, WARMUP
+from util.io import kinds
 
 # ---- Constants: edit these -------------------------------------------------
 MEMORY_RASTER = 3600  # side in cells of the synthetic DEM enhanced for the memory column (a Copernicus GLO-30 tile)
@@ -96,7 +96,7 @@ def raster_markdown(rows: list[dict]) -> str:
 
 def loaded_raster_models(models: list[Path]) -> list[tuple]:
     """[(path, model, info)] of the raster models given (default: MODELS/dem_*.keras); a UserError for others."""
-    from util.models import load_model
+    from util.models.loading import load_model
 
     loaded = [(path, *load_model(path)) for path in models or sorted(MODELS.glob("dem_*.keras"))]
     if not loaded:
@@ -109,8 +109,8 @@ def loaded_raster_models(models: list[Path]) -> list[tuple]:
 
 def model_row(path: Path, model, info: dict, files, repeats: int, dem_path: Path | None, work_dir: Path) -> dict:
     """The model's pooled scores on ``files``, its speed, and the peak RSS of enhance.py on ``dem_path``."""
-    from util.raster_enhance import enhance_raster_array
-    from util.raster_eval import evaluate_raster_files
+    from util.evaluation.raster_eval import evaluate_raster_files
+    from util.inference.raster_enhance import enhance_raster_array
 
     scale = info["scale"]
     enhance = functools.partial(enhance_raster_array, model, info)
@@ -127,7 +127,7 @@ def model_row(path: Path, model, info: dict, files, repeats: int, dem_path: Path
 
 def main(args) -> None:
     """``benchmark.py raster``: quality, speed and memory of the raster models (module doc)."""
-    from util.raster_eval import evaluate_raster_files, raster_files
+    from util.evaluation.raster_eval import evaluate_raster_files, raster_files
 
     measure.check_repeats(args.repeats)
     loaded = loaded_raster_models(args.models)

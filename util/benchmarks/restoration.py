@@ -5,7 +5,7 @@
     python3 benchmark.py restoration runs/a/model.keras --task noise25 --noisy float
 
 ``--task noiseS`` (or ``noise``) and ``--task defocus[R]``, all measured in the same run: the
-degraded input, the classical peers (util/peers.py: CBM3D, non-local means and wavelet
+degraded input, the classical peers (util/evaluation/peers.py: CBM3D, non-local means and wavelet
 denoising given the true sigma; Wiener and Richardson-Lucy deconvolution given the true PSF)
 and the models (default: assets/models/denoise*.keras or deblur*.keras), with RGB PSNR / SSIM
 (the denoising literature's) and seconds per megapixel (after one untimed run of every method
@@ -25,8 +25,8 @@ import numpy as np
 import util
 from util.benchmarks import measure
 from util.benchmarks.measure import MODELS
-from util.evaluation import BENCHMARK_DIR, NOISY_HELP, NOISY_INPUTS, benchmark_task
-from util.tasks import Task, task_family
+from util.data.tasks import Task, task_family
+from util.evaluation.protocols import BENCHMARK_DIR, NOISY_HELP, NOISY_INPUTS, benchmark_task
 
 # ---- Constants: edit these -------------------------------------------------
 RESTORATION_DATA = {"denoising": "CBSD68", "deblurring": "Set14"}  # the standard sets, in datasets/benchmark/
@@ -62,10 +62,10 @@ def restoration_task(name: str) -> Task:
 
 def restoration_methods(task: Task, models: list[Path]):
     """[(label, function (degraded, known) -> uint8, parameters)] of the peers and models for ``task``."""
-    from util import peers
-    from util.inference import enhance_to_uint8
-    from util.models import load_model
-    from util.tasks import parse_task
+    from util.data.tasks import parse_task
+    from util.evaluation import peers
+    from util.inference.tiles import enhance_to_uint8
+    from util.models.loading import load_model
 
     family = task_family(task)
     methods = [(task.baseline_name, lambda image, known: image, 0)]
@@ -96,17 +96,17 @@ def checked_folders(data: list[Path] | None, family: str) -> list[Path]:
 
 def folder_rows(folder: Path, task: Task, methods, images: int, noisy: str) -> list[dict]:
     """One row per method: mean PSNR / SSIM and seconds per megapixel on the first ``images`` of ``folder``."""
-    from util import evaluation
+    from util.evaluation import protocols
 
-    paths = evaluation.reference_images(folder)[: images or None]
+    paths = protocols.reference_images(folder)[: images or None]
     if not paths:
         raise util.UserError(f"{folder}: no images found; give a folder of clean benchmark images")
     scores = {label: [] for label, _, _ in methods}
     seconds = dict.fromkeys(scores, 0.0)
     megapixels = 0.0
     for index, path in enumerate(paths):
-        reference = evaluation.load_reference(path)
-        target, degraded, known = evaluation.degrade_known(reference, task, path.stem, noisy)
+        reference = protocols.load_reference(path)
+        target, degraded, known = protocols.degrade_known(reference, task, path.stem, noisy)
         megapixels += target.shape[0] * target.shape[1] / 1e6
         print(f"{folder.name}/{path.name}: {', '.join(f'{k} {v:.3g}' for k, v in known.items())}", file=sys.stderr)
         if index == 0:
@@ -118,7 +118,7 @@ def folder_rows(folder: Path, task: Task, methods, images: int, noisy: str) -> l
             started = time.perf_counter()
             output = function(degraded, known)
             seconds[label] += time.perf_counter() - started
-            scores[label].append(evaluation.measure(output, target, task))
+            scores[label].append(protocols.measure(output, target, task))
     return [
         {
             "data": folder.name,
@@ -145,7 +145,7 @@ def restoration_markdown(rows: list[dict]) -> str:
 
 def main(args) -> None:
     """``benchmark.py restoration``: denoising / deblurring peers and models, measured in one run (module doc)."""
-    from util.evaluation import check_noisy, protocol_note
+    from util.evaluation.protocols import check_noisy, protocol_note
 
     task = restoration_task(args.task)
     check_noisy(args.noisy, task)

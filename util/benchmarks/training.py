@@ -5,7 +5,7 @@
 
 Each model script with its own default constants (BATCH, PRECISION, loss, augmentation;
 --batch sets one BATCH for all) at --task, on random patches through the same tf.data
-pipeline (util/speed.py), for about --seconds after two warm-up steps, split into --rounds
+pipeline (util/training/speed.py), for about --seconds after two warm-up steps, split into --rounds
 that take the scripts in turn: a shared 2-core machine drifts by 20% and more within
 minutes, and interleaving lets the drift hit every script alike; the median round is kept.
 Samples/s on training_speed.md and training_speed.json in --out.
@@ -19,7 +19,7 @@ import util
 from util.benchmarks import measure
 
 # ---- Constants: edit these -------------------------------------------------
-TRAINING_SCRIPTS = None  # scripts timed; None: every model script (util.roles.find_model_scripts)
+TRAINING_SCRIPTS = None  # scripts timed; None: every model script (util.training.roles.find_model_scripts)
 TRAINING_TASK = "sr4"  # the task trained (--task)
 TRAINING_SECONDS = 60.0  # seconds of training timed per script, over all rounds (--seconds)
 TRAINING_ROUNDS = 3  # interleaved rounds (--rounds); the median is kept
@@ -35,7 +35,7 @@ def add_arguments(parser) -> None:
 
 def script_speed(script, task: str, seconds: float, batch: int | None = None) -> dict:
     """Samples/s of one model script's training step with its default constants (see the module doc)."""
-    from util import speed
+    from util.training import speed
 
     settings, _ = script.settings(["--task", task, *(["--batch", str(batch)] if batch else [])])
     return {
@@ -69,8 +69,8 @@ def main(args) -> None:
         raise util.UserError(f"--seconds {args.seconds}: give a positive number of seconds")
     if args.rounds < 1:
         raise util.UserError(f"--rounds {args.rounds}: give at least 1")
-    from util.roles import find_model_scripts
-    from util.tasks import stored_task
+    from util.data.tasks import stored_task
+    from util.training.roles import find_model_scripts
 
     stored_task(args.task)
     scripts = find_model_scripts()

@@ -1,0 +1,1 @@
+"""Experiments that are not library: each module runs with ``python3 -m studies.<name>``."""

@@ -1,0 +1,282 @@
+"""One handle on a data set of pairs: ``open_pairs(dataset)`` reads its manifest and headers once.
+
+The handle knows its folder, kind (photo or raster, util.io.kinds), number of training pairs,
+channels, units and the augmentations it allows, and returns what training and evaluation
+need: the model of its kind, the training and validation ``tf.data`` pipelines (sharded for
+tf.distribute workers), the scores of the test pairs and random pairs for the speed
+benchmark. Whether training pairs are streamed from disk or held in memory, stored or
+degraded afresh (util.data.tasks' synthetic tasks), is the handle's own business.
+
+``PhotoPairs``: uint8 RGB patches. ``RasterPairs``: float32 one-band patches in data units
+with masks and cell sizes (util.data.pipelines's module doc has the files). A new kind of data is one
+new subclass of ``Pairs``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from util.data import pipelines
+from util.data.pipelines import AUGMENTATIONS, RASTER_AUGMENTATIONS
+from util.data.tasks import parse_task, stored_task
+from util.io import kinds
+from util.io.files import UserError
+
+if TYPE_CHECKING:
+    from util.training.settings import Settings
+
+
+def open_pairs(dataset: str, root=None) -> Pairs:
+    """The handle of a data set name or folder (a UserError naming the command to run when it is missing)."""
+    folder = pipelines.dataset_dir(dataset, root)
+    return pairs_class(folder)(folder, pipelines.manifest_of(folder))
+
+
+def pairs_class(dataset) -> type[Pairs]:
+    """The handle class of a data set name or folder, by its manifest (photos when it does not exist yet)."""
+    return RasterPairs if pipelines.dataset_kind(dataset) == kinds.RASTER else PhotoPairs
+
+
+def model_input(info: dict):
+    """Degraded patches -> patches in the model's input kind (upsampled once, up front).
+
+    uint8 photo patches stay uint8 (rounded as MATLAB); float raster patches stay float32.
+    """
+    if info["input_kind"] == "upsampled" and info["scale"] > 1:
+        from util.data.resize import bicubic_upscale
+
+        def upsample(lr):
+            up = bicubic_upscale(lr, info["scale"], batch=True)
+            return up if up.dtype == np.uint8 else up.astype(np.float32)
+
+        return upsample
+    return lambda lr: lr
+
+
+def build_for_data(build_model, settings: Settings, kind: str, value_scale: float = 1.0, units: str = "m"):
+    """The script's model for this kind of data: RGB for photos, a one-channel raster model in data units."""
+    from util.models.layers import raster_model
+
+    if kind == kinds.RASTER:
+        return raster_model(build_model(settings.task, channels=1, **settings.model_kwargs), value_scale, units)
+    return build_model(settings.task, **settings.model_kwargs)
+
+
+class Pairs:
+    """A data set of (degraded, HR) pairs written by download.py; subclasses per kind of data."""
+
+    kind = kinds.PHOTO
+    channels = 3
+    augmentations = AUGMENTATIONS
+
+    def __init__(self, folder: Path, manifest: dict):
+        self.folder, self.manifest = folder, manifest
+        self.n_train = len(np.load(folder / "train_hr.npy", mmap_mode="r"))
+        self.value_scale = 1.0
+
+    @classmethod
+    def resolve_augment(cls, names: tuple[str, ...], task: str) -> tuple[str, ...]:
+        """The augmentations that keep this kind's pairs of ``task`` exact; ``("auto",)`` picks them.
+
+        Photos: flips and channel orders, plus the sub-pixel shifts for the bicubic SR tasks.
+        """
+        bicubic = stored_task(task).is_bicubic_sr
+        if names == ("auto",):
+            return ("flips", "channels", "shifts") if bicubic else ("flips", "channels")
+        if "amplitude" in names:
+            raise UserError(f"AUGMENT={','.join(names)}: amplitude applies to rasters (heights), not photos; drop it")
+        return names
+
+    @property
+    def units(self) -> str:
+        return self.manifest.get("units", "m")
+
+    def with_available(self, settings: Settings) -> Settings:
+        """``settings`` with TRAIN_PATCHES no larger than the training pairs (the run's real count)."""
+        if settings.train_patches <= self.n_train:
+            return settings
+        print(
+            f"note: TRAIN_PATCHES={settings.train_patches}, but {self.folder} has {self.n_train} training pairs: "
+            "all are used"
+        )
+        return dataclasses.replace(settings, train_patches=self.n_train)
+
+    def build(self, build_model, settings: Settings):
+        """The script's model ``build_model(task, **model_kwargs)`` for this kind of data (and its value scale)."""
+        return build_for_data(build_model, settings, self.kind, self.value_scale, self.units)
+
+    def load(self, settings: Settings) -> None:
+        """Read the training and validation pairs of ``settings`` (the last VAL_PATCHES training pairs)."""
+        raise NotImplementedError
+
+    def tf_data(self, settings: Settings, info: dict, place):
+        """(training, validation) ``tf.data`` for the model of ``info`` (after ``load``), sharded by ``place``.
+
+        Each tf.distribute worker builds (and augments) only its share of the training pairs, in
+        batches of one replica's share of BATCH; the small validation set is split batch by batch.
+        """
+        from util.training import distribute
+
+        if self.val_start < self.n_loaded:
+            print(f"note: the {settings.val_patches} validation pairs overlap the {self.n_loaded} training pairs")
+        self.prepare_inputs(model_input(info))
+        val_ds = self.validation()
+        if place.workers == 1:
+            return self.training(settings, info, settings.seed), val_ds
+
+        def worker_share(context):
+            share = np.s_[context.input_pipeline_id :: context.num_input_pipelines]
+            local = dataclasses.replace(settings, batch=context.get_per_replica_batch_size(settings.batch))
+            return self.training(local, info, settings.seed + context.input_pipeline_id, share)
+
+        train_ds = place.strategy.distribute_datasets_from_function(worker_share)
+        return train_ds, val_ds.with_options(distribute.shard_by_data())
+
+
+class PhotoPairs(Pairs):
+    """uint8 RGB pairs: stored degradations or a synthetic task's, in memory or streamed from disk."""
+
+    def streamed(self, settings: Settings) -> bool:
+        """Whether the training pairs are too large to load (util.data.pipelines.IN_MEMORY_BYTES)."""
+        files = pipelines.patch_files(self.folder, settings.task, "train", settings.train_patches)
+        return sum(f.nbytes for f in files if f is not None) > pipelines.IN_MEMORY_BYTES
+
+    def load(self, settings: Settings) -> None:
+        folder, task = self.folder, settings.task
+        val_start = self.val_start = max(0, self.n_train - settings.val_patches)
+        if self.streamed(settings):  # larger than IN_MEMORY_BYTES: read from disk as training runs
+            self.train_lr, self.train_hr = pipelines.patch_files(folder, task, "train", settings.train_patches)
+            count = len(self.train_hr)
+            print(f"note: {count} training pairs are read from disk as training runs (more than fit in memory)")
+        elif parse_task(task).synthetic:  # degraded afresh in tf.data: only the HR patches are needed
+            self.train_lr, self.train_hr = None, pipelines.load_hr(folder, "train", settings.train_patches)
+        else:
+            self.train_lr, self.train_hr = pipelines.load_split(folder, task, "train", settings.train_patches)
+        self.val_lr, self.val_hr = pipelines.load_split(folder, task, "train", settings.val_patches, start=val_start)
+        self.n_loaded = len(self.train_hr)
+
+    def prepare_inputs(self, prepare) -> None:
+        """The training and validation inputs in the model's input kind (streamed ones as each is read)."""
+        if isinstance(self.train_lr, pipelines.PatchFile):
+            self.train_x = self.train_lr.prepared(lambda patch: prepare(patch[None])[0])
+        else:
+            self.train_x = None if self.train_lr is None else prepare(self.train_lr)
+        self.val_x = prepare(self.val_lr)
+
+    def validation(self):
+        return pipelines.validation_dataset(self.val_x, self.val_hr)
+
+    def training(self, settings: Settings, info: dict, seed: int, share=None):
+        x, hr = self.train_x, self.train_hr
+        if share is not None:
+            x, hr = (None if x is None else x[share]), hr[share]
+        return photo_training(x, hr, settings, info, seed)
+
+    @classmethod
+    def random_pairs(cls, settings: Settings, info: dict, rng: np.random.Generator, count: int) -> dict:
+        """``count`` random uint8 RGB pairs, 128x128 HR, and the training's pipeline over them (util.training.speed).
+
+        {"lr" (in the model's input kind), "hr", "mask": None, "train"}.
+        """
+        size = 128 // info["scale"]
+        lr = model_input(info)(rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8))
+        hr = rng.integers(0, 256, (count, 128, 128, 3), dtype=np.uint8)
+        return {"lr": lr, "hr": hr, "mask": None, "train": photo_training(lr, hr, settings, info, seed=0)}
+
+    def score(self, model, settings: Settings, folder_out: Path, meta: dict, ensemble=False) -> dict:
+        from util.evaluation.pair_scores import score_test_pairs
+
+        return score_test_pairs(model, settings, self.folder, folder_out, meta, ensemble)
+
+
+def photo_training(inputs, targets, settings: Settings, info: dict, seed: int):
+    """The photo training's tf.data (util.data.pipelines.make_dataset) with the settings' batch and augmentations."""
+    task = parse_task(settings.task)
+    if task.synthetic:
+        return pipelines.make_synthetic_dataset(
+            targets, settings.batch, seed, task, augment=settings.augment, as_float=settings.noisy == "float"
+        )
+    return pipelines.make_dataset(
+        inputs,
+        targets,
+        settings.batch,
+        seed,
+        augment=settings.augment,
+        shift_scale=info["scale"] if task.is_bicubic_sr else 0,
+        upsampled=info["input_kind"] == "upsampled",
+    )
+
+
+class RasterPairs(Pairs):
+    """float32 one-band pairs in data units with valid-cell masks (nodata never counts), in memory."""
+
+    kind = kinds.RASTER
+    channels = 1
+    augmentations = RASTER_AUGMENTATIONS
+
+    @classmethod
+    def resolve_augment(cls, names: tuple[str, ...], task: str) -> tuple[str, ...]:
+        """Rasters take the bicubic SR tasks; ``auto``: flips, invert and amplitude (docs/experiments.md, rasters)."""
+        if not stored_task(task).is_bicubic_sr:
+            raise UserError(f"TASK={task!r}: rasters take the super-resolution tasks sr2, sr4, sr8; photos take {task}")
+        if names == ("auto",):
+            return RASTER_AUGMENTATIONS  # all of them
+        if wrong := [n for n in names if n not in RASTER_AUGMENTATIONS]:
+            raise UserError(
+                f"AUGMENT={','.join(names)}: {', '.join(wrong)} do(es) not apply to rasters (one channel in data "
+                "units, block-mean LR); use auto or a list of flips, invert, amplitude"
+            )
+        return names
+
+    def load(self, settings: Settings) -> None:
+        folder, task = self.folder, settings.task
+        val_start = self.val_start = max(0, self.n_train - settings.val_patches)
+        self.train_lr, self.train_hr, self.train_mask, _ = pipelines.load_raster_split(
+            folder, task, "train", settings.train_patches
+        )
+        self.val_lr, self.val_hr, self.val_mask, _ = pipelines.load_raster_split(
+            folder, task, "train", settings.val_patches, start=val_start
+        )
+        self.value_scale = self.height_scale()
+        self.n_loaded = len(self.train_hr)
+
+    def height_scale(self) -> float:
+        """Manifest ``value_scale``, else the std of each training patch's deviations from its mean."""
+        value = self.manifest.get("value_scale")
+        if value:
+            return float(value)
+        hr, valid = self.train_hr, self.train_mask.astype(bool)
+        means = np.array([patch[m].mean() if m.any() else 0.0 for patch, m in zip(hr, valid, strict=True)])
+        return float(np.std((hr - means[:, None, None, None])[valid]))
+
+    def prepare_inputs(self, prepare) -> None:
+        self.train_x, self.val_x = prepare(self.train_lr), prepare(self.val_lr)
+
+    def validation(self):
+        return pipelines.raster_validation_dataset(self.val_x, self.val_hr, self.val_mask)
+
+    def training(self, settings: Settings, info: dict, seed: int, share=None):
+        x, hr, mask = self.train_x, self.train_hr, self.train_mask
+        if share is not None:
+            x, hr, mask = x[share], hr[share], mask[share]
+        return pipelines.make_raster_dataset(x, hr, mask, settings.batch, seed, settings.augment)
+
+    @classmethod
+    def random_pairs(cls, settings: Settings, info: dict, rng: np.random.Generator, count: int) -> dict:
+        """``count`` random float32 one-band pairs of the data set's patch size, all cells valid (speed)."""
+        side = pipelines.manifest_of(pipelines.dataset_dir(settings.dataset)).get("settings", {}).get("patch_size", 64)
+        size = side // info["scale"]
+        lr = model_input(info)(rng.normal(500.0, 100.0, (count, size, size, 1)).astype(np.float32))
+        hr = rng.normal(500.0, 100.0, (count, side, side, 1)).astype(np.float32)
+        mask = np.ones(hr.shape, np.uint8)
+        train = pipelines.make_raster_dataset(lr, hr, mask, settings.batch, 0, settings.augment)
+        return {"lr": lr, "hr": hr, "mask": mask, "train": train}
+
+    def score(self, model, settings: Settings, folder_out: Path, meta: dict, ensemble=False) -> dict:
+        from util.evaluation.pair_scores import score_raster_test_pairs
+
+        return score_raster_test_pairs(model, settings, self.folder, folder_out, meta, ensemble)

@@ -1,0 +1,253 @@
+"""What a run leaves for people to look at: results.md and the figures."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from util.io.files import atomic_path, write_text_atomic
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    _pyplot().close(fig)
+
+
+def raster_rows(scores: dict, units: str) -> list[str]:
+    """Markdown rows of raster scores: one column per method, one row per metric."""
+    names = list(scores)
+    rows = ["| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for key, label in (
+        ("rmse", f"RMSE ({units})"),
+        ("mae", f"MAE ({units})"),
+        ("bias", f"bias ({units})"),
+        ("slope_rmse", "slope RMSE (degrees)"),
+        ("psnr", "PSNR, range-normalised (dB; secondary)"),
+    ):
+        rows.append(f"| {label} | " + " | ".join(f"{scores[n][key]:.3f}" for n in names) + " |")
+    if "bicubic" in scores and "model" in scores and scores["bicubic"]["rmse"]:
+        gain = 100 * (1 - scores["model"]["rmse"] / scores["bicubic"]["rmse"])
+        rows.append(f"\nModel RMSE {gain:.1f} % below bicubic.")
+    return rows
+
+
+def results_markdown(results: dict, path: Path) -> str:
+    """A Markdown table of baseline vs model (mean ± std), written to ``path`` and returned."""
+    if "raster_scores" in results:
+        rows = [
+            f"# {results['model']} — {results['task']} on {results['dataset']} (raster)",
+            "",
+            f"{results['n_test']} test patches; {results.get('protocol', '')}.",
+            f"Trained on {results.get('train_patches', '?')} patches for {results.get('backprops', '?')} backprops "
+            f"({results.get('train_seconds', '?')} s of training, {results.get('wall_seconds', '?')} s in all).",
+            "",
+            *raster_rows(results["raster_scores"], results.get("units", "m")),
+            "",
+        ]
+        text = "\n".join(rows)
+        write_text_atomic(path, text)
+        return text
+    base, model = results["baseline"], results["model_scores"]
+    rows = [
+        f"# {results['model']} — {results['task']} on {results['dataset']}",
+        "",
+        f"{results['n_test']} test pairs; {results.get('protocol', '')}.",
+        f"Trained on {results.get('train_patches', '?')} pairs for {results.get('backprops', '?')} backprops "
+        f"({results.get('train_seconds', '?')} s of training, {results.get('wall_seconds', '?')} s in all).",
+        "",
+        "| | PSNR (dB) | SSIM |",
+        "|---|---|---|",
+        f"| {results.get('baseline_name', 'baseline')} | {base['psnr']:.2f} ± {base['psnr_std']:.2f} "
+        f"| {base['ssim']:.4f} ± {base['ssim_std']:.4f} |",
+        f"| {results['model']} | {model['psnr']:.2f} ± {model['psnr_std']:.2f} "
+        f"| {model['ssim']:.4f} ± {model['ssim_std']:.4f} |",
+    ]
+    if "ensemble_scores" in results:
+        ens = results["ensemble_scores"]
+        rows.append(
+            f"| {results['model']} + self-ensemble | {ens['psnr']:.2f} ± {ens['psnr_std']:.2f} "
+            f"| {ens['ssim']:.4f} ± {ens['ssim_std']:.4f} |"
+        )
+    rows.append("")
+    text = "\n".join(rows)
+    write_text_atomic(path, text)
+    return text
+
+
+def summary_line(results: dict) -> str:
+    """One line: baseline and model PSNR / SSIM on the test pairs (RMSE for rasters)."""
+    if "raster_scores" in results:
+        scores, units = results["raster_scores"], results.get("units", "m")
+        return f"{results['model']} {results['task']} on {results['dataset']}: {results['n_test']} test patches, " + (
+            ", ".join(
+                f"{name} RMSE {s['rmse']:.3f} {units} / slope {s['slope_rmse']:.2f} deg" for name, s in scores.items()
+            )
+        )
+    base, model = results["baseline"], results["model_scores"]
+    return (
+        f"{results['model']} {results['task']} on {results['dataset']}: {results['n_test']} test pairs, "
+        f"{results.get('baseline_name', 'baseline')} {base['psnr']:.2f} dB / {base['ssim']:.4f}, "
+        f"model {model['psnr']:.2f} dB / {model['ssim']:.4f}"
+        + (f", self-ensemble {results['ensemble_scores']['psnr']:.2f} dB" if "ensemble_scores" in results else "")
+    )
+
+
+def training_curve(csv_path: Path, png_path: Path) -> None:
+    """Training and validation PSNR (from the MSE/L1 loss logged by CSVLogger) per epoch."""
+    if not csv_path.exists():
+        return
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    plt = _pyplot()
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("loss", "training loss"), ("val_loss", "validation loss")):
+        values = [float(r[key]) for r in rows if r.get(key) not in (None, "")]
+        if len(values) == len(epochs):
+            ax.plot(epochs, values, marker="o", label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (images in [0, 1])")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    _save(fig, png_path)
+
+
+def model_diagram(model, png_path: Path) -> None:
+    """``keras.utils.plot_model``; without Graphviz, say so and go on."""
+    import keras
+
+    if shutil.which("dot") is None:
+        print("note: Graphviz is not installed, so model.png was not drawn (apt-get install graphviz)")
+        return
+    try:
+        with atomic_path(png_path) as tmp:
+            # Keras's default orthogonal edges crash Graphviz 2.43's router on the U-Net (maze.c).
+            keras.utils.plot_model(model, to_file=str(tmp), show_shapes=True, dpi=60, splines="spline")
+    except Exception as err:  # pydot reports a failed dot run as AssertionError; a diagram is never worth a run
+        print(f"note: model.png was not drawn ({type(err).__name__}: {' '.join(str(err).split())[:200]})")
+
+
+def comparison_figure(lr, base, outputs, hr, results: dict, png_path: Path, count: int = 4) -> None:
+    """Rows of test patches: degraded input, baseline, model, HR; each captioned with PSNR/SSIM."""
+    from util.evaluation.metrics import psnr, ssim
+
+    plt = _pyplot()
+    n = min(count, len(hr))
+    # Spread the shown patches over the test set rather than taking the first few.
+    picks = np.linspace(0, len(hr) - 1, n).astype(int)
+    names = ["input", results.get("baseline_name", "baseline"), results["model"], "HR (target)"]
+    fig, axes = plt.subplots(n, 4, figsize=(12, 3.2 * n), squeeze=False)
+    for row, index in enumerate(picks):
+        for col, (name, image) in enumerate(zip(names, (lr, base, outputs, hr), strict=True)):
+            ax = axes[row][col]
+            ax.imshow(image[index], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            caption = name
+            if col in (1, 2):
+                caption += f"\n{psnr(image[index], hr[index]):.2f} dB / {ssim(image[index], hr[index]):.3f}"
+            elif col == 0:
+                caption += f" ({image[index].shape[1]}x{image[index].shape[0]})\ntest pair {index}"
+            ax.set_title(caption, fontsize=9)
+    fig.suptitle(f"{results['model']} — {results['task']} on {results['dataset']} (PSNR / SSIM against HR)")
+    _save(fig, png_path)
+
+
+def sweep_table(script: str, runs: list[dict]) -> str:
+    """The prototype's table: rows PSNR and SSIM, columns HR, bicubic (or noisy), then each training-set size.
+
+    HR against itself is the reference (PSNR infinite, SSIM 1); a last row gives each run's training time.
+    """
+    runs = sorted(runs, key=lambda r: -r["train_patches"])
+    first = runs[0]
+    base = first.get("baseline_name", "baseline")
+    header = ["HR", "LR (bicubic)" if base == "bicubic" else base] + [f"{r['train_patches']} patches" for r in runs]
+    lines = [
+        f"{script} — {first['task']} on {first['dataset']}, {first['backprops']} backprops each, "
+        f"{first['n_test']} test pairs (RGB PSNR / SSIM, the prototype's protocol)",
+        "",
+        "| | " + " | ".join(header) + " |",
+        "|---" * (len(header) + 1) + "|",
+    ]
+    for metric, fmt, hr in (("psnr", "{:.2f}", "∞"), ("ssim", "{:.4f}", "1.0000")):
+        cells = [hr, fmt.format(first["baseline"][metric])] + [fmt.format(r["model_scores"][metric]) for r in runs]
+        lines.append(f"| {metric.upper()} | " + " | ".join(cells) + " |")
+    if all("ensemble_scores" in r for r in runs):  # --ensemble: the same models averaged over 8 flips/rotations
+        for metric, fmt in (("psnr", "{:.2f}"), ("ssim", "{:.4f}")):
+            cells = [fmt.format(r["ensemble_scores"][metric]) for r in runs]
+            lines.append(f"| {metric.upper()}, self-ensemble | | | " + " | ".join(cells) + " |")
+    lines.append("| training (s) | | | " + " | ".join(f"{r['train_seconds']:.0f}" for r in runs) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def ablation_table(script: str, runs: list[dict]) -> str:
+    """One row per ablation run: the choice undone, Set5 PSNR / SSIM and the change against the recipe."""
+    order = {"recipe": 0}
+    runs = sorted(runs, key=lambda r: (order.get(r["ablation"]["name"], 1), r["ablation"]["name"]))
+    recipe = next((r for r in runs if r["ablation"]["name"] == "recipe"), None)
+    first = runs[0]
+    lines = [
+        f"{script} — {first['task']} on {first['dataset']}, {first['train_patches']} patches, "
+        f"{first['backprops']} backprops each; Set5 by the standard protocol (Y, border = scale), "
+        f"builtin test pairs by the prototype's (RGB)",
+        "",
+        "| run | change | Set5 PSNR / SSIM | vs recipe (dB) | test pairs PSNR | training (s) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in runs:
+        set5 = r["ablation"]["set5"]["model"]
+        delta = ""
+        if recipe is not None and r is not recipe:
+            delta = f"{set5['psnr'] - recipe['ablation']['set5']['model']['psnr']:+.2f}"
+        lines.append(
+            f"| {r['ablation']['name']} | {r['ablation']['change']} | {set5['psnr']:.2f} / {set5['ssim']:.4f} | "
+            f"{delta} | {r['model_scores']['psnr']:.2f} | {r['train_seconds']:.0f} |"
+        )
+    bicubic = first["ablation"]["set5"]["baseline"]
+    lines.append(
+        f"| bicubic | — | {bicubic['psnr']:.2f} / {bicubic['ssim']:.4f} | | {first['baseline']['psnr']:.2f} | |"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def sweep_plot(sweep_dir: Path, png_path: Path) -> None:
+    """PSNR against training-set size (log axis) for every model swept into ``sweep_dir``; baseline as a line."""
+    import json
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    baseline = None
+    for path in sorted(sweep_dir.glob("*.json")):
+        runs = sorted(json.loads(path.read_text())["runs"], key=lambda r: r["train_patches"])
+        sizes = [r["train_patches"] for r in runs]
+        line = ax.plot(sizes, [r["model_scores"]["psnr"] for r in runs], marker="o", label=path.stem)[0]
+        if all("ensemble_scores" in r for r in runs):
+            ensemble = [r["ensemble_scores"]["psnr"] for r in runs]
+            ax.plot(sizes, ensemble, marker="x", linestyle=":", color=line.get_color(), label=f"{path.stem} + ensemble")
+        baseline = runs[0]
+    if baseline is None:
+        return
+    ax.axhline(baseline["baseline"]["psnr"], color="gray", linestyle="--", label=baseline.get("baseline_name"))
+    ax.set_xscale("log")
+    ax.set_xlabel("training patches")
+    ax.set_ylabel("PSNR on the test pairs (dB)")
+    ax.set_title(f"{baseline['task']} on {baseline['dataset']}, each model: same backprops at every size")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    _save(fig, png_path)

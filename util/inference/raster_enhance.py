@@ -1,0 +1,239 @@
+"""Applying a raster model (a DEM or any grid in data units) to patches, arrays and whole files.
+
+The model takes and returns one channel in the data's units (util.models.layers.raster_model).
+A whole raster goes through it in overlapping, blended tiles as photos do
+(util.inference.tiles: the same tile layout and blend weights), one band of tile rows at a
+time, and each finished band of output rows is written at once (util.io.rasters.RasterWriter),
+so memory is bounded by the tile size and the raster's width, not its area: a 3600x3600
+Copernicus tile at x4 (14400x14400 float32 out, 830 MB) needs a few hundred MB.
+
+Nodata: before the model sees them, nodata cells are filled from the nearest valid cell
+(so valid cells next to nodata are never pulled towards a fill value such as -9999);
+an output cell is nodata when the LR cell it lies in is.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from util.data.resize import bicubic_upscale
+from util.inference.tiles import (
+    BICUBIC_CONTEXT,
+    OVERLAP_FRACTION,
+    _round_up,
+    batch_self_ensemble,
+    blend_weights,
+    default_tile,
+    tile_starts,
+)
+from util.io import kinds
+from util.io.files import UserError
+
+
+def check_raster_model(info: dict, where: str) -> None:
+    """A one-line UserError unless the model is a raster model."""
+    if info.get("data_kind", kinds.PHOTO) != kinds.RASTER:
+        raise UserError(
+            f"{where}: a photo model (RGB in [0, 1]) cannot enhance a raster in data units; give a raster model "
+            "(assets/models/dem_x4.keras, or one trained on `python3 download.py dem`)"
+        )
+
+
+def model_input(lr: np.ndarray, info: dict) -> np.ndarray:
+    """LR raster patches (N, h, w, 1) -> the model's input kind, float32 (bicubic-upsampled for "upsampled")."""
+    if info["input_kind"] == "upsampled" and info["scale"] > 1:
+        return bicubic_upscale(lr, info["scale"], batch=True).astype(np.float32)
+    return lr.astype(np.float32, copy=False)
+
+
+def predict_raster_patches(model, info: dict, lr: np.ndarray, batch: int = 32, ensemble: bool = False) -> np.ndarray:
+    """Model outputs (N, H, W, 1) float32 in data units for LR patches (N, h, w, 1) without NaN."""
+    outputs = []
+    for start in range(0, len(lr), batch):
+        x = model_input(lr[start : start + batch], info)
+        y = batch_self_ensemble(model, x) if ensemble else model(x, training=False)
+        outputs.append(np.asarray(y, dtype=np.float32))
+    return np.concatenate(outputs)
+
+
+def raster_tiling(info: dict, tile=None, overlap=None) -> tuple[int, int, int]:
+    """``(tile, overlap, step)`` in LR cells for the model of ``info``: both rounded up to the step it needs.
+
+    ``None`` picks the default (a ~512-cell output tile, a quarter of it overlapping); a tile
+    below 1, a negative overlap or an overlap that is not below the tile is a UserError.
+    """
+    from util.inference.photos import check_tiling
+
+    check_tiling(tile, overlap)
+    scale, multiple = info["scale"], info["size_multiple"]
+    upsampled = info["input_kind"] == "upsampled" and scale > 1
+    step = multiple // math.gcd(multiple, scale) if upsampled else multiple
+    tile = _round_up(default_tile(info) if tile is None else tile, step)
+    overlap = _round_up(tile // OVERLAP_FRACTION if overlap is None else overlap, step)
+    if overlap >= tile:
+        raise UserError(f"--overlap {overlap}: must be below the tile ({tile} cells; both rounded to {step})")
+    return tile, overlap, step
+
+
+def enhanced_rows(model, info: dict, lr: np.ndarray, tile=None, overlap=None, ensemble=False, progress=False):
+    """Yield ``(first output row, rows)`` of the enhanced 2-D raster ``lr`` (finite float), top to bottom.
+
+    ``rows`` is float32 (n, W * scale); together the bands cover the output once.
+    ``tile`` and ``overlap`` in LR cells (default: a ~512-cell output tile, a quarter of overlap).
+    """
+    scale = info["scale"]
+    upsampled = info["input_kind"] == "upsampled" and scale > 1
+    tile, overlap, step = raster_tiling(info, tile, overlap)
+    height, width = lr.shape
+    padded_h, padded_w = _round_up(height, step), _round_up(width, step)
+    pixels = np.pad(lr, ((0, padded_h - height), (0, padded_w - width)), mode="symmetric")
+    tile_h, tile_w = min(tile, padded_h), min(tile, padded_w)
+    rows = tile_starts(padded_h, tile_h, tile - overlap, step)
+    cols = tile_starts(padded_w, tile_w, tile - overlap, step)
+    row_weights = blend_weights([r * scale for r in rows], tile_h * scale, padded_h * scale)
+    col_weights = blend_weights([c * scale for c in cols], tile_w * scale, padded_w * scale)
+    band = np.zeros((tile_h * scale, padded_w * scale), dtype=np.float32)
+    context = BICUBIC_CONTEXT if upsampled else 0
+    with tqdm(total=len(rows) * len(cols), unit="tile", desc="enhance", disable=not progress, leave=False) as bar:
+        for r, top in enumerate(rows):
+            for c, left in enumerate(cols):
+                y0, x0 = max(0, top - context), max(0, left - context)
+                source = pixels[y0 : top + tile_h + context, x0 : left + tile_w + context, None]
+                if upsampled:
+                    up = bicubic_upscale(source, scale).astype(np.float32)
+                    oy, ox = (top - y0) * scale, (left - x0) * scale
+                    x = up[oy : oy + tile_h * scale, ox : ox + tile_w * scale]
+                else:
+                    x = source.astype(np.float32)
+                x = x[None]
+                result = batch_self_ensemble(model, x) if ensemble else np.asarray(model.predict_on_batch(x))
+                result = np.asarray(result, dtype=np.float32)[0, ..., 0]
+                if result.shape != (tile_h * scale, tile_w * scale):
+                    raise ValueError(f"model output {result.shape} for a {tile_h}x{tile_w} tile at scale {scale}")
+                band[:, left * scale : (left + tile_w) * scale] += (
+                    result * row_weights[r][:, None] * col_weights[c][None, :]
+                )
+                bar.update()
+            done = (rows[r + 1] - top) * scale if r + 1 < len(rows) else tile_h * scale
+            finished = band[: max(0, min(done, height * scale - top * scale)), : width * scale]
+            if len(finished):
+                yield top * scale, finished.copy()
+            band[: band.shape[0] - done] = band[done:]
+            band[band.shape[0] - done :] = 0.0
+
+
+def enhance_raster_array(model, info: dict, lr: np.ndarray, tile=None, overlap=None, ensemble=False) -> np.ndarray:
+    """The whole enhanced raster (H * scale, W * scale) float32 for a 2-D ``lr`` without NaN."""
+    scale = info["scale"]
+    out = np.empty((lr.shape[0] * scale, lr.shape[1] * scale), dtype=np.float32)
+    for row, rows in enhanced_rows(model, info, lr, tile, overlap, ensemble):
+        out[row : row + len(rows)] = rows
+    return out
+
+
+def is_raster_file(path: Path) -> bool:
+    """True for a raster in data units, by the suite's one rule (util.io.kinds.file_kind)."""
+    from util.io.kinds import RASTER, file_kind
+
+    return file_kind(path) == RASTER
+
+
+def output_path(path: Path, scale: int, out: Path | None = None) -> Path:
+    """``dem.tif`` -> ``dem_x4.tif`` beside it, or in ``out`` when given (same suffix: same format)."""
+    name = f"{path.stem}_x{scale}{path.suffix}"
+    return (out / name) if out else path.with_name(name)
+
+
+def sidecars(target: Path) -> list[Path]:
+    """The files written beside ``target`` with it: an ASCII grid's ``.prj`` (CRS) (util.io.rasters.RasterWriter)."""
+    return [target.with_suffix(".prj")] if target.suffix.lower() == ".asc" else []
+
+
+def raster_out_folder(path: Path, folder: Path | None, out: Path | None, scale: int) -> Path | None:
+    """Where a raster's output goes: for a file given, ``out`` or beside it (None); for a folder's raster,
+    ``out`` or ``<folder>_x<scale>/`` beside the folder, keeping its sub-folders (as photos do)."""
+    if folder is None:
+        return out
+    return (out or folder.resolve().with_name(f"{folder.resolve().name}_x{scale}")) / path.parent.relative_to(folder)
+
+
+def plan_raster_outputs(
+    rasters: list[tuple[Path, Path | None]], scale: int, out: Path | None, overwrite: bool, skip_existing: bool
+) -> list[tuple[Path, Path]]:
+    """``(input, output)`` pairs for ``rasters``, checked before any work; the ones whose output exists are skipped.
+
+    ``rasters`` holds ``(file, folder given or None)``. ``out`` names one file (one raster, same
+    suffix), a folder, or nothing (beside each file given; ``<folder>_x<scale>/`` for a folder's).
+    An output and its sidecars (``sidecars``) are outputs alike: none may be an input, two
+    inputs may not share one, and none that exists is replaced without ``overwrite``. With
+    ``skip_existing``, a raster whose output exists is left alone (printed as skipped).
+    """
+    from util.inference.photos import check_replaceable, without_dot_dot
+
+    out = without_dot_dot(out) if out is not None else None
+    out_file = out if out is not None and out.suffix and not out.is_dir() else None
+    if out_file and len(rasters) > 1:
+        raise UserError(f"--out {out} names one file but there are {len(rasters)} rasters; give a folder")
+    inputs = {path.resolve() for path, _ in rasters}
+    planned, pairs = set(), []
+    for path, folder in rasters:
+        target = out_file or output_path(path, scale, raster_out_folder(path, folder, out, scale))
+        if out_file and target.suffix.lower() != path.suffix.lower():
+            raise UserError(f"--out {target}: give the input's suffix {path.suffix} (the format stays the same)")
+        files = [target, *sidecars(target)]
+        for file in files:
+            if file.resolve() in inputs:
+                raise UserError(f"{file}: is an input; never overwritten, give --out elsewhere")
+            if file.resolve() in planned:
+                raise UserError(f"{file}: two inputs would give this same output; rename one or give --out")
+            planned.add(file.resolve())
+        if target.exists() and skip_existing:
+            print(f"{target}: exists, skipped")
+            continue
+        for file in files:
+            if file.exists() and not overwrite:
+                written_with = f" (written with {target.name})" if file != target else ""
+                raise UserError(f"{file}: exists{written_with}; give --overwrite to replace it or --skip-existing")
+            check_replaceable(file)
+        pairs.append((path, target))
+    return pairs
+
+
+def enhance_raster_file(
+    path: Path,
+    model,
+    info: dict,
+    out_path: Path,
+    nodata=None,
+    band=None,
+    variable=None,
+    tile=None,
+    overlap=None,
+    ensemble=False,
+    progress=True,
+) -> Path:
+    """Enhance one raster file into ``out_path`` (float32, same CRS, cell size / scale, nodata kept).
+
+    A file that declares no nodata but holds a sentinel such as -9999 gets a warning line on stderr.
+    """
+    from util.io.rasters import RasterWriter, fill_nodata, read_raster, warn_suspected_nodata
+
+    check_raster_model(info, str(path))
+    raster = read_raster(path, band=band, variable=variable, nodata=nodata)
+    warn_suspected_nodata(raster)
+    valid = raster.valid
+    if not valid.any():
+        raise UserError(f"{path}: every cell is nodata; nothing to enhance (check --nodata)")
+    lr = fill_nodata(raster.values) if not valid.all() else raster.values
+    scale = info["scale"]
+    height, width = lr.shape[0] * scale, lr.shape[1] * scale
+    with RasterWriter(out_path, raster, height, width, scale) as writer:
+        for row, rows in enhanced_rows(model, info, lr, tile, overlap, ensemble, progress):
+            parent = valid[row // scale : (row + len(rows) - 1) // scale + 1]
+            mask = np.repeat(np.repeat(parent, scale, axis=0), scale, axis=1)[row % scale : row % scale + len(rows)]
+            writer.write(np.where(mask, rows, np.nan).astype(np.float32), row)
+    return out_path

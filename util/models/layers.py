@@ -1,0 +1,278 @@
+"""What every model of the suite carries, and loading a saved one.
+
+A saved ``model.keras`` says what it expects in a ``SuiteInfo`` layer placed on its
+input: the task (``sr2``, ``sr4``, ``noise64`` ...: ``util.data.tasks``), the scale, the input
+kind and the size multiple. ``SuiteInfo`` is an identity op (free at run time); it is
+a registered layer with ``get_config`` so that models load with ``safe_mode=True``.
+
+Input kinds:
+  * ``"upsampled"``: the model takes the LR image bicubic-upsampled to the output size
+    (the prototypes: SRCNN-style pre-upsampling), or the noisy image for denoising;
+  * ``"lr"``: the model takes the LR image itself and upsamples inside.
+Images enter and leave every model as float32 NHWC RGB in [0, 1].
+
+Rasters (DEMs and other grids in physical units; ``data_kind="raster"``): the model
+takes and returns one channel in the data's units (metres). ``raster_model`` wraps a
+one-channel network between ``RasterNormalize`` (subtract each input's mean, divide by
+the data set's ``value_scale``, add 0.5: the range the networks are built for) and
+``RasterDenormalize`` (the inverse), both in float32 whatever the training precision,
+so the normalisation travels inside the saved model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from util.data.tasks import parse_task
+from util.io import kinds
+from util.io.files import UserError, import_tensorflow_quietly
+
+import_tensorflow_quietly()
+import keras  # noqa: E402  (after TensorFlow, imported quietly above)
+
+
+@keras.saving.register_keras_serializable(package="suite")
+class SuiteInfo(keras.layers.Layer):
+    """Identity layer whose config records what the model expects (see module doc)."""
+
+    def __init__(
+        self,
+        task="sr4",
+        scale=4,
+        input_kind="upsampled",
+        size_multiple=1,
+        architecture="",
+        data_kind="photo",
+        channels=3,
+        value_scale=1.0,
+        units="",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.task = task
+        self.scale = int(scale)
+        self.input_kind = input_kind
+        self.size_multiple = int(size_multiple)
+        self.architecture = architecture
+        self.data_kind = data_kind
+        self.channels = int(channels)
+        self.value_scale = float(value_scale)
+        self.units = units
+
+    def call(self, inputs):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            task=self.task,
+            scale=self.scale,
+            input_kind=self.input_kind,
+            size_multiple=self.size_multiple,
+            architecture=self.architecture,
+            data_kind=self.data_kind,
+            channels=self.channels,
+            value_scale=self.value_scale,
+            units=self.units,
+        )
+        return config
+
+    def info(self) -> dict:
+        return {
+            "task": self.task,
+            "scale": self.scale,
+            "input_kind": self.input_kind,
+            "size_multiple": self.size_multiple,
+            "architecture": self.architecture,
+            "data_kind": self.data_kind,
+            "channels": self.channels,
+            "value_scale": self.value_scale,
+            "units": self.units,
+        }
+
+
+@keras.saving.register_keras_serializable(package="suite")
+class DepthToSpace(keras.layers.Layer):
+    """Sub-pixel upsampling: (H, W, C*s*s) -> (H*s, W*s, C), as ``tf.nn.depth_to_space``."""
+
+    def __init__(self, scale=2, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = int(scale)
+
+    def call(self, inputs):
+        return keras.ops.depth_to_space(inputs, self.scale)
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package="suite")
+class SpaceToDepth(keras.layers.Layer):
+    """Pixel unshuffle: (H, W, C) -> (H/s, W/s, C*s*s), as ``tf.nn.space_to_depth`` (H, W multiples of s)."""
+
+    def __init__(self, scale=2, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = int(scale)
+
+    def call(self, inputs):
+        return keras.ops.space_to_depth(inputs, self.scale)
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package="suite")
+class BicubicUpsample(keras.layers.Layer):
+    """Bicubic upsampling by an integer factor inside a model, as ``tf.image.resize(..., "bicubic")``.
+
+    Keys' cubic (a = -0.5) with half-pixel centres; at the border, taps that fall outside
+    the image are dropped and the remaining weights renormalised to sum 1 (TensorFlow's
+    ``ResizeBicubic``). Used as a skip path that the network corrects; it differs from the
+    MATLAB bicubic of ``util.data.resize`` (mirrored border) only within two pixels of the border.
+
+    Built from a fixed-weight convolution and ``depth_to_space``, not ``ResizeBicubic``,
+    because ONNX, OpenVINO and LiteRT have no ``ResizeBicubic`` (``export.py``): each of the
+    ``scale**2`` sub-pixel phases of the output is a 5x5 filter of the input (Keys' kernel
+    spans 4 taps, which fall in a window of 5 for every phase). The zero-padded convolution
+    divided by the same convolution of an all-ones image is exactly the renormalised border;
+    the divisor has the shape of the dividend (a broadcast division is several times slower in
+    TensorFlow). The weights are constants, not variables, so models saved before keep loading.
+    """
+
+    def __init__(self, scale=2, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = int(scale)
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is None:
+            raise ValueError("BicubicUpsample needs a known number of channels")
+        self._kernel = bicubic_phase_kernel(self.scale, channels)
+        # One input channel of ones, the output channels of the kernel: the weight sum of each tap.
+        self._ones_kernel = self._kernel.sum(axis=2, keepdims=True)
+
+    def call(self, inputs):
+        x = keras.ops.cast(inputs, "float32")  # ResizeBicubic computes in float32 too
+        weighted = keras.ops.conv(x, self._kernel, padding="same")
+        weight_sum = keras.ops.conv(keras.ops.ones_like(x[:1, :, :, :1]), self._ones_kernel, padding="same")
+        upsampled = keras.ops.depth_to_space(weighted / weight_sum, self.scale)
+        return keras.ops.cast(upsampled, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        return (n, None if h is None else h * self.scale, None if w is None else w * self.scale, c)
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+def _keys_cubic(distance: np.ndarray) -> np.ndarray:
+    """Keys' cubic convolution kernel with a = -0.5 (the one of ``util.data.resize`` and ``ResizeBicubic``)."""
+    d = np.abs(distance)
+    near = 1.5 * d**3 - 2.5 * d**2 + 1.0
+    far = -0.5 * d**3 + 2.5 * d**2 - 4.0 * d + 2.0
+    return np.where(d <= 1, near, np.where(d < 2, far, 0.0))
+
+
+def bicubic_phase_kernel(scale: int, channels: int) -> np.ndarray:
+    """float32 (5, 5, channels, scale*scale*channels) kernel of ``BicubicUpsample``.
+
+    Output pixel ``scale*i + p`` (half-pixel centres) lies at input coordinate
+    ``i + (p + 0.5) / scale - 0.5``; its taps are inputs ``i-2 .. i+2``. The output
+    channels are ordered ``(p_row*scale + p_col)*channels + c``, as ``depth_to_space``
+    reads them; each channel is filtered on its own (zeros across channels).
+    """
+    phases = np.arange(scale)[:, None]
+    offsets = np.arange(5)[None, :] - 2
+    taps = _keys_cubic((phases + 0.5) / scale - 0.5 - offsets)  # (phase, tap)
+    per_phase = np.einsum("pa,qb->abpq", taps, taps).reshape(5, 5, scale * scale)
+    kernel = np.zeros((5, 5, channels, scale * scale, channels))
+    for c in range(channels):
+        kernel[:, :, c, :, c] = per_phase
+    return kernel.reshape(5, 5, channels, scale * scale * channels).astype(np.float32)
+
+
+@keras.saving.register_keras_serializable(package="suite")
+class RasterNormalize(keras.layers.Layer):
+    """Raster in data units -> ``[(x - mean) / value_scale + 0.5, mean]``, the mean of each input."""
+
+    def __init__(self, value_scale=1.0, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.value_scale = float(value_scale)
+
+    def call(self, inputs):
+        mean = keras.ops.mean(inputs, axis=(1, 2, 3), keepdims=True)
+        return [(inputs - mean) / self.value_scale + 0.5, mean]
+
+    def compute_output_shape(self, input_shape):
+        return [input_shape, (input_shape[0], 1, 1, 1)]
+
+    def get_config(self):
+        return {**super().get_config(), "value_scale": self.value_scale}
+
+
+@keras.saving.register_keras_serializable(package="suite")
+class RasterDenormalize(keras.layers.Layer):
+    """``[y, mean]`` -> ``(y - 0.5) * value_scale + mean``: back to data units."""
+
+    def __init__(self, value_scale=1.0, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.value_scale = float(value_scale)
+
+    def call(self, inputs):
+        y, mean = inputs
+        return (keras.ops.cast(y, "float32") - 0.5) * self.value_scale + mean
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "value_scale": self.value_scale}
+
+
+def suite_input(task: str, input_kind: str, size_multiple: int, architecture: str, channels: int = 3):
+    """``keras.Input`` of any size followed by the SuiteInfo layer; returns ``(inputs, x)``."""
+    inputs = keras.Input(shape=(None, None, channels))
+    info = SuiteInfo(
+        task=task,
+        scale=parse_task(task).scale,
+        input_kind=input_kind,
+        size_multiple=size_multiple,
+        architecture=architecture,
+        channels=channels,
+    )
+    return inputs, info(inputs)
+
+
+def model_info(model: keras.Model) -> dict:
+    """The SuiteInfo of a model as a dict (task, scale, input_kind, size_multiple, architecture, data_kind ...).
+
+    A raster model's own SuiteInfo comes before the one of the network it wraps.
+    """
+    for layer in model.layers:
+        if isinstance(layer, SuiteInfo):
+            return layer.info()
+    raise UserError(f"model {model.name!r} has no SuiteInfo layer; it was not built by this suite")
+
+
+def raster_model(network: keras.Model, value_scale: float, units: str = "m") -> keras.Model:
+    """A one-channel ``network`` (built by a model script with ``channels=1``) as a raster model in data units."""
+    inner = model_info(network)
+    if inner["channels"] != 1:
+        raise ValueError(f"raster_model needs a one-channel network, got {inner['channels']} channels")
+    if not value_scale > 0:
+        raise UserError(f"value scale {value_scale}: the training rasters are flat (no height variation to learn)")
+    inputs = keras.Input(shape=(None, None, 1))
+    info = SuiteInfo(
+        **{**inner, "data_kind": kinds.RASTER, "value_scale": value_scale, "units": units},
+        name="suite_info_raster",
+        dtype="float32",  # heights of 2000 m in bfloat16 would be rounded to 8 m steps before normalisation
+    )
+    x, mean = RasterNormalize(value_scale)(info(inputs))
+    outputs = RasterDenormalize(value_scale)([network(x), mean])
+    return keras.Model(inputs, outputs, name=network.name)
