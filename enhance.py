@@ -61,6 +61,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--task",
+        dest="purpose",  # a purpose picks a shipped model; "task" in the code is a restoration (sr4, noise25 ...)
         choices=sorted(PURPOSES),
         help="use the shipped model for this: denoise (any Gaussian noise level), deblur (out of focus)",
     )
@@ -97,8 +98,8 @@ def enhance_rasters(args, rasters: list[tuple[Path, Path | None]]) -> None:
     """
     from util.inference.photos import check_tiling, check_writable
 
-    if args.task:
-        raise util.UserError(f"--task {args.task} applies to photos; rasters take the super-resolution models")
+    if args.purpose:
+        raise util.UserError(f"--task {args.purpose} applies to photos; rasters take the super-resolution models")
     check_tiling(args.tile, args.overlap)
     # TensorFlow takes seconds to import (and logs to stderr): only once the flags are checked.
     from util.inference.raster_enhance import (
@@ -166,9 +167,9 @@ def check_mixed(args, photos: list[Path], rasters: list[Path]) -> None:
             f"--model {args.model} applies to one kind, and the inputs hold {both}; enhance each kind in its own "
             "call, or leave out --model (each file then takes the shipped model of its kind)"
         )
-    if args.task:
+    if args.purpose:
         raise util.UserError(
-            f"--task {args.task} applies to photos, and the inputs hold {both}; rasters take the super-resolution "
+            f"--task {args.purpose} applies to photos, and the inputs hold {both}; rasters take the super-resolution "
             "models: enhance the photos in their own call"
         )
     if args.out is not None and args.out.suffix and not args.out.is_dir():
@@ -178,11 +179,11 @@ def check_mixed(args, photos: list[Path], rasters: list[Path]) -> None:
 def photo_model(args) -> Path:
     """The photo model: --model, the shipped one of --scale or --task, else MODEL; a UserError when missing."""
     model_path = args.model or (MODELS / f"sr{args.scale}.keras" if args.scale else MODEL)
-    if args.task:
-        model_path = MODELS / f"{args.task}.keras"  # the shipped model of that purpose
+    if args.purpose:
+        model_path = MODELS / f"{args.purpose}.keras"  # the shipped model of that purpose
         if not model_path.is_file():
             raise util.UserError(
-                f"{model_path}: no such model file; train one (python3 edsr_lite.py --task {PURPOSES[args.task]}) "
+                f"{model_path}: no such model file; train one (python3 edsr_lite.py --task {PURPOSES[args.purpose]}) "
                 "and copy its runs/<run>/model.keras there, or give --model"
             )
     if not model_path.is_file():
@@ -195,7 +196,9 @@ def photo_model(args) -> Path:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    chosen = [f for f, v in (("--model", args.model), ("--scale", args.scale), ("--task", args.task)) if v is not None]
+    chosen = [
+        f for f, v in (("--model", args.model), ("--scale", args.scale), ("--task", args.purpose)) if v is not None
+    ]
     if len(chosen) > 1:
         raise util.UserError(f"{' and '.join(chosen)}: give one of them (--scale and --task pick a shipped model)")
     from util.inference.photos import find_inputs

@@ -11,7 +11,7 @@
 
 ``BATCH`` stays the global batch (split evenly over the replicas by tf.distribute), so the
 learning rate and BACKPROPS mean the same with any number of replicas. Only the chief
-(``chief`` task, else worker 0) writes the run folder; the other workers train in a
+(``chief``, else worker 0) writes the run folder; the other workers train in a
 temporary folder that they delete, and resume from the chief's backup.
 
 Two Keras 3 defects stop ``model.fit`` under MultiWorkerMirroredStrategy (keras-team/keras
@@ -44,7 +44,7 @@ class Placement:
     name: str  # default | mirrored | multiworker
     replicas: int
     workers: int
-    task: str  # worker/0, chief/0 ... ('' outside a cluster)
+    member: str  # this process in the cluster: worker/0, chief/0 ... ('' outside one; TF_CONFIG's "task")
     chief: bool
     devices: tuple[str, ...]
 
@@ -53,13 +53,13 @@ class Placement:
             "strategy": self.name,
             "replicas": self.replicas,
             "workers": self.workers,
-            "cluster_task": self.task,
+            "cluster_task": self.member,
             "devices": list(self.devices),
         }
 
 
 def tf_config() -> dict | None:
-    """``TF_CONFIG`` parsed and checked (cluster of host:port lists, a task in it); None when unset."""
+    """``TF_CONFIG`` parsed and checked (cluster of host:port lists, this process in it); None when unset."""
     text = os.environ.get("TF_CONFIG", "").strip()
     if not text:
         return None
@@ -67,7 +67,7 @@ def tf_config() -> dict | None:
         config = json.loads(text)
     except json.JSONDecodeError as err:
         raise UserError(f"TF_CONFIG is not JSON ({err.msg} at character {err.pos}); see docs/scale-out.md") from None
-    cluster, task = (config.get("cluster"), config.get("task")) if isinstance(config, dict) else (None, None)
+    cluster, member = (config.get("cluster"), config.get("task")) if isinstance(config, dict) else (None, None)
     if not isinstance(cluster, dict) or not cluster:
         raise UserError('TF_CONFIG has no "cluster" ({"worker": ["host:port", ...]}); see docs/scale-out.md')
     for role, hosts in cluster.items():
@@ -77,24 +77,24 @@ def tf_config() -> dict | None:
             name, _, port = str(host).rpartition(":")
             if not name or not port.isdigit():
                 raise UserError(f'TF_CONFIG cluster "{role}": {host!r} is not "host:port"')
-    if not isinstance(task, dict) or task.get("type") not in cluster:
-        raise UserError(f'TF_CONFIG "task" must name a role of the cluster ({", ".join(cluster)}) and an index')
-    index = task.get("index")
-    if not isinstance(index, int) or not 0 <= index < len(cluster[task["type"]]):
+    if not isinstance(member, dict) or member.get("type") not in cluster:
+        raise UserError(f'TF_CONFIG "task" must name a host type of the cluster ({", ".join(cluster)}) and an index')
+    index = member.get("index")
+    if not isinstance(index, int) or not 0 <= index < len(cluster[member["type"]]):
         raise UserError(
-            f'TF_CONFIG task index {index!r}: the cluster has {len(cluster[task["type"]])} "{task["type"]}" hosts '
-            f"(0 to {len(cluster[task['type']]) - 1})"
+            f'TF_CONFIG task index {index!r}: the cluster has {len(cluster[member["type"]])} "{member["type"]}" hosts '
+            f"(0 to {len(cluster[member['type']]) - 1})"
         )
     return config
 
 
 def is_chief(config: dict | None) -> bool:
-    """Whether this process writes the run folder: no cluster, the ``chief`` task, or worker 0 without a chief."""
+    """Whether this process writes the run folder: no cluster, the ``chief``, or worker 0 without a chief."""
     if config is None:
         return True
-    task = config["task"]
-    return task["type"] == "chief" or (
-        task["type"] == "worker" and task["index"] == 0 and "chief" not in config["cluster"]
+    member = config["task"]
+    return member["type"] == "chief" or (
+        member["type"] == "worker" and member["index"] == 0 and "chief" not in config["cluster"]
     )
 
 
@@ -158,7 +158,7 @@ def placement(distribute: str, batch: int) -> Placement:
     import tensorflow as tf
 
     config = tf_config()
-    task = f"{config['task']['type']}/{config['task']['index']}" if config else ""
+    member = f"{config['task']['type']}/{config['task']['index']}" if config else ""
     if name == "multiworker":
         options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=COLLECTIVE_SECONDS)
         with _deadline(CONNECT_SECONDS, config):
@@ -173,7 +173,7 @@ def placement(distribute: str, batch: int) -> Placement:
         strategy = tf.distribute.get_strategy()
         workers = 1
     devices = tuple(_local_devices("GPU") or _local_devices("CPU"))
-    _PLACEMENT = Placement(strategy, name, strategy.num_replicas_in_sync, workers, task, is_chief(config), devices)
+    _PLACEMENT = Placement(strategy, name, strategy.num_replicas_in_sync, workers, member, is_chief(config), devices)
     return _PLACEMENT
 
 
@@ -333,7 +333,7 @@ def worker_lost(place: Placement):
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError) as err:
         first = str(err).strip().splitlines()[0][:160]
         raise UserError(
-            f"worker {place.task}: another worker of the cluster was lost ({type(err).__name__}: {first}); "
+            f"worker {place.member}: another worker of the cluster was lost ({type(err).__name__}: {first}); "
             "start every worker again with the same command and TF_CONFIG: training resumes from the last epoch"
         ) from None
 

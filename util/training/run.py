@@ -162,7 +162,7 @@ def train_steps(run: Run, pairs) -> Path:
     backprops, train_seconds = fit(run, model, train_ds, val_ds, pairs)
     if not run.place.chief:
         shutil.rmtree(run.folder, ignore_errors=True)
-        print(f"{run.script}: worker {run.place.task} done; the chief writes {chief_folder}")
+        print(f"{run.script}: worker {run.place.member} done; the chief writes {chief_folder}")
         return chief_folder
     saved = save_float32(run, pairs, model)
     meta = run_meta(run, pairs, saved, backprops, train_seconds)
@@ -227,7 +227,7 @@ def fit(run: Run, model, train_ds, val_ds, pairs) -> tuple[int, float]:
         if best_so_far is None:  # a new run: no rows of an earlier attempt in its log
             (run.folder / "training.csv").unlink(missing_ok=True)
     else:  # the other workers write their logs and checkpoints where no user looks, and delete them
-        run.folder = Path(tempfile.mkdtemp(prefix=f"{run.folder.name}-{place.task.replace('/', '')}-"))
+        run.folder = Path(tempfile.mkdtemp(prefix=f"{run.folder.name}-{place.member.replace('/', '')}-"))
     best = run.folder / "best.weights.h5"
     with place.strategy.scope():
         model.compile(optimizer=make_optimizer(settings, steps_per_epoch * epochs), loss=settings.loss)
