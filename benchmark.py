@@ -19,6 +19,9 @@ import sys
 import util
 from util.benchmarks import data_sizes, models, raster, restoration, scaling, training
 
+# The model scripts, each registering itself on import (util.training.roles.model_script); a new one is one more name.
+MODEL_SCRIPTS = ("edsr_lite", "inception2", "unet_autoencoder")
+
 SUBCOMMANDS = {
     "models": models,
     "restoration": restoration,
@@ -40,8 +43,19 @@ def parse_args(argv=None) -> argparse.Namespace:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(subparser)
-        subparser.set_defaults(run=module.main)
+        subparser.set_defaults(run=module.main, model_scripts=model_scripts)
     return parser.parse_args(argv)
+
+
+def model_scripts() -> dict:
+    """The model scripts of MODEL_SCRIPTS by name (util.training.roles.ModelScript), imported on first use."""
+    import importlib
+
+    from util.training.roles import MODEL_SCRIPTS as REGISTERED
+
+    for name in MODEL_SCRIPTS:
+        importlib.import_module(name)
+    return {name: REGISTERED[name] for name in MODEL_SCRIPTS}
 
 
 def main(argv=None) -> None:

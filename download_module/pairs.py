@@ -56,7 +56,7 @@ CACHE_BYTES = 512 << 20  # per split: decoded images kept between the check pass
 WORKERS = min(4, os.cpu_count() or 1)  # image decoding threads (PIL releases the GIL)
 
 _ROUNDING = "round half to even, clip to [0, 255]"
-DEGRADATIONS = {  # kind -> how it is made; "size" is the patch side in px (all are RGB)
+DEGRADATIONS = {  # file key -> how it is made; "size" is the patch side in px (all are RGB)
     "hr": {"size": PATCH, "op": "crop", "rotation": "np.rot90 by k in 0..3 after the crop"},
     **{
         f"sr{f}": {"size": PATCH // f, "op": "bicubic_downscale", "factor": f, "kernel": "MATLAB imresize, antialiased"}
@@ -76,9 +76,9 @@ DEGRADATIONS = {  # kind -> how it is made; "size" is the patch side in px (all 
 }
 
 
-def patch_shape(kind: str) -> tuple[int, int, int]:
-    """HWC shape of one patch of ``kind`` (``hr``, ``sr4``, ``noise64``...): the task names of util.data.tasks."""
-    size = DEGRADATIONS[kind]["size"]
+def patch_shape(key: str) -> tuple[int, int, int]:
+    """HWC shape of one patch of ``key`` (``hr``, ``sr4``, ``noise64``...): the task names of util.data.tasks."""
+    size = DEGRADATIONS[key]["size"]
     return (size, size, 3)
 
 
@@ -325,7 +325,7 @@ def blur5x5(img: np.ndarray) -> np.ndarray:
 
 
 def degrade(hr: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """(N, 128, 128, 3) uint8 HR patches -> every kind of DEGRADATIONS, each uint8 NHWC."""
+    """(N, 128, 128, 3) uint8 HR patches -> every key of DEGRADATIONS, each uint8 NHWC."""
     out = {"hr": hr}
     for factor in SCALES:
         out[f"sr{factor}"] = util.bicubic_downscale(hr, factor, batch=True)
@@ -344,9 +344,9 @@ def _fill_split(usable: list[UsableImage], count: int, seed: int, split: str, ar
     def degrade_chunk(chunk: int) -> None:
         start, stop = chunk * CHUNK, min((chunk + 1) * CHUNK, count)
         rng = np.random.default_rng([seed, split_id, 1, chunk])
-        for kind, patches in degrade(np.asarray(arrays["hr"][start:stop]), rng).items():
-            if kind != "hr":
-                arrays[kind][start:stop] = patches
+        for key, patches in degrade(np.asarray(arrays["hr"][start:stop]), rng).items():
+            if key != "hr":
+                arrays[key][start:stop] = patches
 
     # Chunks in parallel threads: NumPy, BLAS and SciPy release the GIL on these arrays.
     chunks = range((count + CHUNK - 1) // CHUNK)
@@ -367,7 +367,7 @@ def _fill_split(usable: list[UsableImage], count: int, seed: int, split: str, ar
 
 
 def make_patch_pairs(images: list[HRImage], count: int, seed: int = 0, split: str = "train"):
-    """In memory: (dict kind -> uint8 NHWC array, manifest part) for one split.
+    """In memory: (dict key -> uint8 NHWC array, manifest part) for one split.
 
     The same patches as ``write_dataset`` writes for that split and seed, given the
     same images. Skipped images are reported on one stderr line; no usable image
@@ -378,7 +378,7 @@ def make_patch_pairs(images: list[HRImage], count: int, seed: int = 0, split: st
         print(skipped_message(split, len(images), skipped), file=sys.stderr)
     if not usable:
         raise util.UserError(f"{split}: no usable image among {len(images)}; give images of at least {PATCH} px")
-    arrays = {kind: np.zeros((count, *patch_shape(kind)), np.uint8) for kind in DEGRADATIONS}
+    arrays = {key: np.zeros((count, *patch_shape(key)), np.uint8) for key in DEGRADATIONS}
     part = _fill_split(usable, count, seed, split, arrays)
     part["skipped"] = [[name, reason] for name, reason, _ in skipped]
     return arrays, part
@@ -402,8 +402,8 @@ def dataset_settings(source: str, images: SourceImages, counts: dict[str, int], 
 
 
 def npy_layout(counts: dict[str, int]) -> dict[str, dict[str, NpyFile]]:
-    """split -> kind -> the .npy file of ``counts[split]`` patches of that kind (uint8)."""
-    return writer.npy_layout(counts, {kind: (patch_shape(kind), "uint8") for kind in DEGRADATIONS})
+    """split -> key -> the .npy file of ``counts[split]`` patches of that key (uint8)."""
+    return writer.npy_layout(counts, {key: (patch_shape(key), "uint8") for key in DEGRADATIONS})
 
 
 def is_up_to_date(dest: Path, settings: dict) -> bool:
@@ -442,9 +442,9 @@ def write_dataset(dest: Path, images: SourceImages, settings: dict) -> dict:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "settings": settings,
         "files": {
-            f"{split}_{kind}": {"file": f.name, "shape": list(f.shape)}
+            f"{split}_{key}": {"file": f.name, "shape": list(f.shape)}
             for split in SPLITS
-            for kind, f in files[split].items()
+            for key, f in files[split].items()
         },
         "skipped": [[name, reason] for name, reason, _ in skipped],
         "splits": manifest_splits,

@@ -149,11 +149,11 @@ Box = tuple[int, int, int, int]  # (row0, row1, col0, col1), rows and cols of ce
 class Layout:
     """Where a raster's training crops and test tiles may lie.
 
-    ``role``: ``"split"`` (a test band and a training area), ``"whole"`` (too small for
+    ``use``: ``"split"`` (a test band and a training area), ``"whole"`` (too small for
     both: it goes whole to one split) or ``"small"`` (smaller than one patch).
     """
 
-    role: str
+    use: str
     train: Box | None
     test: Box | None
 
@@ -235,18 +235,18 @@ class UsableRaster:
     cell: tuple[float, float]  # (dy, dx) in metres
     units: str
     layout: Layout
-    role: str  # "split", "train" (whole) or "test" (whole)
+    use: str  # "split", "train" (whole) or "test" (whole)
     train_positions: int  # usable training crops
     tiles: list[tuple[int, int]]  # usable test tiles (row, col)
     raster: Raster | None = field(default=None, repr=False)  # kept when the cache had room
 
     @property
     def test_region(self) -> Box | None:
-        return self.layout.test if self.role in ("split", "test") else None
+        return self.layout.test if self.use in ("split", "test") else None
 
     @property
     def train_area(self) -> Box | None:
-        return self.layout.train if self.role in ("split", "train") else None
+        return self.layout.train if self.use in ("split", "train") else None
 
 
 def _max_invalid(patch: int, max_nodata: float) -> int:
@@ -276,7 +276,7 @@ def check_rasters(rasters: SourceRasters, settings: dict):
             skipped.append([file.name, f"every cell is nodata ({height}x{width} cells)"])
             continue
         layout = split_layout(height, width, patch)
-        if layout.role == "small":
+        if layout.use == "small":
             skipped.append([file.name, f"{height}x{width} cells, smaller than a {patch}x{patch} patch"])
             continue
         table = _invalid_table(valid)
@@ -285,7 +285,7 @@ def check_rasters(rasters: SourceRasters, settings: dict):
         if positions == 0 and not tiles:
             skipped.append([file.name, f"no {patch}x{patch} patch with at most {settings['max_nodata']:.0%} nodata"])
             continue
-        role = "split" if layout.role == "split" else "train"
+        use = "split" if layout.use == "split" else "train"
         nbytes = raster.values.nbytes
         keep = cached + nbytes <= CACHE_BYTES
         cached += nbytes if keep else 0
@@ -296,7 +296,7 @@ def check_rasters(rasters: SourceRasters, settings: dict):
                 tuple(float(v) for v in raster.cell_size_m()),
                 raster.units,
                 layout,
-                role,
+                use,
                 positions,
                 tiles,
                 raster if keep else None,
@@ -308,8 +308,8 @@ def check_rasters(rasters: SourceRasters, settings: dict):
 def assign_whole_rasters(usable: list[UsableRaster], patch: int, source: str) -> list[str]:
     """Send one whole raster to test when no raster has a test region; return the rule's parts about them."""
     parts = []
-    if not any(u.role == "split" and u.tiles for u in usable):
-        whole = [u for u in usable if u.role == "train" and u.tiles]
+    if not any(u.use == "split" and u.tiles for u in usable):
+        whole = [u for u in usable if u.use == "train" and u.tiles]
         if len(usable) == 1 or not whole:
             names = ", ".join(f"{u.file.name} ({u.shape[0]}x{u.shape[1]})" for u in usable)
             smaller = f"give --patch {patch // 2}, " if patch // 2 >= MIN_PATCH and patch % 16 == 0 else ""
@@ -317,9 +317,9 @@ def assign_whole_rasters(usable: list[UsableRaster], patch: int, source: str) ->
                 f"{source}: no test region: {names} cannot hold both a test region and a training area of "
                 f"{patch}x{patch} patches; {smaller}more rasters or larger ones"
             )
-        whole[-1].role = "test"
+        whole[-1].use = "test"
         parts.append(f"whole to test (no raster had a test region): {whole[-1].file.name}")
-    to_train = [u.file.name for u in usable if u.role == "train"]
+    to_train = [u.file.name for u in usable if u.use == "train"]
     if to_train:
         parts.append(f"whole to train (too small for a test region and a training area): {', '.join(to_train)}")
     return parts
@@ -388,7 +388,7 @@ def degrade(hr: np.ndarray, lr_method: str, scales: tuple[int, ...]) -> dict[str
 
 
 def patch_kinds(patch: int, scales) -> dict[str, tuple[tuple[int, ...], str]]:
-    """kind -> (shape of one patch, dtype) of every file of a split."""
+    """file key -> (shape of one patch, dtype) of every file of a split."""
     kinds = {"hr": ((patch, patch, 1), "float32")}
     kinds.update({f"sr{s}": ((patch // s, patch // s, 1), "float32") for s in scales})
     kinds.update({"mask": ((patch, patch, 1), "uint8"), "cell": ((2,), "float32")})
@@ -465,8 +465,8 @@ def fill_splits(usable: list[UsableRaster], settings: dict, plans: dict, arrays:
                 hr = np.stack([raster.values[r : r + patch, c : c + patch] for _, r, c in plan[chunk]])
                 if split == "train":
                     deviation.add(hr)
-                for kind, data in degrade(hr.astype(np.float32), settings["lr"], scales).items():
-                    arrays[split][kind][chunk] = data
+                for key, data in degrade(hr.astype(np.float32), settings["lr"], scales).items():
+                    arrays[split][key][chunk] = data
                 arrays[split]["cell"][chunk] = np.asarray(u.cell, np.float32)
         del raster
     return deviation.value
@@ -561,9 +561,9 @@ def _regions_bytes(usable: list[UsableRaster]) -> int:
 def _manifest_files(layout: dict[str, dict[str, writer.NpyFile]], usable: list[UsableRaster]) -> dict:
     """The manifest's ``files``: every .npy with its shape and dtype, then every test region with its raster."""
     files = {
-        f"{split}_{kind}": {"file": f.name, "shape": list(f.shape), "dtype": f.dtype}
+        f"{split}_{key}": {"file": f.name, "shape": list(f.shape), "dtype": f.dtype}
         for split in SPLITS
-        for kind, f in layout[split].items()
+        for key, f in layout[split].items()
     }
     for name, file in region_files(usable).items():
         u = next(u for u in usable if u.file.name == name)
@@ -591,15 +591,15 @@ def _units(usable: list[UsableRaster], source: str) -> str:
 
 
 def _raster_entries(usable: list[UsableRaster]) -> list[dict]:
-    """The manifest's ``rasters``: each usable raster's shape, cell size, role, training area and test region."""
+    """The manifest's ``rasters``: each usable raster's shape, cell size, use, training area and test region."""
     regions = region_files(usable)
-    roles = {"split": "train and test", "train": "whole to train", "test": "whole to test"}
+    uses = {"split": "train and test", "train": "whole to train", "test": "whole to test"}
     return [
         {
             "name": u.file.name,
             "shape": list(u.shape),
             "cell_m": [round(v, 4) for v in u.cell],
-            "role": roles[u.role],
+            "role": uses[u.use],  # the manifest's key
             "train_area": list(u.train_area) if u.train_area else None,
             "test_region": list(u.test_region) if u.test_region else None,
             "test_region_file": regions.get(u.file.name),

@@ -37,8 +37,8 @@ MANIFEST = "manifest.json"
 UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.EISDIR)
 
 
-def file_name(split: str, kind: str) -> str:
-    return f"{split}_{kind}.npy"
+def file_name(split: str, key: str) -> str:
+    return f"{split}_{key}.npy"
 
 
 @dataclass(frozen=True)
@@ -50,12 +50,11 @@ class NpyFile:
     dtype: str
 
 
-def npy_layout(sizes: dict[str, int], kinds: dict[str, tuple[tuple[int, ...], str]]) -> dict[str, dict[str, NpyFile]]:
-    """split -> kind -> NpyFile, for ``sizes[split]`` patches of each kind (kind -> (shape of one patch, dtype))."""
+def npy_layout(sizes: dict[str, int], keys: dict[str, tuple[tuple[int, ...], str]]) -> dict[str, dict[str, NpyFile]]:
+    """split -> key -> NpyFile, for ``sizes[split]`` patches of each file key (key -> (shape of one patch, dtype))."""
     return {
         split: {
-            kind: NpyFile(file_name(split, kind), (sizes[split], *shape), dtype)
-            for kind, (shape, dtype) in kinds.items()
+            key: NpyFile(file_name(split, key), (sizes[split], *shape), dtype) for key, (shape, dtype) in keys.items()
         }
         for split in SPLITS
     }
@@ -70,7 +69,7 @@ def npy_bytes(layout: dict[str, dict[str, NpyFile]]) -> int:
 
 
 def unwritable(folder: Path, what: str, err: OSError) -> util.UserError:
-    """The one-line error for ``folder`` (``what``: the flag or role that names it) that cannot be written."""
+    """The one-line error for ``folder`` (``what``: the flag or setting that names it) that cannot be written."""
     culprit = Path(err.filename) if err.filename else folder
     in_the_way = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
     if in_the_way is not None:

@@ -19,7 +19,7 @@ import util
 from util.benchmarks import measure
 
 # ---- Constants: edit these -------------------------------------------------
-TRAINING_SCRIPTS = None  # scripts timed; None: every model script (util.training.roles.find_model_scripts)
+TRAINING_SCRIPTS = None  # scripts timed; None: every model script (benchmark.py's MODEL_SCRIPTS)
 TRAINING_TASK = "sr4"  # the task trained (--task)
 TRAINING_SECONDS = 60.0  # seconds of training timed per script, over all rounds (--seconds)
 TRAINING_ROUNDS = 3  # interleaved rounds (--rounds); the median is kept
@@ -70,10 +70,9 @@ def main(args) -> None:
     if args.rounds < 1:
         raise util.UserError(f"--rounds {args.rounds}: give at least 1")
     from util.data.tasks import stored_task
-    from util.training.roles import find_model_scripts
 
     stored_task(args.task)
-    scripts = find_model_scripts()
+    scripts = args.model_scripts()  # benchmark.py's explicit list
     scripts = [scripts[name] for name in TRAINING_SCRIPTS or scripts]
     timings = {script.name: [] for script in scripts}
     for round_ in range(args.rounds):

@@ -70,13 +70,13 @@ def tf_config() -> dict | None:
     cluster, member = (config.get("cluster"), config.get("task")) if isinstance(config, dict) else (None, None)
     if not isinstance(cluster, dict) or not cluster:
         raise UserError('TF_CONFIG has no "cluster" ({"worker": ["host:port", ...]}); see docs/scale-out.md')
-    for role, hosts in cluster.items():
-        if role not in ("chief", "worker") or not isinstance(hosts, list) or not hosts:
-            raise UserError(f'TF_CONFIG cluster "{role}": give "chief" and/or "worker" lists of "host:port"')
+    for host_type, hosts in cluster.items():
+        if host_type not in ("chief", "worker") or not isinstance(hosts, list) or not hosts:
+            raise UserError(f'TF_CONFIG cluster "{host_type}": give "chief" and/or "worker" lists of "host:port"')
         for host in hosts:
             name, _, port = str(host).rpartition(":")
             if not name or not port.isdigit():
-                raise UserError(f'TF_CONFIG cluster "{role}": {host!r} is not "host:port"')
+                raise UserError(f'TF_CONFIG cluster "{host_type}": {host!r} is not "host:port"')
     if not isinstance(member, dict) or member.get("type") not in cluster:
         raise UserError(f'TF_CONFIG "task" must name a host type of the cluster ({", ".join(cluster)}) and an index')
     index = member.get("index")

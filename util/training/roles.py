@@ -58,16 +58,6 @@ def model_script(module_name: str, build_model, prototype: bool = False):
     return main
 
 
-def find_model_scripts() -> dict[str, ModelScript]:
-    """Every model script beside util/ (each top-level file that calls ``model_script``), by name."""
-    import importlib
-
-    for path in sorted(REPO.glob("*.py")):
-        if "model_script(__name__" in path.read_text() and path.stem not in MODEL_SCRIPTS:
-            importlib.import_module(path.stem)
-    return dict(sorted(MODEL_SCRIPTS.items()))
-
-
 def run_script(script: ModelScript, argv=None) -> Path:
     """Parse the constants and flags, then run the role or study; return the folder written."""
     from util.training import studies
