@@ -37,8 +37,8 @@ def open_pairs(dataset: str, root=None) -> Pairs:
 
 
 def pairs_class(dataset) -> type[Pairs]:
-    """The handle class of a data set name or folder, by its manifest (photos when it does not exist yet)."""
-    return RasterPairs if pipelines.dataset_kind(dataset) == kinds.RASTER else PhotoPairs
+    """The handle class of a data set name or folder, by its manifest's kind (photos when it does not exist yet)."""
+    return HANDLES[pipelines.dataset_kind(dataset)]
 
 
 def model_input(info: dict):
@@ -67,29 +67,20 @@ def build_for_data(build_model, settings: Settings, kind: str, value_scale: floa
 
 
 class Pairs:
-    """A data set of (degraded, HR) pairs written by download.py; subclasses per kind of data."""
+    """A data set of (degraded, HR) pairs written by download.py: the interface each kind of data implements.
 
-    kind = kinds.PHOTO
-    channels = 3
-    augmentations = AUGMENTATIONS
+    Subclasses set ``kind``, ``channels`` and ``augmentations`` and implement ``resolve_augment``,
+    ``load``, ``prepare_inputs``, ``training``, ``validation``, ``score`` and ``random_pairs``.
+    """
+
+    kind: str
+    channels: int
+    augmentations: tuple[str, ...]
 
     def __init__(self, folder: Path, manifest: dict):
         self.folder, self.manifest = folder, manifest
         self.n_train = len(np.load(folder / "train_hr.npy", mmap_mode="r"))
         self.value_scale = 1.0
-
-    @classmethod
-    def resolve_augment(cls, names: tuple[str, ...], task: str) -> tuple[str, ...]:
-        """The augmentations that keep this kind's pairs of ``task`` exact; ``("auto",)`` picks them.
-
-        Photos: flips and channel orders, plus the sub-pixel shifts for the bicubic SR tasks.
-        """
-        bicubic = stored_task(task).is_bicubic_sr
-        if names == ("auto",):
-            return ("flips", "channels", "shifts") if bicubic else ("flips", "channels")
-        if "amplitude" in names:
-            raise UserError(f"AUGMENT={','.join(names)}: amplitude applies to rasters (heights), not photos; drop it")
-        return names
 
     @property
     def units(self) -> str:
@@ -139,6 +130,21 @@ class Pairs:
 
 class PhotoPairs(Pairs):
     """uint8 RGB pairs: stored degradations or a synthetic task's, in memory or streamed from disk."""
+
+    kind = kinds.PHOTO
+    channels = 3
+    augmentations = tuple(AUGMENTATIONS)
+
+    @classmethod
+    def resolve_augment(cls, names: tuple[str, ...], task: str) -> tuple[str, ...]:
+        """The augmentations that keep photo pairs of ``task`` exact; ``("auto",)``: flips and channel
+        orders, plus the sub-pixel shifts for the bicubic SR tasks."""
+        bicubic = stored_task(task).is_bicubic_sr
+        if names == ("auto",):
+            return ("flips", "channels", "shifts") if bicubic else ("flips", "channels")
+        if "amplitude" in names:
+            raise UserError(f"AUGMENT={','.join(names)}: amplitude applies to rasters (heights), not photos; drop it")
+        return names
 
     def streamed(self, settings: Settings) -> bool:
         """Whether the training pairs are too large to load (util.data.pipelines.IN_MEMORY_BYTES)."""
@@ -224,8 +230,8 @@ class RasterPairs(Pairs):
         if not stored_task(task).is_bicubic_sr:
             raise UserError(f"TASK={task!r}: rasters take the super-resolution tasks sr2, sr4, sr8; photos take {task}")
         if names == ("auto",):
-            return RASTER_AUGMENTATIONS  # all of them
-        if wrong := [n for n in names if n not in RASTER_AUGMENTATIONS]:
+            return cls.augmentations  # all of them
+        if wrong := [n for n in names if n not in cls.augmentations]:
             raise UserError(
                 f"AUGMENT={','.join(names)}: {', '.join(wrong)} do(es) not apply to rasters (one channel in data "
                 "units, block-mean LR); use auto or a list of flips, invert, amplitude"
@@ -280,3 +286,6 @@ class RasterPairs(Pairs):
         from util.evaluation.pair_scores import score_raster_test_pairs
 
         return score_raster_test_pairs(model, settings, self.folder, folder_out, meta, ensemble)
+
+
+HANDLES: dict[str, type[Pairs]] = {kinds.PHOTO: PhotoPairs, kinds.RASTER: RasterPairs}  # a new kind: one entry
