@@ -108,11 +108,13 @@ def enhance_rasters(args, rasters: list[tuple[Path, Path | None]]) -> None:
         plan_raster_outputs,
         raster_tiling,
     )
+    from util.io.provenance import model_provenance
     from util.models.loading import load_model
 
     model_path = args.model or (MODELS / f"dem_x{args.scale}.keras" if args.scale else RASTER_MODEL)
     model, info = load_model(model_path)
     check_raster_model(info, str(model_path))
+    provenance = model_provenance(model_path, info)  # each output says it is this model's
     raster_tiling(info, args.tile, args.overlap)  # an overlap not below the (rounded) tile: once, not per file
     pairs = plan_raster_outputs(rasters, info["scale"], args.out, args.overwrite, args.skip_existing)
     check_writable(pairs)
@@ -131,6 +133,7 @@ def enhance_rasters(args, rasters: list[tuple[Path, Path | None]]) -> None:
                 args.overlap,
                 args.ensemble,
                 progress=not args.quiet,
+                provenance=provenance,
             )
         except util.UserError as err:
             if len(pairs) == 1:

@@ -1,7 +1,7 @@
 """What the scripts of the suite share, laid out by concern (a folder each, the README's verbs).
 
 - ``util.io``: files in and out (atomic writes and one-line errors, photos, rasters and grids,
-  the one photo/raster rule per file);
+  the one photo/raster rule per file, the provenance an output carries);
 - ``util.data``: the pairs handles (one per kind of data), tf.data pipelines, degradations,
   MATLAB bicubic, task names;
 - ``util.models``: layers and the model card ``SuiteInfo``, loading and averaging, export;
@@ -14,8 +14,11 @@
 
 TensorFlow is imported only by the modules that need it, so the data step never loads it.
 The light helpers are re-exported here (``util.psnr``, ``util.load_image_rgb``...).
-Nothing runs at import time.
+Nothing runs at import time. ``__version__`` is the suite's version, the one place it is set
+(``util.io.provenance.suite_version`` adds the git commit where there is one).
 """
+
+__version__ = "0.1.0"
 
 from util.data.resize import bicubic_downscale, bicubic_upscale, imresize, modcrop
 from util.evaluation.metrics import psnr, rgb_to_y, ssim

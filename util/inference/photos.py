@@ -4,7 +4,8 @@ The model says what it does in its SuiteInfo (task, scale, input kind), so any m
 of the suite works. Each photo goes through ``util.inference.tiles.enhance_array`` (tiles of
 bounded memory) and comes back as it went in (``util.io.images.read_photo``/``write_png``).
 Existing files are never replaced without ``overwrite``, an input never, and each
-output appears at once, complete (written atomically).
+output appears at once, complete (written atomically), saying in its text chunks that it is
+a model's output (util.io.provenance).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from PIL import Image
 from util.io import kinds
 from util.io.files import UserError, atomic_path
 from util.io.images import ImageError, read_photo, write_png
+from util.io.provenance import model_provenance
 
 
 def find_inputs(inputs: list[Path], out: Path | None = None) -> dict[str, list[tuple[Path, Path | None]]]:
@@ -218,6 +220,7 @@ def enhance_photos(
 
     model, info = load_model(model_path)
     check_photo_model(info, model_path, found[0][0])
+    provenance = model_provenance(model_path, info)
     if overlap is not None and overlap >= (tile or default_tile(info)):
         raise UserError(f"--overlap {overlap}: must be smaller than the tile ({tile or default_tile(info)} px)")
     pairs = plan_outputs(found, out, output_suffix(info), overwrite, skip_existing)
@@ -238,7 +241,7 @@ def enhance_photos(
         pixels = enhance_array(model, info, photo.pixels, tile, overlap, progress=progress, ensemble=ensemble)
         try:
             with atomic_path(target) as tmp:
-                write_png(tmp, pixels, photo.icc_profile)
+                write_png(tmp, pixels, photo.icc_profile, provenance.for_input(source))
         except OSError as err:  # the disk, not the input: the images after it would fail alike
             raise UserError(
                 f"{target}: cannot be written ({err.strerror or err}); "

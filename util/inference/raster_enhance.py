@@ -215,10 +215,13 @@ def enhance_raster_file(
     overlap=None,
     ensemble=False,
     progress=True,
+    provenance=None,
 ) -> Path:
     """Enhance one raster file into ``out_path`` (float32, same CRS, cell size / scale, nodata kept).
 
-    A file that declares no nodata but holds a sentinel such as -9999 gets a warning line on stderr.
+    ``provenance``: the model's ``util.io.provenance.Provenance``, written into the output with this
+    file's name where its format has room (None: nothing). A file that declares no nodata but holds a
+    sentinel such as -9999 gets a warning line on stderr.
     """
     from util.io.rasters import RasterWriter, fill_nodata, read_raster, warn_suspected_nodata
 
@@ -231,7 +234,8 @@ def enhance_raster_file(
     lr = fill_nodata(raster.values) if not valid.all() else raster.values
     scale = info["scale"]
     height, width = lr.shape[0] * scale, lr.shape[1] * scale
-    with RasterWriter(out_path, raster, height, width, scale) as writer:
+    stamped = provenance.for_input(path) if provenance is not None else None
+    with RasterWriter(out_path, raster, height, width, scale, stamped) as writer:
         for row, rows in enhanced_rows(model, info, lr, tile, overlap, ensemble, progress):
             parent = valid[row // scale : (row + len(rows) - 1) // scale + 1]
             mask = np.repeat(np.repeat(parent, scale, axis=0), scale, axis=1)[row % scale : row % scale + len(rows)]

@@ -8,7 +8,8 @@ Two views of one decoding path (``_open``, EXIF orientation applied to the pixel
 Pillow reads 16-bit colour PNGs as 8 bit and cannot write them, so ``read_photo``
 decodes 16-bit PNGs with TensorFlow's libpng (``tf.io.decode_png``; TensorFlow is
 loaded anyway to run the model) and ``write_png`` writes them with a small streaming
-writer, which also carries the ICC profile (``tf.io.encode_png`` cannot).
+writer, which also carries the ICC profile (``tf.io.encode_png`` cannot). Given a
+``util.io.provenance.Provenance``, both write it in text chunks (``png_text``).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from PIL.PngImagePlugin import PngInfo
 
 from util.io.files import UserError, import_tensorflow_quietly
+from util.io.provenance import Provenance
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
 
@@ -201,21 +204,52 @@ def _apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
 # ---- 3. Writing ------------------------------------------------------------------
 
 
-def write_png(path, pixels: np.ndarray, icc_profile: bytes | None = None) -> None:
+def write_png(path, pixels: np.ndarray, icc_profile: bytes | None = None, provenance: Provenance | None = None) -> None:
     """Write HW / HWC (C = 2, 3, 4) uint8 or uint16 pixels as a PNG of the same mode and depth.
 
-    Not atomic by itself: give it the temporary path of ``util.atomic_path``.
+    ``provenance``: written as text chunks (``png_text``); None writes none. Not atomic by
+    itself: give it the temporary path of ``util.atomic_path``.
     """
+    text = png_text_chunks(png_text(provenance)) if provenance is not None else []
     if pixels.dtype == np.uint16:
-        _write_png16(path, pixels, icc_profile)
+        _write_png16(path, pixels, icc_profile, text)
     elif pixels.dtype == np.uint8:
-        Image.fromarray(pixels).save(path, format="PNG", icc_profile=icc_profile, compress_level=PNG_COMPRESS_LEVEL)
+        info = PngInfo()
+        for kind, data in text:
+            info.add(kind, data)
+        Image.fromarray(pixels).save(
+            path, format="PNG", icc_profile=icc_profile, pnginfo=info, compress_level=PNG_COMPRESS_LEVEL
+        )
     else:
         raise ValueError(f"pixels of dtype {pixels.dtype}: expected uint8 or uint16")
 
 
-def _write_png16(path, pixels: np.ndarray, icc_profile: bytes | None, rows_per_chunk: int = 64) -> None:
-    """16-bit PNG streamed in bands of rows, each row Sub-filtered (PNG filter type 1)."""
+def png_text(provenance: Provenance) -> dict[str, str]:
+    """The text of a PNG written by a model: PNG's own keywords (Software, Description, Creation Time), and
+    ``provenance``, the record's fields as JSON (Pillow reads them all as ``Image.open(path).text``)."""
+    return {
+        "Software": provenance.software,
+        "Description": provenance.summary(),
+        "Creation Time": provenance.created,
+        "provenance": provenance.to_json(),
+    }
+
+
+def png_text_chunks(text: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    """``(chunk type, data)`` of each key and value: tEXt for Latin-1 text, else iTXt (UTF-8), as Pillow chooses."""
+    chunks = []
+    for key, value in text.items():
+        keyword = key.encode("latin-1")
+        try:
+            chunks.append((b"tEXt", keyword + b"\0" + value.encode("latin-1")))
+        except UnicodeEncodeError:  # uncompressed, no language tag, no translated keyword
+            chunks.append((b"iTXt", keyword + b"\0\0\0\0\0" + value.encode("utf-8")))
+    return chunks
+
+
+def _write_png16(path, pixels: np.ndarray, icc_profile: bytes | None, text=(), rows_per_chunk: int = 64) -> None:
+    """16-bit PNG streamed in bands of rows, each row Sub-filtered (PNG filter type 1); ``text``: chunks of
+    ``png_text_chunks``, written before the pixels."""
     height, width = pixels.shape[:2]
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
     colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]  # grey, grey + alpha, RGB, RGBA
@@ -225,6 +259,7 @@ def _write_png16(path, pixels: np.ndarray, icc_profile: bytes | None, rows_per_c
         yield b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
         if icc_profile:
             yield b"iCCP", b"ICC profile\0\0" + zlib.compress(icc_profile)
+        yield from text
         compressor = zlib.compressobj(PNG_COMPRESS_LEVEL)
         for start in range(0, height, rows_per_chunk):
             band = pixels[start : start + rows_per_chunk].astype(">u2").view(np.uint8).reshape(-1, width * sample_bytes)

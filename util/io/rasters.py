@@ -26,7 +26,9 @@ numbers, and mask it everywhere else.
 Writing keeps the input's format and georeferencing (``write_raster``, and
 ``RasterWriter`` for outputs written a band of rows at a time): float32, the same CRS, the
 transform's cell size divided by the scale, the input's nodata value (NaN where it had
-none and a cell is nodata).
+none and a cell is nodata), a NetCDF input's global ``history``; given a
+``util.io.provenance.Provenance``, the model that made it where the format has room for text
+(GeoTIFF tags, NetCDF attributes, an ``.npz`` entry; an ESRI ASCII grid and a ``.npy`` have none).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from util.io.files import UserError, atomic_path
+from util.io.provenance import Provenance
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".asc", ".npy", ".npz", ".nc")
 # Values that mark missing cells in real files that forget to declare them (the checks warn, never guess).
@@ -492,9 +495,11 @@ def _read_netcdf(path: Path, variable: str | None) -> Raster:
         crs = _netcdf_crs(dataset, attrs, y_dim, x_dim)
         lengths = [LENGTH_UNITS.get(_units(dataset, dim)) for dim in (y_dim, x_dim)]
         coordinates = {name: dataset[name] for name in dataset.coords}
+        history = dataset.attrs.get("history", "")
+        history = history if isinstance(history, str) else ""
     raster = Raster(path, values, units=attrs.get("units") or "m", crs=crs)
     raster.nodata = _scalar(encoding.get("_FillValue", encoding.get("missing_value")))
-    raster.meta = {"variable": variable, "dims": (y_dim, x_dim), "attrs": _plain_attrs(attrs)}
+    raster.meta = {"variable": variable, "dims": (y_dim, x_dim), "attrs": _plain_attrs(attrs), "history": history}
     if ys is None or xs is None:
         raster.cell_unknown = f"{variable} has no 1-D coordinates along {y_dim if ys is None else x_dim}"
         if any(v.ndim == 2 and _axis(dataset, n) in ("X", "Y") for n, v in coordinates.items()):
@@ -682,13 +687,13 @@ def output_nodata(raster: Raster) -> float:
     return float(raster.nodata) if raster.nodata is not None else float("nan")
 
 
-def write_raster(path, values: np.ndarray, like: Raster, scale: int = 1) -> Path:
+def write_raster(path, values: np.ndarray, like: Raster, scale: int = 1, provenance: Provenance | None = None) -> Path:
     """Write float32 ``values`` (NaN = nodata) as ``path`` in the format of its suffix, georeferenced as ``like``.
 
-    ``scale``: the cell size of ``like`` divided by it (an enhanced raster).
+    ``scale``: the cell size of ``like`` divided by it (an enhanced raster); ``provenance``: as RasterWriter.
     """
     height, width = values.shape
-    with RasterWriter(path, like, height, width, scale) as writer:
+    with RasterWriter(path, like, height, width, scale, provenance) as writer:
         writer.write(values, 0)
     return Path(path)
 
@@ -702,11 +707,19 @@ class RasterWriter:
     from such a GeoTIFF by GDAL's AAIGrid driver (it has no streaming writer); ``.npy`` is
     a memory map; ``.npz`` and ``.nc`` are written with the values of the input's variable
     name (``.npz``: with the input's corners or latitude/longitude vectors, in its row order;
-    ``.nc``: a CF variable with ``_FillValue``, coordinates and the CRS as ``crs_wkt``).
+    ``.nc``: a CF variable with ``_FillValue``, coordinates and the CRS as ``crs_wkt``, and the
+    input's global ``history``).
+
+    ``provenance`` (util.io.provenance, None: none) says the file is a model's output: GeoTIFF
+    tags (``TIFFTAG_SOFTWARE``, ``TIFFTAG_IMAGEDESCRIPTION``, the domain ``PROVENANCE``), NetCDF
+    global attributes (a line appended to ``history``, ``source``, ``comment``, ``provenance``),
+    an ``.npz`` entry ``provenance``; an ESRI ASCII grid and a ``.npy`` have no place for it.
     """
 
-    def __init__(self, path, like: Raster, height: int, width: int, scale: int = 1):
-        self.path, self.like = Path(path), like
+    def __init__(
+        self, path, like: Raster, height: int, width: int, scale: int = 1, provenance: Provenance | None = None
+    ):
+        self.path, self.like, self.provenance = Path(path), like, provenance
         self.shape = (height, width)
         self.nodata = output_nodata(like)
         self.transform = None
@@ -760,6 +773,11 @@ class RasterWriter:
             )
             if self.like.units:
                 self._dst.units = (self.like.units,)
+            if self.provenance is not None and self.suffix != ".asc":  # an ASCII grid has no place for tags
+                self._dst.update_tags(
+                    TIFFTAG_SOFTWARE=self.provenance.software, TIFFTAG_IMAGEDESCRIPTION=self.provenance.summary()
+                )
+                self._dst.update_tags(ns="PROVENANCE", **self.provenance.fields())
         else:
             self._array = np.lib.format.open_memmap(
                 self.tmp.with_name(self.tmp.name + ".npy") if self.suffix != ".npy" else self.tmp,
@@ -820,6 +838,8 @@ class RasterWriter:
             layout = self.like.meta.get("npz")
             if layout and self.transform is not None:
                 arrays.update(_npz_coordinates(layout, self.transform, self.shape, south_up))
+            if self.provenance is not None:  # a 0-d string, which the reader passes over; a grid of that name wins
+                arrays.setdefault("provenance", np.array(self.provenance.to_json()))
             with open(self.tmp, "wb") as f:
                 np.savez_compressed(f, **arrays)
         elif self.suffix == ".nc":
@@ -850,7 +870,7 @@ class RasterWriter:
             values = values[::-1]
         fill = None if math.isnan(self.nodata) else np.float32(self.nodata)
         with netCDF4.Dataset(self.tmp, "w", format="NETCDF4") as nc:
-            nc.Conventions = "CF-1.8"
+            nc.setncatts({"Conventions": "CF-1.8", **_netcdf_globals(like.meta.get("history", ""), self.provenance)})
             nc.createDimension(y_dim, height)
             nc.createDimension(x_dim, width)
             if self.transform is not None:
@@ -877,3 +897,18 @@ class RasterWriter:
                 crs.spatial_ref = like.crs.to_wkt()
                 out.grid_mapping = "crs"
             out[:] = values if fill is not None else np.where(np.isfinite(values), values, np.float32(np.nan))
+
+
+def _netcdf_globals(history: str, provenance: Provenance | None) -> dict[str, str]:
+    """Global attributes of an output NetCDF: the input's ``history``, and given ``provenance`` a line appended
+    to it (CF: a timestamp first), ``source`` (the model), ``comment`` and ``provenance`` (the fields as JSON)."""
+    lines = [history.rstrip("\n")] if history else []
+    attrs = {}
+    if provenance is not None:
+        lines.append(provenance.history_line())
+        attrs = {
+            "source": f"{provenance.model_text}, {provenance.software}",
+            "comment": provenance.summary(),
+            "provenance": provenance.to_json(),
+        }
+    return ({"history": "\n".join(lines)} if lines else {}) | attrs

@@ -142,11 +142,12 @@ def predict(script: str, settings: Settings, options: Options) -> Path:
     model = Path(options.model) if options.model else folder / "model.keras"
     source = Path(options.input)
     if source.is_file() and is_raster_file(source):
+        from util.io.provenance import model_provenance
         from util.models.loading import load_model
 
         loaded, info = load_model(model)
         target = output_path(source, info["scale"], out_dir)
-        enhance_raster_file(source, loaded, info, target)
+        enhance_raster_file(source, loaded, info, target, provenance=model_provenance(model, info))
         print(f"{source} -> {target}")
         return out_dir
     enhance_photos([source], model, out=out_dir, overwrite=True)
