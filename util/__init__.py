@@ -14,18 +14,18 @@
 
 TensorFlow is imported only by the modules that need it, so the data step never loads it.
 The light helpers are re-exported here (``util.psnr``, ``util.load_image_rgb``...).
-Nothing runs at import time. ``__version__`` is the suite's version, the one place it is set
-(``util.io.provenance.suite_version`` adds the git commit where there is one).
+Nothing runs at import time. ``__version__`` is the suite's version (set once, util.io.provenance.VERSION;
+``util.io.provenance.suite_version`` adds the git commit where there is one).
 """
-
-__version__ = "0.1.0"
 
 from util.data.resize import bicubic_downscale, bicubic_upscale, imresize, modcrop
 from util.evaluation.metrics import psnr, rgb_to_y, ssim
 from util.io.files import UserError, atomic_path, run_cli, save_npy_atomic, write_json_atomic, write_text_atomic
 from util.io.images import IMAGE_SUFFIXES, ImageError, list_images, load_image_rgb, round_to_dtype, to_uint8_rgb
+from util.io.provenance import VERSION as __version__
 
 __all__ = [
+    "__version__",
     "IMAGE_SUFFIXES",
     "ImageError",
     "UserError",

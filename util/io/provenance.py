@@ -97,18 +97,19 @@ def model_provenance(model_path, info: dict) -> Provenance:
     )
 
 
+VERSION = "0.1.0"  # the suite's version, the one place it is set (util.__version__)
+
+
 def utc_now() -> str:
     """The UTC time to the second, ISO 8601: ``2025-01-31T12:00:00Z``."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def suite_version() -> str:
-    """``util.__version__``, with the commit as a local version (``0.1.0+g16ca5f4df574``, ``.dirty`` when the
+    """``VERSION``, with the commit as a local version (``0.1.0+g16ca5f4df574``, ``.dirty`` when the
     checkout has changes) when the suite is a git checkout and git runs; the plain version otherwise."""
-    from util import __version__
-
     if not (REPO / ".git").exists():  # a copy without git, or the suite vendored into another repository
-        return __version__
+        return VERSION
     try:
         commit = subprocess.run(  # the commit alone, whatever the tags: --exclude leaves none to describe by
             ["git", "-C", str(REPO), "describe", "--always", "--dirty=.dirty", "--abbrev=12", "--exclude=*"],
@@ -118,5 +119,5 @@ def suite_version() -> str:
             check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):  # no git, or a broken checkout: the version alone is still true
-        return __version__
-    return f"{__version__}+g{commit}"
+        return VERSION
+    return f"{VERSION}+g{commit}"
