@@ -14,8 +14,8 @@
 - the slope applies to elevations only (``not_elevation`` says why a grid is not one);
   grids of other quantities (temperature in K, precipitation ...) get the scores of a
   downscaling instead: spatial correlation, per-cell error maps over a stack of grids,
-  the radially averaged power spectrum and the share of variance at wavelengths under
-  3 cells, latitude-weighted RMSE, and the conservation error (the output's block means
+  the radially averaged power spectrum and the variance at wavelengths of 2 to 3 cells,
+  latitude-weighted RMSE, and the conservation error (the output's block means
   against the LR input); ``upsample_bicubic_mean_preserving`` is the baseline that
   conserves the LR exactly.
 """
@@ -92,9 +92,12 @@ def baselines(elevation: bool = True) -> dict:
 
 # ---- Which scores apply --------------------------------------------------------------
 
-ELEVATION_QUANTITIES = ("elevation", "height", "altitude", "bathymetry", "depth", "topography")
+ELEVATION_QUANTITIES = ("elevation", "height", "altitude", "bathymetry", "topography")
 # CF standard names of terrain, ice-surface and sea-floor heights: the slope of these is a ground slope.
+# "elevation" and "height" are not CF's terrain names, but DEM files use them so.
 ELEVATION_STANDARD_NAMES = (
+    "elevation",
+    "height",
     "altitude",
     "surface_altitude",
     "bedrock_altitude",
