@@ -21,7 +21,10 @@ Rasters (DEMs, any grid in data units: .tif, .asc, .npy, .npz, .nc files or fold
 them, with a raster model or bicubic) are scored by the raster protocol of
 util/evaluation/raster_eval.py: block-mean LR, bicubic and cubic spline beside the model, RMSE,
 MAE, bias and slope RMSE over the valid cells; JSON and a hillshade/error figure,
-``eval_<folder or file>_<task>.{json,png}``.
+``eval_<folder or file>_<task>.{json,png}``. Grids of other quantities than elevation (units
+that are not a length, such as K; a NetCDF standard_name such as air_temperature) get no slope
+and the scores of a downscaling instead (spatial correlation, conservation RMSE, small-scale
+power, latitude-weighted RMSE), the mean-preserving bicubic, and a heat-map figure.
 """
 
 from __future__ import annotations
@@ -183,20 +186,31 @@ def evaluate_rasters(args, model=None, info: dict | None = None) -> None:
                 )
             lines += ["", "All rasters pooled:", ""]
         lines += raster_rows(result["pooled"], units)
-        lines += [
-            f"\nslope RMSE left out for {row['file']}: {row['slope_left_out']}"
-            for row in result["rasters"]
-            if "slope_left_out" in row
-        ]
+        lines += slope_notes(result)
         print("\n".join(lines) + "\n")
         util.write_json_atomic(stem.with_suffix(".json"), result)
         print(f"written: {stem.with_suffix('.json')} and {stem.with_suffix('.png').name}\n")
+
+
+def slope_notes(result: dict) -> list[str]:
+    """Why the slope RMSE is left out: a line per raster of unknown cell size; one line for other quantities."""
+    rows = result["rasters"]
+    if "slope_rmse" in result["pooled"]["bicubic"]:
+        left_out = [row for row in rows if "slope_left_out" in row]
+        return [f"\nslope RMSE left out for {row['file']}: {row['slope_left_out']}" for row in left_out]
+    which = rows[0]["file"] if len(rows) == 1 else f"the {len(rows)} rasters ({rows[0]['file']} ...)"
+    return [f"\nslope RMSE left out for {which}: {rows[0]['slope_left_out']}", f"\n{DOWNSCALING_SCORES}"]
 
 
 RASTER_PROTOCOL = (
     "Raster protocol: HR cropped to a multiple of the scale, LR = block mean of the valid cells, nodata filled "
     "from the nearest valid cell for every method; scored over valid cells with a scale-cell border left out, "
     "in the data's units; slope RMSE by Horn's method with the real cell size."
+)
+DOWNSCALING_SCORES = (
+    "Not elevations, so no slope: spatial correlation (mean over rasters), conservation RMSE (block means of "
+    "the output against the LR), small-scale power (wavelengths of 2-3 cells) against the truth's, "
+    "cos(latitude)-weighted RMSE of geographic grids; see docs/design.md#rasters-in-detail."
 )
 
 

@@ -16,9 +16,11 @@ The raster counterpart of ``pairs.py``: every raster source (``dem``, ``copernic
   (``Raster.cell_size_m``: geographic cells converted at the raster's centre latitude);
 - ``test_regions/<raster stem>.tif``: each raster's held-out region, float32 GeoTIFF with
   its nodata, for ``evaluate.py``;
-- ``manifest.json``: ``"kind": "raster"``, units, settings, the split rule, per patch its
-  raster, row and col (top-left cell), each raster's test region [row0, row1, col0, col1],
-  and ``value_scale``: the std of (HR - its patch mean) over the valid training cells.
+- ``manifest.json``: ``"kind": "raster"``, units (and the NetCDF ``standard_name`` where the
+  rasters give one), settings, the split rule, per patch its raster, row and col (top-left
+  cell), each raster's test region [row0, row1, col0, col1] and, for geographic rasters,
+  ``latitudes`` [row 0's centre latitude, step per row] in degrees, and ``value_scale``: the
+  std of (HR - its patch mean) over the valid training cells.
 
 The split is spatial and disjoint, per raster: the far end of its longer side (the bottom
 rows or the right columns), TEST_FRACTION of that side rounded to whole patches (at least
@@ -51,6 +53,7 @@ from tqdm import tqdm
 import util
 from download_module import writer
 from download_module.writer import SPLITS
+from util.evaluation.raster_eval import row_latitudes
 from util.evaluation.raster_metrics import block_mean
 from util.io import kinds
 from util.io.rasters import RASTER_SUFFIXES, Raster, fill_nodata, read_raster, warn_suspected_nodata, write_raster
@@ -239,6 +242,8 @@ class UsableRaster:
     train_positions: int  # usable training crops
     tiles: list[tuple[int, int]]  # usable test tiles (row, col)
     raster: Raster | None = field(default=None, repr=False)  # kept when the cache had room
+    latitudes: list[float] | None = None  # geographic: [row 0's centre latitude, step per row] in degrees
+    standard_name: str = ""  # the NetCDF variable's, "" for none
 
     @property
     def test_region(self) -> Box | None:
@@ -300,9 +305,17 @@ def check_rasters(rasters: SourceRasters, settings: dict):
                 positions,
                 tiles,
                 raster if keep else None,
+                _latitudes(raster),
+                str(raster.meta.get("attrs", {}).get("standard_name", "")),
             )
         )
     return usable, skipped
+
+
+def _latitudes(raster: Raster) -> list[float] | None:
+    """[row 0's centre latitude, step per row] in degrees of a geographic raster (for the test scores), else None."""
+    lats = row_latitudes(raster)
+    return None if lats is None else [float(lats[0]), float(lats[1] - lats[0])]
 
 
 def assign_whole_rasters(usable: list[UsableRaster], patch: int, source: str) -> list[str]:
@@ -603,6 +616,7 @@ def _raster_entries(usable: list[UsableRaster]) -> list[dict]:
             "train_area": list(u.train_area) if u.train_area else None,
             "test_region": list(u.test_region) if u.test_region else None,
             "test_region_file": regions.get(u.file.name),
+            **({"latitudes": u.latitudes} if u.latitudes else {}),
         }
         for u in usable
     ]
@@ -635,6 +649,7 @@ def write_dataset(dest: Path, rasters: SourceRasters, settings: dict) -> dict:
     manifest = {
         "kind": KIND,
         "units": _units(usable, source),
+        **({"standard_name": usable[0].standard_name} if usable[0].standard_name else {}),
         "source": source,
         "origin": rasters.origin,
         "split_rule": rule,

@@ -2,7 +2,10 @@
 
 Photos: the prototype's protocol against the task's baseline (util.evaluation.protocols). Rasters: RMSE,
 MAE, bias, slope RMSE and PSNR over the valid cells in data units against bicubic and cubic
-spline (util.evaluation.raster_metrics). ``comparison.png`` is written beside the scores.
+spline (util.evaluation.raster_metrics); a data set that is not of elevations (its manifest's
+quantity, standard_name or units) gets no slope and the scores of a downscaling instead, with
+the mean-preserving bicubic beside the other baselines. ``comparison.png`` is written beside the
+scores, and for other quantities than elevation ``cell_errors.png``.
 """
 
 from __future__ import annotations
@@ -52,10 +55,12 @@ def score_test_pairs(model, settings: Settings, folder: Path, folder_out: Path, 
 
 
 def score_raster_test_pairs(model, settings: Settings, folder: Path, folder_out: Path, meta: dict, ensemble=False):
-    """Score a raster model, bicubic and cubic spline on the raster test pairs in data units; write comparison.png.
+    """Score a raster model and the baselines on the raster test pairs in data units; write comparison.png.
 
     Over the valid cells only: RMSE, MAE, bias, slope RMSE (degrees, Horn, each patch's
     cell size) and PSNR on range-normalised heights (util.evaluation.raster_metrics.raster_scores).
+    Not elevations: no slope; correlation, conservation, small-scale power and (latitudes in
+    the manifest) latitude-weighted RMSE, heat maps, and per-cell error maps (cell_errors.png).
     """
     from util.data import pipelines
     from util.evaluation import raster_eval, raster_metrics
@@ -69,30 +74,55 @@ def score_raster_test_pairs(model, settings: Settings, folder: Path, folder_out:
     infer_seconds = time.time() - started
     valid = mask[..., 0].astype(bool)
     targets = hr[..., 0]
+    manifest = pipelines.manifest_of(folder)
+    units = manifest.get("units", "m")
+    quantity_note = raster_metrics.not_elevation(units, manifest.get("quantity", ""), manifest.get("standard_name", ""))
+    elevation = not quantity_note
     methods = {
-        "bicubic": np.stack([raster_metrics.upsample_bicubic(p, scale) for p in lr[..., 0]]),
-        "cubic spline": np.stack([raster_metrics.upsample_spline(p, scale) for p in lr[..., 0]]),
-        "model": outputs[..., 0],
+        name: np.stack([upsample(p, scale) for p in lr[..., 0]])
+        for name, upsample in raster_metrics.baselines(elevation).items()
     }
+    methods["model"] = outputs[..., 0]
     if ensemble:
         methods["model + self-ensemble"] = predict_raster_patches(model, info, lr, ensemble=True)[..., 0]
+    lats = None if elevation else latitudes_of_test_patches(manifest, len(hr), targets.shape[1])
     results = dict(meta)
     results.update(
         n_test=len(hr),
         protocol="raster: valid cells of the test patches (spatially disjoint from training), data units",
-        units=pipelines.manifest_of(folder).get("units", "m"),
+        units=units,
         raster_scores={
-            name: raster_metrics.raster_scores(values, targets, valid, cells) for name, values in methods.items()
+            name: raster_metrics.raster_scores(values, targets, valid, cells, lr[..., 0], lats, elevation)
+            for name, values in methods.items()
         },
         test_patches_per_second=round(len(hr) / infer_seconds, 2),
     )
-    raster_eval.raster_comparison_figure(
-        targets[:4],
-        valid[:4],
-        lr[:4, ..., 0],
-        {k: v[:4] for k, v in methods.items()},
-        cells[:4],
-        folder_out / "comparison.png",
-        results["units"],
-    )
+    shown = (targets[:4], valid[:4], lr[:4, ..., 0], {k: v[:4] for k, v in methods.items()})
+    if not elevation:
+        results["slope_left_out"] = quantity_note
+        raster_eval.heat_map_figure(*shown, folder_out / "comparison.png", units)
+        maps = {name: raster_metrics.cell_error_maps(values, targets, valid) for name, values in methods.items()}
+        raster_eval.cell_error_figure(maps, folder_out / "cell_errors.png", units)
+    else:
+        raster_eval.raster_comparison_figure(*shown, cells[:4], folder_out / "comparison.png", units)
     return results
+
+
+def latitudes_of_test_patches(manifest: dict, count: int, side: int) -> np.ndarray | None:
+    """(count, side) centre latitudes in degrees of the rows of the first ``count`` test patches; None if unknown.
+
+    From each patch's raster and row (the manifest's ``splits``) and its raster's ``latitudes``
+    (row 0's centre latitude and the step per row, written for geographic rasters).
+    """
+    test = manifest.get("splits", {}).get("test", {})
+    entries = {r["name"]: r.get("latitudes") for r in manifest.get("rasters", [])}
+    patches = test.get("patches", [])[:count]
+    if len(patches) < count:
+        return None
+    lats = []
+    for raster, row, _ in patches:
+        first_step = entries.get(test["rasters"][raster])
+        if first_step is None:
+            return None
+        lats.append(first_step[0] + first_step[1] * (row + np.arange(side)))
+    return np.asarray(lats)

@@ -14,25 +14,31 @@ A raster file is scored by the protocol of the raster data sets (download_module
     A raster whose file cannot say its cell size in metres (``Raster.cell_unknown``: a
     .npy, NetCDF coordinates without units) gets no slope RMSE, with the reason, unless
     the user gives the cell size (evaluate.py --cell-size).
+  * a raster that is not an elevation (``not_elevation``: its units are not a length, or its
+    NetCDF standard_name names another quantity) gets no slope, with the reason, and the
+    scores of a downscaling instead: spatial correlation, conservation RMSE (block means of
+    the output against the LR), small-scale power ratio and, for geographic grids,
+    latitude-weighted RMSE; the mean-preserving bicubic joins the baselines.
 
-Figures: hillshades (matplotlib's LightSource, sun from the north-west at 45 degrees,
-the true cell size) of LR, bicubic, cubic spline, model and HR, and maps of each
-method's error in the data's units on one symmetric colour scale per row.
+Figures: for elevations, hillshades (matplotlib's LightSource, sun from the north-west at
+45 degrees, the true cell size) of LR, bicubic, cubic spline, model and HR; for other
+quantities, heat maps in the data's units on one colour scale per row and the radially
+averaged power spectra; then maps of each method's error in the data's units on one
+symmetric colour scale per row.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from util.evaluation.raster_metrics import RasterScore, block_mean, upsample_bicubic, upsample_spline
+from util.evaluation.raster_metrics import RasterScore, baselines, block_mean, not_elevation
 from util.io.files import UserError
 from util.io.rasters import fill_nodata, read_raster
-
-BASELINES = {"bicubic": upsample_bicubic, "cubic spline": upsample_spline}
 
 
 def degrade(values: np.ndarray, scale: int):
@@ -52,21 +58,41 @@ def degrade(values: np.ndarray, scale: int):
     return hr, fill_nodata(lr), scored
 
 
-def evaluate_raster(values: np.ndarray, cell, scale: int, enhance: Callable | None = None) -> dict:
+def evaluate_raster(values: np.ndarray, cell, scale: int, enhance: Callable | None = None, elevation=True, lats=None):
     """{method: scores} and the grids of one raster; ``enhance(filled LR) -> HR grid`` is the model.
 
-    ``cell``: (dy, dx) in metres, or None when unknown (no slope RMSE).
+    ``cell``: (dy, dx) in metres, or None when unknown (no slope RMSE). ``elevation`` False:
+    the scores of a downscaling (``RasterScore``), with ``lats`` the rows' latitudes in degrees
+    (None: unknown).
     """
     hr, lr, scored = degrade(values, scale)
-    outputs = {name: upsample(lr, scale) for name, upsample in BASELINES.items()}
+    outputs = {name: upsample(lr, scale) for name, upsample in baselines(elevation).items()}
     if enhance is not None:
         outputs["model"] = np.asarray(enhance(lr), np.float32)
+    lats = None if lats is None else lats[: hr.shape[0]]
     scores = {}
     for name, output in outputs.items():
-        score = RasterScore()
-        score.add(output, hr, scored, cell)
+        score = RasterScore(elevation)
+        score.add(output, hr, scored, cell, lr, lats)
         scores[name] = score
     return {"scores": scores, "hr": hr, "lr": lr, "scored": scored, "outputs": outputs}
+
+
+def row_latitudes(raster) -> np.ndarray | None:
+    """(H,) float64: each row's centre latitude in degrees of a geographic raster (north-up); None for others.
+
+    Geographic: a geographic CRS, or cells in degrees without one (``Raster.degrees``).
+    """
+    t = raster.transform
+    geographic = raster.degrees or (raster.crs is not None and raster.crs.is_geographic)
+    if t is None or not geographic or t.b or t.d:
+        return None
+    return t.f + t.e * (np.arange(raster.values.shape[0]) + 0.5)
+
+
+def raster_quantity(raster) -> str:
+    """Why ``raster`` is not an elevation ("" when it is): ``not_elevation`` of its units and NetCDF standard_name."""
+    return not_elevation(raster.units, standard_name=str(raster.meta.get("attrs", {}).get("standard_name", "")))
 
 
 def raster_files(paths) -> list[Path]:
@@ -112,52 +138,65 @@ def evaluate_raster_files(
 
     ``pooled`` sums over all scored cells of all rasters (slope: of the rasters with a known
     cell size). ``figure``: the comparison of the first raster, a centred crop of at most
-    128 x 128 HR cells. ``cell_size``: see ``raster_cell``.
+    128 x 128 HR cells. ``cell_size``: see ``raster_cell``. The rasters are all elevations or
+    all of other quantities (``raster_quantity``): one pooled score means one set of scores.
     """
     from util.io.rasters import warn_suspected_nodata
 
-    pooled, rows = {}, []
+    pooled, rows, first_note = {}, [], ""
     for i, path in enumerate(files):
         raster = read_raster(path, **(read or {}))
         warn_suspected_nodata(raster)
         cell, slope_note = raster_cell(raster, cell_size)
+        quantity_note = raster_quantity(raster)
+        first_note = quantity_note if i == 0 else first_note
+        if bool(quantity_note) != bool(first_note):
+            what = quantity_note or f"an elevation (units {raster.units!r})"
+            raise UserError(
+                f"{path}: {what}, unlike {rows[0]['file']}; evaluate elevations and other quantities in separate calls"
+            )
+        lats = row_latitudes(raster) if quantity_note else None
         try:
-            result = evaluate_raster(raster.values, cell, scale, enhance)
+            result = evaluate_raster(raster.values, cell, scale, enhance, not quantity_note, lats)
         except UserError as err:
             raise UserError(f"{path}: {err}") from None
         for name, score in result["scores"].items():
-            total = pooled.setdefault(name, RasterScore())
-            total.cells += score.cells
-            total.squares += score.squares
-            total.absolute += score.absolute
-            total.signed += score.signed
-            total.slope_cells += score.slope_cells
-            total.slope_squares += score.slope_squares
-            total.psnrs += score.psnrs
-        rows.append(
-            {
-                "file": str(path),
-                "shape": list(raster.values.shape),
-                "cell_m": None if cell is None else [round(v, 3) for v in cell],
-                "units": raster.units,
-                "scores": {name: score.result() for name, score in result["scores"].items()},
-            }
-        )
-        if slope_note:
-            rows[-1]["slope_left_out"] = slope_note
+            pooled.setdefault(name, RasterScore(score.elevation)).merge(score)
+        rows.append(_raster_row(path, raster, cell, result, quantity_note or slope_note))
         if figure is not None and i == 0:
-            crop = _centre_crop(result["hr"].shape, scale)
-            lr_crop = tuple(slice(s.start // scale, s.stop // scale) for s in crop)
-            raster_comparison_figure(
-                result["hr"][crop][None],
-                result["scored"][crop][None],
-                result["lr"][lr_crop][None],
-                {name: output[crop][None] for name, output in result["outputs"].items()},
-                np.asarray([cell or (1.0, 1.0)]),  # unknown cells: the hillshade is a picture, not a measure
-                figure,
-                raster.units,
-            )
+            _raster_figure(result, cell, scale, figure, raster.units, elevation=not quantity_note)
     return {"rasters": rows, "pooled": {name: score.result() for name, score in pooled.items()}}
+
+
+def _raster_row(path, raster, cell, result: dict, slope_note: str) -> dict:
+    """The JSON row of one raster: file, shape, cell size, units, scores and why the slope is left out."""
+    row = {
+        "file": str(path),
+        "shape": list(raster.values.shape),
+        "cell_m": None if cell is None else [round(v, 3) for v in cell],
+        "units": raster.units,
+        "scores": {name: score.result() for name, score in result["scores"].items()},
+    }
+    if slope_note:
+        row["slope_left_out"] = slope_note
+    return row
+
+
+def _raster_figure(result: dict, cell, scale: int, figure: Path, units: str, elevation: bool) -> None:
+    """The comparison figure of a centred crop of one raster's result: hillshades, or heat maps."""
+    crop = _centre_crop(result["hr"].shape, scale)
+    lr_crop = tuple(slice(s.start // scale, s.stop // scale) for s in crop)
+    grids = (
+        result["hr"][crop][None],
+        result["scored"][crop][None],
+        result["lr"][lr_crop][None],
+        {name: output[crop][None] for name, output in result["outputs"].items()},
+    )
+    if elevation:
+        # unknown cells: the hillshade is a picture, not a measure
+        raster_comparison_figure(*grids, np.asarray([cell or (1.0, 1.0)]), figure, units)
+    else:
+        heat_map_figure(*grids, figure, units)
 
 
 def _centre_crop(shape, scale: int, size: int = 128):
@@ -187,29 +226,121 @@ def raster_comparison_figure(targets, valid, lr, methods: dict, cells, png_path:
     ``targets`` (N, H, W) HR, ``valid`` bool, ``lr`` (N, h, w), ``methods`` name -> (N, H, W),
     ``cells`` (N, 2) HR cell sizes in metres. Nodata cells are grey in the error maps.
     """
-    from util.evaluation.report import _pyplot, _save
+    from util.evaluation.report import _pyplot
 
     plt = _pyplot()
     names = list(methods)
     columns = ["LR", *names, "HR", *[f"{name} - HR" for name in names]]
     n = len(targets)
-    errors_cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.7")
     fig, axes = plt.subplots(n, len(columns), figsize=(2.1 * len(columns), 2.3 * n), squeeze=False)
     for i in range(n):
         cell, scale = cells[i], targets[i].shape[0] / lr[i].shape[0]
         shades = [hillshade(lr[i], cell * scale), *[hillshade(methods[m][i], cell) for m in names]]
         shades.append(hillshade(targets[i], cell))
-        errors = [np.where(valid[i], methods[m][i] - targets[i], np.nan) for m in names]
-        limit = max(float(np.nanpercentile(np.abs(e), 99)) if np.isfinite(e).any() else 0.0 for e in errors) or 1.0
         for j, shade in enumerate(shades):
             axes[i, j].imshow(shade, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        for k, error in enumerate(errors):
-            image = axes[i, len(shades) + k].imshow(
-                np.ma.masked_invalid(error), cmap=errors_cmap, vmin=-limit, vmax=limit, interpolation="nearest"
+        _error_maps(fig, axes[i, len(shades) :], [methods[m][i] - targets[i] for m in names], valid[i], units)
+    _finish(fig, axes, columns, png_path)
+
+
+def heat_map_figure(targets, valid, lr, methods: dict, png_path: Path, units: str) -> None:
+    """Rows of heat maps (LR, each method, truth) in ``units``, error maps (method - truth) and power spectra.
+
+    ``targets`` (N, H, W) HR, ``valid`` bool, ``lr`` (N, h, w), ``methods`` name -> (N, H, W). The
+    value maps of a row share one colour scale (the truth's 1st to 99th percentile); the last
+    panel has the radially averaged power spectra of the truth and each method (nodata filled
+    from the nearest valid cell). Nodata cells are grey.
+    """
+    from util.evaluation.report import _pyplot
+
+    plt = _pyplot()
+    names = list(methods)
+    columns = ["LR", *names, "truth", *[f"{name} - truth" for name in names], "power spectrum"]
+    n = len(targets)
+    fig, axes = plt.subplots(
+        n,
+        len(columns),
+        figsize=(2.1 * len(columns) + 1.5, 2.3 * n),
+        squeeze=False,
+        layout="constrained",
+        gridspec_kw={"width_ratios": [1] * (len(columns) - 1) + [1.8]},
+    )
+    cmap = plt.get_cmap("viridis").with_extremes(bad="0.7")
+    for i in range(n):
+        truth = np.where(valid[i], targets[i], np.nan)
+        low, high = np.nanpercentile(truth, [1, 99]) if np.isfinite(truth).any() else (0.0, 1.0)
+        maps = [lr[i], *[methods[m][i] for m in names], truth]
+        for j, values in enumerate(maps):
+            image = axes[i, j].imshow(
+                np.ma.masked_invalid(values), cmap=cmap, vmin=low, vmax=high, interpolation="nearest"
             )
-        fig.colorbar(image, ax=axes[i, len(shades) :].tolist(), shrink=0.8, label=f"error ({units})")
+        fig.colorbar(image, ax=axes[i, : len(maps)].tolist(), shrink=0.8, label=units)
+        errors = [methods[m][i] - targets[i] for m in names]
+        _error_maps(fig, axes[i, len(maps) : -1], errors, valid[i], units)
+        _spectra(axes[i, -1], {"truth": targets[i], **{m: methods[m][i] for m in names}}, valid[i], units)
+    _finish(fig, axes[:, :-1], columns[:-1], png_path, axes[0, -1])
+
+
+def _error_maps(fig, axes, errors, valid, units: str) -> None:
+    """Maps of errors (nodata grey) on one symmetric scale (99th percentile of |error|) with its colour bar."""
+    from util.evaluation.report import _pyplot
+
+    errors = [np.where(valid, error, np.nan) for error in errors]
+    limit = max(float(np.nanpercentile(np.abs(e), 99)) if np.isfinite(e).any() else 0.0 for e in errors) or 1.0
+    cmap = _pyplot().get_cmap("RdBu_r").with_extremes(bad="0.7")
+    for ax, error in zip(axes, errors, strict=True):
+        image = ax.imshow(np.ma.masked_invalid(error), cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest")
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label=f"error ({units})")
+
+
+def _spectra(ax, grids: dict, valid, units: str) -> None:
+    """Radially averaged power spectra of ``grids`` (name -> 2-D), log-log, cells outside ``valid`` filled."""
+    from util.evaluation.raster_metrics import radial_power_spectrum
+
+    if not valid.any():
+        return
+    for name, grid in grids.items():
+        k, power = radial_power_spectrum(fill_nodata(np.where(valid, grid, np.nan)))
+        ax.loglog(k, power, label=name, color="black" if name == "truth" else None, linewidth=1)
+    from matplotlib.ticker import NullFormatter
+
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("cycles per cell", fontsize=8)
+    ax.set_ylabel(f"power ({units}²)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=6)
+
+
+def _finish(fig, axes, columns, png_path: Path, spectrum_ax=None) -> None:
+    """Column titles on the first row, no ticks on the maps, then the PNG."""
+    from util.evaluation.report import _save
+
     for j, title in enumerate(columns):
-        axes[0, j].set_title(title, fontsize=9)
+        axes[0, j].set_title(textwrap.fill(title, 20), fontsize=9)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if spectrum_ax is not None:
+        spectrum_ax.set_title("power spectrum", fontsize=9)
+    _save(fig, png_path)
+
+
+def cell_error_figure(maps: dict, png_path: Path, units: str) -> None:
+    """Per-cell RMSE (top row) and bias (bottom row) of each method, ``maps`` name -> (RMSE, bias) (H, W)."""
+    from util.evaluation.report import _pyplot, _save
+
+    plt = _pyplot()
+    names = list(maps)
+    fig, axes = plt.subplots(2, len(names), figsize=(2.6 * len(names), 4.8), squeeze=False)
+    rmse_high = max(float(np.nanmax(rmse)) if np.isfinite(rmse).any() else 0.0 for rmse, _ in maps.values()) or 1.0
+    bias_limit = max(float(np.nanmax(np.abs(b))) if np.isfinite(b).any() else 0.0 for _, b in maps.values()) or 1.0
+    for j, name in enumerate(names):
+        rmse, bias = maps[name]
+        top = axes[0, j].imshow(rmse, cmap="magma", vmin=0, vmax=rmse_high, interpolation="nearest")
+        low = axes[1, j].imshow(bias, cmap="RdBu_r", vmin=-bias_limit, vmax=bias_limit, interpolation="nearest")
+        axes[0, j].set_title(name, fontsize=9)
+    fig.colorbar(top, ax=axes[0].tolist(), shrink=0.8, label=f"RMSE per cell ({units})")
+    fig.colorbar(low, ax=axes[1].tolist(), shrink=0.8, label=f"bias per cell ({units})")
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])

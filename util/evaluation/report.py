@@ -26,18 +26,28 @@ def _save(fig, path: Path) -> None:
     _pyplot().close(fig)
 
 
+# The rows of a raster table, in order; a table has those whose keys its scores hold (util.evaluation.raster_metrics).
+RASTER_ROWS = (
+    ("rmse", "RMSE ({units})", ".3f"),
+    ("lat_weighted_rmse", "RMSE, cos(latitude)-weighted ({units})", ".3f"),
+    ("mae", "MAE ({units})", ".3f"),
+    ("bias", "bias ({units})", ".3f"),
+    ("slope_rmse", "slope RMSE (degrees)", ".3f"),
+    ("correlation", "spatial correlation", ".4f"),
+    ("conservation_rmse", "conservation RMSE: block means vs LR ({units})", ".3f"),
+    ("small_scale_power_ratio", "small-scale power / truth's (wavelengths of 2-3 cells)", ".3f"),
+    ("psnr", "PSNR, range-normalised (dB; secondary)", ".3f"),
+)
+
+
 def raster_rows(scores: dict, units: str) -> list[str]:
-    """Markdown rows of raster scores: one column per method, one row per metric."""
+    """Markdown rows of raster scores: one column per method, one row per metric the scores hold."""
     names = list(scores)
     rows = ["| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-    for key, label in (
-        ("rmse", f"RMSE ({units})"),
-        ("mae", f"MAE ({units})"),
-        ("bias", f"bias ({units})"),
-        ("slope_rmse", "slope RMSE (degrees)"),
-        ("psnr", "PSNR, range-normalised (dB; secondary)"),
-    ):
-        rows.append(f"| {label} | " + " | ".join(f"{scores[n][key]:.3f}" for n in names) + " |")
+    for key, label, spec in RASTER_ROWS:
+        if key in scores[names[0]]:
+            cells = " | ".join(format(scores[n][key], spec) for n in names)
+            rows.append(f"| {label.format(units=units)} | {cells} |")
     if "bicubic" in scores and "model" in scores and scores["bicubic"]["rmse"]:
         gain = 100 * (1 - scores["model"]["rmse"] / scores["bicubic"]["rmse"])
         rows.append(f"\nModel RMSE {gain:.1f} % below bicubic.")
@@ -57,6 +67,8 @@ def results_markdown(results: dict, path: Path) -> str:
             *raster_rows(results["raster_scores"], results.get("units", "m")),
             "",
         ]
+        if "slope_left_out" in results:
+            rows += [f"Slope RMSE left out: {results['slope_left_out']}.", ""]
         text = "\n".join(rows)
         write_text_atomic(path, text)
         return text
@@ -92,9 +104,7 @@ def summary_line(results: dict) -> str:
     if "raster_scores" in results:
         scores, units = results["raster_scores"], results.get("units", "m")
         return f"{results['model']} {results['task']} on {results['dataset']}: {results['n_test']} test patches, " + (
-            ", ".join(
-                f"{name} RMSE {s['rmse']:.3f} {units} / slope {s['slope_rmse']:.2f} deg" for name, s in scores.items()
-            )
+            ", ".join(f"{name} RMSE {s['rmse']:.3f} {units}{_second_score(s)}" for name, s in scores.items())
         )
     base, model = results["baseline"], results["model_scores"]
     return (
@@ -103,6 +113,13 @@ def summary_line(results: dict) -> str:
         f"model {model['psnr']:.2f} dB / {model['ssim']:.4f}"
         + (f", self-ensemble {results['ensemble_scores']['psnr']:.2f} dB" if "ensemble_scores" in results else "")
     )
+
+
+def _second_score(scores: dict) -> str:
+    """The summary line's figure after the RMSE: the slope for elevations, else the spatial correlation."""
+    if "slope_rmse" in scores:
+        return f" / slope {scores['slope_rmse']:.2f} deg"
+    return f" / r {scores['correlation']:.4f}" if "correlation" in scores else ""
 
 
 def training_curve(csv_path: Path, png_path: Path) -> None:
