@@ -32,9 +32,16 @@ SUBCOMMANDS = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument error is one line (naming the subcommand and where to read its flags), exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    subcommands = parser.add_subparsers(dest="subcommand", required=True)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    subcommands = parser.add_subparsers(dest="subcommand", required=True, parser_class=OneLineParser)
     for name, module in SUBCOMMANDS.items():
         subparser = subcommands.add_parser(
             name,
