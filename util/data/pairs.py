@@ -1,6 +1,6 @@
 """One handle on a data set of pairs: ``open_pairs(dataset)`` reads its manifest and headers once.
 
-The handle knows its folder, kind (photo or raster, util.io.kinds), number of training pairs,
+The handle knows its folder, kind (photo, raster or stack, util.io.kinds), number of training pairs,
 channels, units and the augmentations it allows, and returns what training and evaluation
 need: the model of its kind, the training and validation ``tf.data`` pipelines (sharded for
 tf.distribute workers), the scores of the test pairs and random pairs for the speed
@@ -8,8 +8,10 @@ benchmark. Whether training pairs are streamed from disk or held in memory, stor
 degraded afresh (util.data.tasks' synthetic tasks), is the handle's own business.
 
 ``PhotoPairs``: uint8 RGB patches. ``RasterPairs``: float32 one-band patches in data units
-with masks and cell sizes (util.data.pipelines's module doc has the files). A new kind of data is one
-new subclass of ``Pairs``.
+with masks and cell sizes (util.data.pipelines's module doc has the files). ``StackPairs``: the
+same files cut from the time steps of stacks and split in time, with the augmentations a
+geophysical field allows. A new kind of data is one new subclass of ``Pairs`` and one entry of
+``HANDLES``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from util.data import pipelines
-from util.data.pipelines import AUGMENTATIONS, RASTER_AUGMENTATIONS
+from util.data.pipelines import AUGMENTATIONS, RASTER_AUGMENTATIONS, STACK_AUGMENTATIONS
 from util.data.tasks import parse_task, stored_task
 from util.io import kinds
 from util.io.files import UserError
@@ -41,6 +43,12 @@ def pairs_class(dataset) -> type[Pairs]:
     return HANDLES[pipelines.dataset_kind(dataset)]
 
 
+def resolve_augment(dataset, names: tuple[str, ...], task: str) -> tuple[str, ...]:
+    """AUGMENT for ``dataset`` (``names`` as util.training.settings.parse_augment gives them), by its handle class."""
+    manifest = pipelines.manifest_of(pipelines.dataset_folder(dataset))
+    return HANDLES[manifest.get("kind", kinds.PHOTO)].resolve_augment(names, task, manifest)
+
+
 def model_input(info: dict):
     """Degraded patches -> patches in the model's input kind (upsampled once, up front).
 
@@ -57,20 +65,11 @@ def model_input(info: dict):
     return lambda lr: lr
 
 
-def build_for_data(build_model, settings: Settings, kind: str, value_scale: float = 1.0, units: str = "m"):
-    """The script's model for this kind of data: RGB for photos, a one-channel raster model in data units."""
-    from util.models.layers import raster_model
-
-    if kind == kinds.RASTER:
-        return raster_model(build_model(settings.task, channels=1, **settings.model_kwargs), value_scale, units)
-    return build_model(settings.task, **settings.model_kwargs)
-
-
 class Pairs:
     """A data set of (degraded, HR) pairs written by download.py: the interface each kind of data implements.
 
     Subclasses set ``kind``, ``channels`` and ``augmentations`` and implement ``resolve_augment``,
-    ``load``, ``prepare_inputs``, ``training``, ``validation``, ``score`` and ``random_pairs``.
+    ``model_for``, ``load``, ``prepare_inputs``, ``training``, ``validation``, ``score`` and ``random_pairs``.
     """
 
     kind: str
@@ -98,7 +97,12 @@ class Pairs:
 
     def build(self, build_model, settings: Settings):
         """The script's model ``build_model(task, **model_kwargs)`` for this kind of data (and its value scale)."""
-        return build_for_data(build_model, settings, self.kind, self.value_scale, self.units)
+        return self.model_for(build_model, settings, self.value_scale, self.units)
+
+    @classmethod
+    def model_for(cls, build_model, settings: Settings, value_scale: float = 1.0, units: str = "m"):
+        """The script's model for this kind of data, given its value scale and units."""
+        raise NotImplementedError
 
     def load(self, settings: Settings) -> None:
         """Read the training and validation pairs of ``settings`` (the last VAL_PATCHES training pairs)."""
@@ -136,15 +140,21 @@ class PhotoPairs(Pairs):
     augmentations = tuple(AUGMENTATIONS)
 
     @classmethod
-    def resolve_augment(cls, names: tuple[str, ...], task: str) -> tuple[str, ...]:
+    def resolve_augment(cls, names: tuple[str, ...], task: str, manifest: dict | None = None) -> tuple[str, ...]:
         """The augmentations that keep photo pairs of ``task`` exact; ``("auto",)``: flips and channel
         orders, plus the sub-pixel shifts for the bicubic SR tasks."""
         bicubic = stored_task(task).is_bicubic_sr
         if names == ("auto",):
             return ("flips", "channels", "shifts") if bicubic else ("flips", "channels")
-        if "amplitude" in names:
-            raise UserError(f"AUGMENT={','.join(names)}: amplitude applies to rasters (heights), not photos; drop it")
+        for name, why in (("amplitude", "rasters (heights)"), ("mirror", "stacks (flips holds it for photos)")):
+            if name in names:
+                raise UserError(f"AUGMENT={','.join(names)}: {name} applies to {why}, not photos; drop it")
         return names
+
+    @classmethod
+    def model_for(cls, build_model, settings: Settings, value_scale: float = 1.0, units: str = "m"):
+        """The script's RGB model (photos have no value scale or units)."""
+        return build_model(settings.task, **settings.model_kwargs)
 
     def streamed(self, settings: Settings) -> bool:
         """Whether the training pairs are too large to load (util.data.pipelines.IN_MEMORY_BYTES)."""
@@ -223,20 +233,30 @@ class RasterPairs(Pairs):
     kind = kinds.RASTER
     channels = 1
     augmentations = RASTER_AUGMENTATIONS
+    auto_augment = RASTER_AUGMENTATIONS  # all of them (docs/experiments.md, rasters)
 
     @classmethod
-    def resolve_augment(cls, names: tuple[str, ...], task: str) -> tuple[str, ...]:
+    def resolve_augment(cls, names: tuple[str, ...], task: str, manifest: dict | None = None) -> tuple[str, ...]:
         """Rasters take the bicubic SR tasks; ``auto``: flips, invert and amplitude (docs/experiments.md, rasters)."""
         if not stored_task(task).is_bicubic_sr:
-            raise UserError(f"TASK={task!r}: rasters take the super-resolution tasks sr2, sr4, sr8; photos take {task}")
+            raise UserError(
+                f"TASK={task!r}: {cls.kind}s take the super-resolution tasks sr2, sr4, sr8; photos take {task}"
+            )
         if names == ("auto",):
-            return cls.augmentations  # all of them
+            return cls.auto_augment
         if wrong := [n for n in names if n not in cls.augmentations]:
             raise UserError(
-                f"AUGMENT={','.join(names)}: {', '.join(wrong)} do(es) not apply to rasters (one channel in data "
-                "units, block-mean LR); use auto or a list of flips, invert, amplitude"
+                f"AUGMENT={','.join(names)}: {', '.join(wrong)} do(es) not apply to {cls.kind}s (one channel in data "
+                f"units, block-mean LR); use auto or a list of {', '.join(cls.augmentations)}"
             )
         return names
+
+    @classmethod
+    def model_for(cls, build_model, settings: Settings, value_scale: float = 1.0, units: str = "m"):
+        """The script's one-channel model wrapped to take and return data units (util.models.layers.raster_model)."""
+        from util.models.layers import raster_model
+
+        return raster_model(build_model(settings.task, channels=1, **settings.model_kwargs), value_scale, units)
 
     def load(self, settings: Settings) -> None:
         folder, task = self.folder, settings.task
@@ -288,4 +308,49 @@ class RasterPairs(Pairs):
         return score_raster_test_pairs(model, settings, self.folder, folder_out, meta, ensemble)
 
 
-HANDLES: dict[str, type[Pairs]] = {kinds.PHOTO: PhotoPairs, kinds.RASTER: RasterPairs}  # a new kind: one entry
+class StackPairs(RasterPairs):
+    """Raster pairs cut from the time steps of stacks and split in time (download_module/stack_pairs.py).
+
+    Files, loading, the model (each patch normalised in its units by the data set's value
+    scale), training and scores are the rasters'; what differs is which augmentations a
+    geophysical field allows (``resolve_augment``).
+    """
+
+    kind = kinds.STACK
+    augmentations = STACK_AUGMENTATIONS
+    auto_augment = ("mirror", "amplitude")
+
+    @classmethod
+    def resolve_augment(cls, names: tuple[str, ...], task: str, manifest: dict | None = None) -> tuple[str, ...]:
+        """Stacks take the bicubic SR tasks; ``auto``: the east-west mirror and the amplitude.
+
+        A field on a latitude-longitude grid is not the same field turned or flipped north-south:
+        the meridional gradient (warm equator, cold pole), the Coriolis effect and the cells
+        (narrower east-west away from the equator) all point one way. The east-west mirror keeps
+        every row's latitude and cell size, and block means commute with it; the amplitude
+        (values x 1/2..2 about each patch's mean, which the model removes) is linear. ``flips``
+        (rotations, north-south flips) is refused unless every stack is on a projected grid of
+        square cells, and even there left to the user; ``invert`` (colder for warmer) only on
+        request.
+        """
+        names = super().resolve_augment(names, task, manifest)
+        if "flips" in names and (why := _not_rotatable(manifest or {})):
+            raise UserError(
+                f"AUGMENT={','.join(names)}: flips turns and flips the grid north-south, which {why} does not allow; "
+                f"use auto or a list of {', '.join(n for n in cls.augmentations if n != 'flips')}"
+            )
+        return names
+
+
+def _not_rotatable(manifest: dict) -> str:
+    """Why the stacks of ``manifest`` must not be rotated ("" when all are projected grids of square cells)."""
+    for entry in manifest.get("stacks", []):
+        if entry.get("latitudes"):
+            return f"{entry['name']}'s latitude-longitude grid"
+        dy, dx = entry.get("cell_m", (1.0, 1.0))
+        if abs(dy - dx) > 0.01 * max(dy, dx):
+            return f"{entry['name']}'s {dy:g} x {dx:g} m cells"
+    return ""
+
+
+HANDLES: dict[str, type[Pairs]] = {kinds.PHOTO: PhotoPairs, kinds.RASTER: RasterPairs, kinds.STACK: StackPairs}

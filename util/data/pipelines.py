@@ -8,7 +8,8 @@ Raster data sets (``manifest.json`` says ``"kind": "raster"``; download_module/r
 float32 NHWC one-channel patches in the data's units (``hr``, ``sr2`` ...), plus
 ``{split}_mask.npy`` (uint8, 1 = a valid cell; nodata cells of ``hr`` hold a fill value
 that the loss and the metrics never see) and ``{split}_cell.npy`` (float32 (N, 2): the
-cell size (dy, dx) of each HR patch in metres).
+cell size (dy, dx) of each HR patch in metres). Stack data sets (``"kind": "stack"``;
+download_module/stack_pairs.py) have the same files, their patches cut from time steps.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ AUGMENTATIONS = {
     "(block means and bicubic are linear)",
     "shifts": "a random sub-pixel phase: the HR patch cropped by 0..s-1 pixels (s = the scale) and "
     "downscaled again as download.py does (bicubic SR tasks only)",
+    "mirror": "stacks: the east-west (left-right) mirror half of the time; each row keeps its latitude and cell size",
 }
 
 
@@ -40,6 +42,7 @@ RASTER_AUGMENTATIONS = (
     "invert",
     "amplitude",
 )  # one channel in data units: no channel orders, no sub-pixel shifts
+STACK_AUGMENTATIONS = ("mirror", "flips", "invert", "amplitude")  # flips only on grids of square projected cells
 
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,11 +66,15 @@ def dataset_dir(dataset: str, root=None) -> Path:
     return folder
 
 
-def dataset_kind(dataset: str, root=None) -> str:
-    """``"raster"`` or ``"photo"`` for a data set name or folder (``"photo"`` when it does not exist yet)."""
+def dataset_folder(dataset: str, root=None) -> Path:
+    """The folder a data set name or folder stands for, whether or not it exists."""
     candidate = Path(dataset)
-    folder = candidate if candidate.is_dir() else Path(root or DATASETS) / dataset
-    return manifest_of(folder).get("kind", "photo")
+    return candidate if candidate.is_dir() else Path(root or DATASETS) / dataset
+
+
+def dataset_kind(dataset: str, root=None) -> str:
+    """``"photo"``, ``"raster"`` or ``"stack"`` for a data set name or folder (``"photo"`` when it is missing)."""
+    return manifest_of(dataset_folder(dataset, root)).get("kind", "photo")
 
 
 def manifest_of(folder: Path) -> dict:
@@ -310,13 +317,16 @@ def make_raster_dataset(inputs, targets, masks, batch: int, seed: int, augment=(
     """Endless shuffled ``tf.data`` of (input, target, weight) float32 raster batches in data units.
 
     ``weight`` is the valid-cell mask (B, H, W): Keras weighs each cell's loss by it, so
-    nodata cells never count. ``augment``: ``flips``, ``invert`` (heights negated) and ``amplitude``
-    (heights scaled): block means and bicubic commute with each (RASTER_AUGMENTATIONS).
+    nodata cells never count. ``augment``: ``mirror`` (east-west), ``flips``, ``invert`` (heights
+    negated) and ``amplitude`` (heights scaled): block means and bicubic commute with each
+    (RASTER_AUGMENTATIONS, STACK_AUGMENTATIONS).
     """
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((inputs, targets, masks))
     ds = ds.shuffle(min(len(inputs), 10_000), seed=seed, reshuffle_each_iteration=True).repeat()
+    if "mirror" in augment:
+        ds = ds.map(_mirror3, num_parallel_calls=tf.data.AUTOTUNE)
     if "flips" in augment:
         ds = ds.map(_dihedral3, num_parallel_calls=tf.data.AUTOTUNE)
     if "invert" in augment:
@@ -352,6 +362,14 @@ def _dihedral3(x, y, w):
         return tf.cond(flip, lambda: tf.image.flip_left_right(a), lambda: a)
 
     return turn(x), turn(y), turn(w)
+
+
+def _mirror3(x, y, w):
+    """The east-west mirror half of the time, the same for the input, the target and the mask (rows stay)."""
+    import tensorflow as tf
+
+    flip = tf.random.uniform([]) < 0.5
+    return tuple(tf.cond(flip, lambda a=a: tf.image.flip_left_right(a), lambda a=a: a) for a in (x, y, w))
 
 
 def _negate3(x, y, w):

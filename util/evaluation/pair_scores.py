@@ -111,18 +111,22 @@ def score_raster_test_pairs(model, settings: Settings, folder: Path, folder_out:
 def latitudes_of_test_patches(manifest: dict, count: int, side: int) -> np.ndarray | None:
     """(count, side) centre latitudes in degrees of the rows of the first ``count`` test patches; None if unknown.
 
-    From each patch's raster and row (the manifest's ``splits``) and its raster's ``latitudes``
-    (row 0's centre latitude and the step per row, written for geographic rasters).
+    From each patch's file and row (the manifest's ``splits``: ``patch_columns`` name the columns,
+    the first one the file, ``raster`` or ``stack``) and its file's ``latitudes`` (row 0's centre
+    latitude and the step per row, written for geographic grids) in the manifest's ``rasters`` or
+    ``stacks``.
     """
     test = manifest.get("splits", {}).get("test", {})
-    entries = {r["name"]: r.get("latitudes") for r in manifest.get("rasters", [])}
+    columns = test.get("patch_columns", ["raster", "row", "col"])
+    files = f"{columns[0]}s"
+    entries = {r["name"]: r.get("latitudes") for r in manifest.get(files, [])}
     patches = test.get("patches", [])[:count]
     if len(patches) < count:
         return None
     lats = []
-    for raster, row, _ in patches:
-        first_step = entries.get(test["rasters"][raster])
+    for patch in patches:
+        first_step = entries.get(test[files][patch[0]])
         if first_step is None:
             return None
-        lats.append(first_step[0] + first_step[1] * (row + np.arange(side)))
+        lats.append(first_step[0] + first_step[1] * (patch[columns.index("row")] + np.arange(side)))
     return np.asarray(lats)

@@ -21,6 +21,10 @@ no pixels read, no TensorFlow):
 
 The suffix is compared in lower case (``DEM.TIF`` is a TIFF). A folder holding both kinds
 is *mixed*: each entry point says what it does with one (``mixed_folder_error``).
+
+A data set (``manifest.json``'s ``kind``) is of photos, of rasters (single grids, split in space)
+or of *stacks* (``STACK``: raster files that hold a grid at several time steps, which
+``util.io.stacks.is_stack`` tells apart from single grids; split in time).
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from util.io.files import UserError
 
 PHOTO = "photo"
 RASTER = "raster"
-KINDS = (PHOTO, RASTER)
+KINDS = (PHOTO, RASTER)  # the kinds of files
+STACK = "stack"  # a kind of data set: raster files that hold a grid at several time steps (util.io.stacks)
 MIXED = "mixed"  # a folder holding both kinds
 TIFF_SUFFIXES = (".tif", ".tiff")
 RASTER_ONLY_SUFFIXES = (".asc", ".npy", ".npz", ".nc")
@@ -108,8 +113,6 @@ def examples(paths, folder=None, count: int = 2) -> str:
 
 
 def mixed_folder_error(folder, found: dict[str, list[Path]], fix: str) -> UserError:
-    """One line for a folder that holds both kinds: two files of each, then ``fix``."""
-    return UserError(
-        f"{folder}: holds {len(found[PHOTO])} photo(s) ({examples(found[PHOTO], folder)}) and "
-        f"{len(found[RASTER])} raster(s) ({examples(found[RASTER], folder)}); {fix}"
-    )
+    """One line for a folder that holds several kinds (``found``: kind -> files): two files of each, then ``fix``."""
+    held = " and ".join(f"{len(paths)} {kind}(s) ({examples(paths, folder)})" for kind, paths in found.items() if paths)
+    return UserError(f"{folder}: holds {held}; {fix}")

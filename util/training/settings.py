@@ -201,9 +201,9 @@ def parse_settings(module, build_model, argv, description: str) -> tuple[Setting
         )
     args = parser.parse_args(argv)
     values = {name: getattr(args, name.upper()) for name in SETTING_FIELDS}
-    from util.data.pairs import pairs_class
+    from util.data.pairs import resolve_augment
 
-    values["augment"] = pairs_class(values["dataset"]).resolve_augment(parse_augment(values["augment"]), values["task"])
+    values["augment"] = resolve_augment(values["dataset"], parse_augment(values["augment"]), values["task"])
     model_args = {**model_params, **{n.lower(): getattr(args, n) for n in described if n.lower() in model_params}}
     settings = Settings(**values, model_args=tuple(model_args.items()))
     if args.minutes is not None and not args.minutes > 0:

@@ -23,13 +23,13 @@ def training_speed(build_model, settings: Settings, seconds: float, validation_p
     """
     import keras
 
-    from util.data.pairs import build_for_data, pairs_class
+    from util.data.pairs import pairs_class
     from util.training.run import configure_precision, make_optimizer
 
     precision = configure_precision(settings.precision)
     keras.utils.set_random_seed(0)
     handle = pairs_class(settings.dataset)
-    model = build_for_data(build_model, settings, handle.kind, value_scale=100.0)
+    model = handle.model_for(build_model, settings, value_scale=100.0)
     info = model_info(model)
     model.compile(optimizer=make_optimizer(settings, 10_000), loss=settings.loss)
     rng = np.random.default_rng(0)
