@@ -6,7 +6,8 @@ map): it goes through the raster models and comes back in its own format, georef
 The decision is made per file, from its suffix and, for TIFFs, from its header (rasterio,
 no pixels read, no TensorFlow):
 
-- always rasters: ``.asc``, ``.npy``, ``.npz``, ``.nc`` (formats that hold values, not pictures);
+- always rasters: ``.asc``, ``.npy``, ``.npz``, ``.nc`` and GRIB (``.grib``, ``.grib2``, ``.grb``,
+  ``.grb2``): formats that hold values, not pictures (a GRIB file is a stack: util.io.stacks);
 - always photos: ``.png``, ``.jpg``/``.jpeg``, ``.bmp``, ``.webp``, ``.gif``, ``.ppm``, ``.pgm``
   (a 16-bit PNG too: it stays a 16-bit PNG);
 - a TIFF (``.tif``, ``.tiff``) is a raster when it is georeferenced (a CRS, a transform
@@ -40,7 +41,7 @@ KINDS = (PHOTO, RASTER)  # the kinds of files
 STACK = "stack"  # a kind of data set: raster files that hold a grid at several time steps (util.io.stacks)
 MIXED = "mixed"  # a folder holding both kinds
 TIFF_SUFFIXES = (".tif", ".tiff")
-RASTER_ONLY_SUFFIXES = (".asc", ".npy", ".npz", ".nc")
+RASTER_ONLY_SUFFIXES = (".asc", ".npy", ".npz", ".nc", ".grib", ".grib2", ".grb", ".grb2")
 PHOTO_ONLY_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".ppm", ".pgm")
 
 

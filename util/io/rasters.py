@@ -152,6 +152,8 @@ def read_raster(path, band: int | None = None, variable: str | None = None, noda
     if not path.is_file():
         raise UserError(f"{path}: no such raster file")
     suffix = path.suffix.lower()
+    if suffix in (".grib", ".grib2", ".grb", ".grb2"):
+        raise UserError(f"{path}: a GRIB file is a stack of time steps; read it with util.io.stacks.read_stack")
     if suffix not in RASTER_SUFFIXES:
         raise UserError(f"{path}: not a raster file; give one of {', '.join(RASTER_SUFFIXES)}")
     if suffix in (".npy", ".npz"):
@@ -193,14 +195,14 @@ def _read_gdal(path: Path, band: int | None) -> Raster:
                 raise UserError(f"{path}: --band {index}, but the file has {src.count} band(s); give 1 to {src.count}")
             with np.errstate(over="ignore"):  # a nodata value beyond the band's type (1e40 in float32) masks nothing
                 data = src.read(index, masked=True)
-                values = _unpacked(path, data, src.scales[index - 1], src.offsets[index - 1])
+                values = unpacked(path, data, src.scales[index - 1], src.offsets[index - 1])
             units = src.units[index - 1] if src.units and src.units[index - 1] else "m"
             transform = None if src.transform.is_identity else src.transform
             crs, nodata = src.crs, src.nodata
             driver = src.driver
     except rasterio.errors.RasterioError as err:
         raise UserError(
-            f"{path}: not a readable raster ({_gdal_detail(err)}); check the file or download it again"
+            f"{path}: not a readable raster ({gdal_detail(err)}); check the file or download it again"
         ) from None
     if nodata is not None and math.isfinite(nodata) and abs(nodata) > float(np.finfo(np.float32).max):
         nodata = None  # no float32 cell can hold it, nor can the float32 output declare it: NaN marks nodata there
@@ -211,7 +213,7 @@ def _read_gdal(path: Path, band: int | None) -> Raster:
     return raster
 
 
-def _unpacked(path: Path, data: np.ma.MaskedArray, scale: float, offset: float) -> np.ndarray:
+def unpacked(path: Path, data: np.ma.MaskedArray, scale: float, offset: float) -> np.ndarray:
     """float32 values in physical units: a band's stored numbers times its scale plus its offset, NaN where masked.
 
     GDAL keeps a packed band's scale and offset as metadata and returns the stored integers;
@@ -300,7 +302,7 @@ def _check_ascii_header(path: Path, header: dict[str, str]) -> None:
             raise UserError(f"{path}: {key} {header[key]}: give a cell size above 0")
 
 
-def _gdal_detail(err: Exception) -> str:
+def gdal_detail(err: Exception) -> str:
     """The first line of the innermost GDAL error behind ``err`` (the outer one says "See previous exception")."""
     while err.__cause__ is not None:
         err = err.__cause__
@@ -454,14 +456,19 @@ LENGTH_UNITS = {"m": 1.0, "meter": 1.0, "meters": 1.0, "metre": 1.0, "metres": 1
 LENGTH_UNITS |= {"kilometer": 1000.0, "kilometers": 1000.0, "kilometre": 1000.0, "kilometres": 1000.0}
 
 
-def _read_netcdf(path: Path, variable: str | None) -> Raster:
+def open_netcdf(path: Path, decode_times: bool = True):
+    """The xarray Dataset of a NetCDF file (``_FillValue``, ``missing_value`` and the packing applied, read
+    lazily); a UserError names a file that netCDF4 cannot read."""
     import xarray as xr
 
     try:
-        dataset = xr.open_dataset(path, engine="netcdf4", mask_and_scale=True)
+        return xr.open_dataset(path, engine="netcdf4", mask_and_scale=True, decode_times=decode_times)
     except (OSError, ValueError, RuntimeError) as err:
         raise UserError(f"{path}: not a readable NetCDF file ({str(err).splitlines()[0]}); check the file") from None
-    with dataset:
+
+
+def _read_netcdf(path: Path, variable: str | None) -> Raster:
+    with open_netcdf(path) as dataset:
         grids = [name for name, v in dataset.data_vars.items() if sum(n > 1 for n in v.shape) >= 2]
         if variable is None:
             if len(grids) != 1:
@@ -481,30 +488,80 @@ def _read_netcdf(path: Path, variable: str | None) -> Raster:
         if len(extra) > 2:
             raise UserError(
                 f"{path}: {variable} has dimensions {dict(zip(data.dims, data.shape, strict=True))}; only 2-D grids "
-                "(other dimensions of size 1) are read: extract one slice, e.g. with ncks or xarray .isel"
+                "(other dimensions of size 1) are read as rasters: read it as a stack (util.io.stacks.read_stack, "
+                "enhance.py does) or extract one slice, e.g. with ncks or xarray .isel"
             )
-        if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool) or np.iscomplexobj(data):
-            raise UserError(f"{path}: {variable} holds {data.dtype} values; give a variable of numbers")
+        check_numeric(path, variable, data.dtype)
         data = data.squeeze()
-        y_dim, x_dim = _netcdf_axes(path, dataset, variable, data.dims)
+        y_dim, x_dim = netcdf_axes(path, dataset, variable, data.dims)
         data = data.transpose(y_dim, x_dim)  # CF allows any order; rows are y here
         values = np.asarray(data.values, dtype=np.float32)
         attrs, encoding = dict(data.attrs), dict(data.encoding)
-        _mask_outside_valid_range(values, attrs, encoding)
-        ys, xs = (_coordinate(path, dataset, dim) for dim in (y_dim, x_dim))
-        crs = _netcdf_crs(dataset, attrs, y_dim, x_dim)
-        lengths = [LENGTH_UNITS.get(_units(dataset, dim)) for dim in (y_dim, x_dim)]
-        coordinates = {name: dataset[name] for name in dataset.coords}
+        mask_outside_valid_range(values, attrs, encoding)
+        grid = netcdf_grid(path, dataset, variable, y_dim, x_dim)
         history = dataset.attrs.get("history", "")
         history = history if isinstance(history, str) else ""
-    raster = Raster(path, values, units=attrs.get("units") or "m", crs=crs)
-    raster.nodata = _scalar(encoding.get("_FillValue", encoding.get("missing_value")))
-    raster.meta = {"variable": variable, "dims": (y_dim, x_dim), "attrs": _plain_attrs(attrs), "history": history}
+    raster = Raster(path, grid.orient(values), grid.transform, grid.crs, units=attrs.get("units") or "m")
+    raster.nodata = scalar(encoding.get("_FillValue", encoding.get("missing_value")))
+    raster.meta = {"variable": variable, "dims": (y_dim, x_dim), "attrs": plain_attrs(attrs), "history": history}
+    if not grid.north_up:
+        raster.meta["south_up"] = True
+    raster.cell_unknown = grid.cell_unknown
+    return raster
+
+
+def check_numeric(path: Path, variable: str, dtype) -> None:
+    """A UserError unless a variable holds real numbers."""
+    real = np.issubdtype(dtype, np.number) and not np.issubdtype(dtype, np.complexfloating)
+    if not (real or np.issubdtype(dtype, np.bool_)):
+        raise UserError(f"{path}: {variable} holds {dtype} values; give a variable of numbers")
+
+
+@dataclass
+class NetcdfGrid:
+    """How the y and x dimensions of a NetCDF variable place its cells (``netcdf_grid``).
+
+    ``transform`` (of the north-up, west-first grid) and ``crs`` as in Raster, None when unknown;
+    ``north_up`` / ``west_first``: whether the file's rows run north to south and its columns west
+    to east (``orient`` turns its (..., y, x) values so that they do); ``cell_unknown`` as in Raster;
+    ``curvilinear``: the file holds 2-D latitude/longitude instead of 1-D coordinates.
+    """
+
+    y_dim: str
+    x_dim: str
+    transform: object = None
+    crs: object = None
+    north_up: bool = True
+    west_first: bool = True
+    cell_unknown: str = ""
+    curvilinear: bool = False
+
+    def orient(self, values: np.ndarray) -> np.ndarray:
+        """Values (..., y, x) in the file's order -> rows north to south, columns west to east."""
+        if not self.west_first:
+            values = values[..., ::-1]
+        if not self.north_up:
+            values = values[..., ::-1, :]
+        return np.ascontiguousarray(values)
+
+
+def netcdf_grid(path: Path, dataset, variable: str, y_dim: str, x_dim: str) -> NetcdfGrid:
+    """The georeferencing of ``variable``'s ``y_dim`` x ``x_dim`` cells by CF (see the module doc).
+
+    Regular 1-D coordinates give the transform (longitudes unwrapped across 0/360, lengths in km
+    converted to metres); irregular or unsorted ones are a UserError; missing ones leave the
+    transform None and say why in ``cell_unknown``.
+    """
+    ys, xs = (_coordinate(path, dataset, dim) for dim in (y_dim, x_dim))
+    crs = _netcdf_crs(dataset, dataset[variable].attrs, y_dim, x_dim)
+    grid = NetcdfGrid(y_dim, x_dim, crs=crs)
     if ys is None or xs is None:
-        raster.cell_unknown = f"{variable} has no 1-D coordinates along {y_dim if ys is None else x_dim}"
-        if any(v.ndim == 2 and _axis(dataset, n) in ("X", "Y") for n, v in coordinates.items()):
-            raster.cell_unknown += " (its 2-D latitude/longitude make a curvilinear grid, which no transform describes)"
-        return raster
+        grid.cell_unknown = f"{variable} has no 1-D coordinates along {y_dim if ys is None else x_dim}"
+        if any(v.ndim == 2 and cf_axis(dataset, n) in ("X", "Y") for n, v in dataset.coords.items()):
+            grid.curvilinear = True
+            grid.cell_unknown += " (its 2-D latitude/longitude make a curvilinear grid, which no transform describes)"
+        return grid
+    lengths = [LENGTH_UNITS.get(_units(dataset, dim)) for dim in (y_dim, x_dim)]
     if crs is not None and crs.is_geographic:
         if np.abs(ys).max() > 90:
             raise UserError(f"{path}: latitudes {ys.min():g} to {ys.max():g} go beyond +-90; fix {y_dim}")
@@ -513,7 +570,7 @@ def _read_netcdf(path: Path, variable: str | None) -> Raster:
             xs = xs - 360.0  # 359.9 .. 360.1 -> -0.1 .. 0.1
     elif crs is None:
         if None in lengths:
-            raster.cell_unknown = (
+            grid.cell_unknown = (
                 f"its coordinates {y_dim}, {x_dim} have no length unit (units {_units(dataset, y_dim)!r}, "
                 f"{_units(dataset, x_dim)!r}) and no CRS"
             )
@@ -525,16 +582,11 @@ def _read_netcdf(path: Path, variable: str | None) -> Raster:
             f"{path}: the coordinates {y_dim}, {x_dim} of {variable} are not evenly spaced; the suite reads "
             "regular grids: regrid it first (e.g. xarray .interp or cdo remapbil)"
         )
-    raster.transform = transform
-    if not west_first:
-        raster.values = raster.values[:, ::-1].copy()
-    if not north_up:
-        raster.values = raster.values[::-1].copy()
-        raster.meta["south_up"] = True
-    return raster
+    grid.transform, grid.north_up, grid.west_first = transform, north_up, west_first
+    return grid
 
 
-def _mask_outside_valid_range(values: np.ndarray, attrs: dict, encoding: dict) -> None:
+def mask_outside_valid_range(values: np.ndarray, attrs: dict, encoding: dict) -> None:
     """NaN where a value lies outside the variable's ``valid_range`` / ``valid_min`` / ``valid_max`` (CF 2.5.1).
 
     xarray applies ``_FillValue`` and the packing but not these; they are in the stored (packed) units.
@@ -555,7 +607,7 @@ def _units(dataset, dim: str) -> str:
     return str(coordinate.attrs.get("units", "")).strip().lower() if coordinate is not None else ""
 
 
-def _axis(dataset, dim: str) -> str:
+def cf_axis(dataset, dim: str) -> str:
     """ "X", "Y", another CF axis ("T", "Z") or "" for a dimension: its coordinate's ``axis``, ``standard_name``,
     ``units``, then its name."""
     coordinate = dataset.variables.get(dim)
@@ -571,9 +623,9 @@ def _axis(dataset, dim: str) -> str:
     return next((kind for kind, names in AXIS_NAMES.items() if dim.lower() in names), "")
 
 
-def _netcdf_axes(path: Path, dataset, variable: str, dims) -> tuple[str, str]:
+def netcdf_axes(path: Path, dataset, variable: str, dims) -> tuple[str, str]:
     """(y dimension, x dimension) of a 2-D variable by CF; the last two dimensions (CF's Y, X order) when unsaid."""
-    kinds = {dim: _axis(dataset, dim) for dim in dims}
+    kinds = {dim: cf_axis(dataset, dim) for dim in dims}
     ys = [d for d in dims if kinds[d] == "Y"]
     xs = [d for d in dims if kinds[d] == "X"]
     if len(ys) > 1 or len(xs) > 1 or any(kinds[d] not in ("X", "Y", "") for d in dims):
@@ -600,14 +652,14 @@ def _coordinate(path: Path, dataset, dim: str) -> np.ndarray | None:
     return np.asarray(values, np.float64)
 
 
-def _scalar(value) -> float | None:
+def scalar(value) -> float | None:
     if value is None:
         return None
     value = np.asarray(value).ravel()
     return float(value[0]) if value.size else None
 
 
-def _plain_attrs(attrs: dict) -> dict:
+def plain_attrs(attrs: dict) -> dict:
     """Attributes worth copying to an output variable (not the packing ones the writer sets itself)."""
     skip = {"_FillValue", "missing_value", "scale_factor", "add_offset", "valid_range", "valid_min", "valid_max"}
     return {k: v for k, v in attrs.items() if k not in skip and isinstance(v, str | int | float)}
@@ -870,7 +922,7 @@ class RasterWriter:
             values = values[::-1]
         fill = None if math.isnan(self.nodata) else np.float32(self.nodata)
         with netCDF4.Dataset(self.tmp, "w", format="NETCDF4") as nc:
-            nc.setncatts({"Conventions": "CF-1.8", **_netcdf_globals(like.meta.get("history", ""), self.provenance)})
+            nc.setncatts({"Conventions": "CF-1.8", **netcdf_globals(like.meta.get("history", ""), self.provenance)})
             nc.createDimension(y_dim, height)
             nc.createDimension(x_dim, width)
             if self.transform is not None:
@@ -899,7 +951,7 @@ class RasterWriter:
             out[:] = values if fill is not None else np.where(np.isfinite(values), values, np.float32(np.nan))
 
 
-def _netcdf_globals(history: str, provenance: Provenance | None) -> dict[str, str]:
+def netcdf_globals(history: str, provenance: Provenance | None) -> dict[str, str]:
     """Global attributes of an output NetCDF: the input's ``history``, and given ``provenance`` a line appended
     to it (CF: a timestamp first), ``source`` (the model), ``comment`` and ``provenance`` (the fields as JSON)."""
     lines = [history.rstrip("\n")] if history else []
