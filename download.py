@@ -9,6 +9,8 @@
     python3 download.py dem                      # matplotlib's two DEMs, no network (float32 metres)
     python3 download.py copernicus --bbox -106,39,-104,41   # Copernicus DEM GLO-30 tiles
     python3 download.py --folder ~/dems --patch 32          # GeoTIFF, .asc, .npy/.npz, .nc rasters
+    python3 download.py climate                  # iris-sample-data's A1B air temperature, split in time
+    python3 download.py --folder ~/era5          # stacks (NetCDF with time, GRIB, GeoTIFF with band times)
 
 Writes ``<out>/<dataset>/{train,test}_{hr,sr2,sr4,sr8,noise64,noise64blur,x4noise64}.npy``
 (uint8 NHWC RGB) and ``manifest.json`` (see download_module/pairs.py for the
@@ -18,7 +20,9 @@ already matches the settings (source, counts, seed, degradations, the image file
 nothing is rewritten. Progress bars are drawn on a terminal only.
 
 Rasters (``dem``, ``copernicus``, a folder of rasters) give float32 patches in the data's
-units with masks and cell sizes, split in space (download_module/raster_pairs.py).
+units with masks and cell sizes, split in space (download_module/raster_pairs.py); stacks
+(``climate``, a folder of stacks: grids at several time steps) the same files split in time
+(download_module/stack_pairs.py).
 
 ``benchmarks`` is not a patch data set: it writes only the HR images of the four
 evaluation sets, ``<out>/benchmark/<set>/*.png`` (download_module/benchmarks.py).
@@ -27,6 +31,7 @@ evaluation sets, ``<out>/benchmark/<set>/*.png`` (download_module/benchmarks.py)
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -34,11 +39,25 @@ import time
 from pathlib import Path
 
 import util
-from download_module import RASTER_SOURCES, SOURCES, benchmarks, cbsd68, copernicus, folder, pairs, raster_pairs, writer
+from download_module import (
+    RASTER_SOURCES,
+    SOURCE_KINDS,
+    SOURCES,
+    STACK_SOURCES,
+    benchmarks,
+    cbsd68,
+    climate,
+    copernicus,
+    folder,
+    pairs,
+    raster_pairs,
+    stack_pairs,
+    writer,
+)
 from util.io import kinds
 
 # ---- Constants: edit these -------------------------------------------------
-SOURCE = "builtin"  # builtin | div2k | mars | unsplash | dem | copernicus (or give --folder PATH)
+SOURCE = "builtin"  # builtin | div2k | mars | unsplash | dem | copernicus | climate (or give --folder PATH)
 TRAIN_PATCHES = 10_000  # the prototype's count
 TEST_PATCHES = 1_000
 RASTER_TRAIN_PATCHES = raster_pairs.TRAIN_PATCHES  # 2000: rasters are smaller than photo collections
@@ -70,6 +89,17 @@ side at the far end, tiled by test patches; training crops lie entirely outside 
   _cell.npy (dy, dx) in metres, test_regions/<raster>.tif, manifest.json (value_scale, split_rule);
   --train defaults to 2000, --test is a maximum (1000); a patch with > 25% nodata cells is skipped.
 
+stack sources (a grid at several time steps; the raster files above, split in time: per stack its
+last 20% of steps to test, the steps before to train; --patch defaults to 16):
+  climate    iris-sample-data (Met Office), no network: --file A1B_north_america.nc (default: yearly
+             air temperature 1860-2099, 37x49 cells), E1_north_america.nc (another scenario),
+             ostia_monthly.nc (monthly sea surface temperature, land masked); --test-file F holds F out
+             too (test patches from F's last steps only, training from the other files' first steps)
+  --folder   NetCDF variables with a time dimension, GRIB files, GeoTIFFs whose bands carry times
+             (util/io/stacks.py); a folder of stacks and single grids needs --kind stack|raster
+  output: the raster files without test_regions; manifest.json also gives each stack's steps and
+  times (ISO 8601, its calendar) of each split.
+
 benchmarks (evaluation sets, no patches; --train/--test/--seed/--name/--folder do not apply):
   the HR images of Set5 (5), Set14 (14), BSD100 (100, B100 in the archive) and Urban100 (100) from
   EDSR's benchmark.tar (about 250 MB, cv.snu.ac.kr, md5-checked) -> <out>/benchmark/<set>/*.png, for
@@ -91,20 +121,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "source",
         nargs="?",
-        choices=sorted([*SOURCES, *RASTER_SOURCES, benchmarks.NAME, cbsd68.NAME]),
+        choices=sorted([*SOURCE_KINDS, benchmarks.NAME, cbsd68.NAME]),
         help=f"where the HR images come from (default {SOURCE}: scikit-image's bundled photographs, no network); "
-        f"{benchmarks.NAME}: the evaluation sets instead of patches; dem, copernicus: rasters (below)",
+        f"{benchmarks.NAME}: the evaluation sets instead of patches; dem, copernicus: rasters, climate: stacks (below)",
     )
     parser.add_argument("--folder", type=Path, help="use every image below this folder instead of a named source")
     parser.add_argument(
         "--kind",
-        choices=("auto", "photo", "raster"),
-        help="what --folder holds (default auto: each file's kind by util/io/kinds.py; a folder of both kinds needs "
-        "--kind, which leaves the other kind out)",
+        choices=("auto", kinds.PHOTO, kinds.RASTER, kinds.STACK),
+        help="what --folder holds (default auto: each file's kind by util/io/kinds.py, stacks by util/io/stacks.py; "
+        "a folder of several kinds needs --kind, which leaves the others out)",
     )
     parser.add_argument(
         "--name",
-        help="dataset name for --folder (default folder-<basename>) or copernicus; training scripts read "
+        help="dataset name for --folder (default folder-<basename>), copernicus or climate; training scripts read "
         "datasets/<name>/",
     )
     parser.add_argument(
@@ -124,9 +154,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         "benchmark.tar); for mars, unsplash and benchmarks the archive's own URL (ending in .zip, .tar) works too; "
         "copernicus: <URL>/<tile>/<tile>.tif",
     )
-    rasters = parser.add_argument_group("rasters (dem, copernicus, a --folder of rasters)")
+    rasters = parser.add_argument_group("rasters and stacks (dem, copernicus, climate, a --folder of them)")
     rasters.add_argument(
-        "--patch", type=int, help=f"patch side in cells (default {raster_pairs.PATCH}; 32 for small grids)"
+        "--patch",
+        type=int,
+        help=f"patch side in cells (default {raster_pairs.PATCH}, 32 for small grids; stacks {stack_pairs.PATCH})",
     )
     rasters.add_argument(
         "--lr",
@@ -134,7 +166,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="how LR is made: block-mean of the valid cells (default: what a coarser grid measures) or MATLAB bicubic",
     )
     rasters.add_argument("--nodata", type=float, help="nodata value of files that declare none (e.g. -9999)")
-    rasters.add_argument("--band", type=int, help="band of multi-band files (1 = first)")
+    rasters.add_argument("--band", type=int, help="band of multi-band files (1 = first; not stacks: a band is a step)")
     rasters.add_argument("--variable", help="variable of NetCDF files (e.g. elevation)")
     rasters.add_argument("--tiles", help="copernicus: tiles by south-west corner, e.g. N40_00_W106_00,N41_00_W106_00")
     rasters.add_argument("--bbox", help="copernicus: W,S,E,N in degrees; the whole-degree tiles covering it")
@@ -143,6 +175,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     rasters.add_argument(
         "--max-tiles", type=int, help=f"copernicus: most tiles fetched (a --bbox over {copernicus.MAX_TILES} needs it)"
+    )
+    stacks = parser.add_argument_group("stacks (climate, a --folder of stacks)")
+    stacks.add_argument(
+        "--file", help=f"climate: the sample file(s), comma-separated: {', '.join(climate.FILES)} (default the first)"
+    )
+    stacks.add_argument(
+        "--test-file",
+        help="hold these stacks out (comma-separated names): their last 20%% of steps are the test patches, the "
+        "other stacks' first 80%% the training patches",
     )
     args = parser.parse_args(_joined_bbox(sys.argv[1:] if argv is None else list(argv)))
     kind = _known_kind(args)
@@ -164,6 +205,14 @@ def _joined_bbox(argv: list[str]) -> list[str]:
 
 RASTER_FLAGS = ("patch", "lr", "nodata", "band", "variable")
 COPERNICUS_FLAGS = ("tiles", "bbox", "resolution", "max_tiles")
+STACK_FLAGS = ("test_file",)
+CLIMATE_FLAGS = ("file",)
+SOURCE_FLAGS = {copernicus.NAME: COPERNICUS_FLAGS, climate.NAME: CLIMATE_FLAGS}  # flags of one source only
+COUNTS = {  # default (--train, --test) of each kind of data set
+    kinds.PHOTO: (TRAIN_PATCHES, TEST_PATCHES),
+    kinds.RASTER: (RASTER_TRAIN_PATCHES, RASTER_TEST_PATCHES),
+    kinds.STACK: (RASTER_TRAIN_PATCHES, RASTER_TEST_PATCHES),
+}
 
 
 def _flag(dest: str) -> str:
@@ -171,33 +220,37 @@ def _flag(dest: str) -> str:
 
 
 def _known_kind(args: argparse.Namespace) -> str | None:
-    """``"raster"`` or ``"photo"`` when the command line alone says it; None for a --folder left to auto."""
+    """The kind of data set (photo, raster, stack) when the command line alone says it; None for a --folder on auto."""
     if args.folder is None:
-        return kinds.RASTER if args.source in RASTER_SOURCES else kinds.PHOTO
+        return SOURCE_KINDS.get(args.source or SOURCE, kinds.PHOTO)
     return None if args.kind in (None, "auto") else args.kind
 
 
 def _fill_counts(args: argparse.Namespace, kind: str) -> None:
     """The default --train/--test of the data's kind, where they were not given."""
-    raster = kind == kinds.RASTER
-    if args.train is None:
-        args.train = RASTER_TRAIN_PATCHES if raster else TRAIN_PATCHES
-    if args.test is None:
-        args.test = RASTER_TEST_PATCHES if raster else TEST_PATCHES
+    train, test = COUNTS[kind]
+    args.train = train if args.train is None else args.train
+    args.test = test if args.test is None else args.test
 
 
 def check_flags(args: argparse.Namespace, kind: str, what: str) -> None:
-    """One-line UserError for raster flags given to photos, or copernicus flags given to another source."""
-    given = [dest for dest in (*RASTER_FLAGS, *COPERNICUS_FLAGS) if getattr(args, dest) is not None]
-    if kind == "photo" and given:
+    """One-line UserError for raster flags given to photos, stack flags to others, a source's flags to another."""
+    source_flags = [dest for flags in SOURCE_FLAGS.values() for dest in flags]
+    given = [dest for dest in (*RASTER_FLAGS, *STACK_FLAGS, *source_flags) if getattr(args, dest) is not None]
+    if kind == kinds.PHOTO and given:
         flags = " / ".join(map(_flag, given))
         raise util.UserError(
-            f"{flags}: raster settings, and {what} is photos; give dem, copernicus or a --folder of rasters "
+            f"{flags}: raster settings, and {what} is photos; give dem, copernicus, climate or a --folder of rasters "
             "(--kind raster), or drop them"
         )
-    misplaced = [dest for dest in COPERNICUS_FLAGS if dest in given]
-    if misplaced and args.source != copernicus.NAME:
-        raise util.UserError(f"{' / '.join(map(_flag, misplaced))}: only for copernicus, not {what}; drop them")
+    for source, flags in SOURCE_FLAGS.items():
+        if (misplaced := [dest for dest in flags if dest in given]) and args.source != source:
+            raise util.UserError(f"{' / '.join(map(_flag, misplaced))}: only for {source}, not {what}; drop them")
+    if kind != kinds.STACK and (misplaced := [dest for dest in STACK_FLAGS if dest in given]):
+        raise util.UserError(f"{' / '.join(map(_flag, misplaced))}: only for stacks, and {what} is {kind}s; drop it")
+    if kind == kinds.STACK and args.band is not None:
+        single = ", or give --kind raster to read one band of each file as a single grid" if args.folder else ""
+        raise util.UserError(f"--band {args.band}: {what} is stacks, whose bands are time steps; drop it{single}")
 
 
 def _shown(path: Path) -> str:
@@ -247,48 +300,76 @@ def fetch_benchmarks(args: argparse.Namespace) -> None:
 
 def dataset_name(args: argparse.Namespace) -> str:
     """``--name``, ``folder-<basename>`` for a folder, else the source's name; a UserError for a bad one."""
-    if args.folder is None and args.name and args.source != copernicus.NAME:
-        raise util.UserError("--name only applies to --folder and copernicus; a named source writes datasets/<source>/")
+    if args.folder is None and args.name and args.source not in (copernicus.NAME, climate.NAME):
+        raise util.UserError(
+            "--name only applies to --folder, copernicus and climate; a named source writes datasets/<source>/"
+        )
     if args.folder is None and not args.name:
         return args.source or SOURCE
     name = args.name or folder.dataset_name(args.folder)
-    reserved = {*SOURCES, *RASTER_SOURCES, "raw", "downloads", benchmarks.NAME, benchmarks.FOLDER, cbsd68.NAME}
+    reserved = {*SOURCE_KINDS, "raw", "downloads", benchmarks.NAME, benchmarks.FOLDER, cbsd68.NAME}
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or name in reserved:
         raise util.UserError(f"--name {name!r}: use letters, digits, '.', '_', '-', and not a source's name")
     return name
 
 
-def folder_kind(args: argparse.Namespace) -> str:
-    """``--kind``, or for auto what the folder holds (util.io.kinds); a mixed folder needs --kind.
+# Which files of a folder each --kind takes: a single grid is a raster; a stack is read as one grid by
+# --kind raster (its --band, or its only step), as a stack by --kind stack.
+TAKES = {kinds.PHOTO: (kinds.PHOTO,), kinds.RASTER: (kinds.RASTER, kinds.STACK), kinds.STACK: (kinds.STACK,)}
 
-    With --kind, the files of the other kind are left out, in a note that counts them.
+
+def folder_kind(args: argparse.Namespace) -> tuple[str, list[Path]]:
+    """(kind, its files): ``--kind``, or for auto what the folder holds: photos, single grids or stacks.
+
+    A folder of several kinds needs --kind; the files it does not take are left out, in a note
+    that counts them.
     """
-    found = kinds.folder_files(args.folder.expanduser())
+    found = stack_pairs.folder_data(args.folder, args.variable)
+    present = [kind for kind, files in found.items() if files]
     if args.kind in (None, "auto"):
-        kind = kinds.kind_of(found)
-        if kind == kinds.MIXED:
+        if len(present) > 1:
+            choices = " or ".join(f"--kind {kind}" for kind in present)
             raise kinds.mixed_folder_error(
-                args.folder,
+                args.folder.expanduser().resolve(),
                 found,
-                "give --kind photo or --kind raster to use the files of one kind, or put them in separate folders",
+                f"give {choices} to use the files of one kind, or put them in separate folders",
             )
-        if kind is None:
+        if not present:
             raise util.UserError(
-                f"{args.folder}: no image files (.png, .jpg, ...) or rasters (.tif, .asc, .npy, .npz, .nc) in this "
-                "folder tree, hidden files left out; give a folder of images or rasters"
+                f"{args.folder}: no image files (.png, .jpg, ...) or rasters (.tif, .asc, .npy, .npz, .nc, .grib) in "
+                "this folder tree, hidden files left out; give a folder of images or rasters"
             )
-        return kind
-    (other,) = (k for k in kinds.KINDS if k != args.kind)
-    if found[other]:
-        print(
-            f"note: {args.folder}: --kind {args.kind}, so its {len(found[other])} {other}(s) "
-            f"({kinds.examples(found[other], args.folder)}) are left out",
-            file=sys.stderr,
+        return present[0], found[present[0]]
+    taken = TAKES[args.kind]
+    left = {kind: files for kind, files in found.items() if kind not in taken and files}
+    if left:
+        listed = " and ".join(
+            f"{len(files)} {kind}(s) ({kinds.examples(files, args.folder.expanduser().resolve())})"
+            for kind, files in left.items()
         )
-    return args.kind
+        print(f"note: {args.folder}: --kind {args.kind}, so its {listed} are left out", file=sys.stderr)
+    return args.kind, sorted(path for kind in taken for path in found[kind])
 
 
-def write_rasters(args: argparse.Namespace, name: str) -> None:
+def write_photos(args: argparse.Namespace, name: str, files=None) -> None:
+    """A photo source or folder -> ``<out>/<name>/``: uint8 patches and their degradations, split by image."""
+    if args.folder is not None:
+        images = folder.find_images(args.folder, args.url)
+    else:
+        images = SOURCES[name].find_images(args.out, args.url)
+    dest = args.out / name
+    counts = {"train": args.train, "test": args.test}
+    settings = pairs.dataset_settings(name, images, counts, args.seed)
+    if pairs.is_up_to_date(dest, settings):
+        print(f"{_shown(dest)}: up to date (seed {args.seed}, {args.train}/{args.test})")
+        return
+    started = time.monotonic()
+    pairs.write_dataset(dest, images, settings)
+    took = time.monotonic() - started
+    print(f"{_shown(dest)}: wrote {args.train} train / {args.test} test patches (seed {args.seed}) in {took:.0f} s")
+
+
+def write_rasters(args: argparse.Namespace, name: str, files=None) -> None:
     """A raster source or folder -> ``<out>/<name>/``: float32 patches in data units, split in space."""
     patch = raster_pairs.PATCH if args.patch is None else args.patch  # --patch 0 is an error, not the default
     raster_pairs.check_patch(patch)  # before anything is fetched
@@ -301,7 +382,7 @@ def write_rasters(args: argparse.Namespace, name: str) -> None:
     else:
         if args.url:
             raise util.UserError("--url does not apply to --folder (nothing is downloaded); drop --url")
-        rasters = raster_pairs.find_folder_rasters(args.folder)
+        rasters = raster_pairs.find_folder_rasters(args.folder, files)
     dest = args.out / name
     settings = raster_pairs.dataset_settings(
         name,
@@ -312,21 +393,66 @@ def write_rasters(args: argparse.Namespace, name: str) -> None:
         lr=args.lr or raster_pairs.LR_METHODS[0],
         read=raster_pairs.ReadOptions(band=args.band, variable=args.variable, nodata=args.nodata),
     )
-    patch = settings["patch_size"]
-    if raster_pairs.is_up_to_date(dest, settings):
+    _write_cells(
+        dest, settings, lambda: raster_pairs.write_dataset(dest, rasters, settings), raster_pairs.is_up_to_date
+    )
+
+
+def _listed(text: str | None) -> list[str]:
+    """``"a.nc,b.nc"`` -> ``["a.nc", "b.nc"]``; None -> ``[]``."""
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def write_stacks(args: argparse.Namespace, name: str, files=None) -> None:
+    """A stack source or folder -> ``<out>/<name>/``: float32 patches in data units, split in time."""
+    patch = stack_pairs.PATCH if args.patch is None else args.patch
+    raster_pairs.check_patch(patch)  # before anything is copied
+    if args.source:
+        stacks = STACK_SOURCES[args.source].find_stacks(args.out, args.url, _listed(args.file), _listed(args.test_file))
+        held_out = stacks.held_out  # the source's names of them
+    else:
+        if args.url:
+            raise util.UserError("--url does not apply to --folder (nothing is downloaded); drop --url")
+        stacks, held_out = raster_pairs.find_folder_rasters(args.folder, files), _listed(args.test_file)
+    dest = args.out / name
+    settings = stack_pairs.dataset_settings(
+        name,
+        stacks,
+        {"train": args.train, "test": args.test},
+        args.seed,
+        patch=patch,
+        lr=args.lr or raster_pairs.LR_METHODS[0],
+        read={"variable": args.variable, "nodata": args.nodata},
+        test_files=tuple(held_out),
+    )
+    write = functools.partial(stack_pairs.write_dataset, dest, stacks, settings)
+    split = f"; split in time: the last {stack_pairs.TEST_FRACTION:.0%} of each stack's steps to test"
+    _write_cells(dest, settings, write, stack_pairs.is_up_to_date, split)
+
+
+def _write_cells(dest: Path, settings: dict, write, up_to_date, said: str = "") -> None:
+    """Write a raster or stack data set by ``write()`` unless ``up_to_date(dest, settings)``; say what was done.
+
+    ``said``: what the line of a written data set adds (e.g. its split).
+    """
+    patch, seed = settings["patch_size"], settings["seed"]
+    if up_to_date(dest, settings):
         files = json.loads((dest / "manifest.json").read_text())["files"]
         counts = "/".join(str(files[f"{split}_hr"]["shape"][0]) for split in pairs.SPLITS)
-        print(f"{_shown(dest)}: up to date (seed {args.seed}, {counts}, {patch}x{patch} cells)")
+        print(f"{_shown(dest)}: up to date (seed {seed}, {counts}, {patch}x{patch} cells)")
         return
     started = time.monotonic()
-    manifest = raster_pairs.write_dataset(dest, rasters, settings)
+    manifest = write()
     took = time.monotonic() - started
     train, test = (manifest["files"][f"{split}_hr"]["shape"][0] for split in pairs.SPLITS)
     scales = "/".join(f"x{s}" for s in settings["scales"])
     print(
         f"{_shown(dest)}: wrote {train} train / {test} test patches of {patch}x{patch} cells ({settings['lr']} LR "
-        f"{scales}; value scale {manifest['value_scale']:.3g} {manifest['units']}; seed {args.seed}) in {took:.0f} s"
+        f"{scales}; value scale {manifest['value_scale']:.3g} {manifest['units']}; seed {seed}{said}) in {took:.0f} s"
     )
+
+
+WRITERS = {kinds.PHOTO: write_photos, kinds.RASTER: write_rasters, kinds.STACK: write_stacks}
 
 
 def main(argv=None) -> None:
@@ -339,7 +465,7 @@ def main(argv=None) -> None:
     if args.kind is not None and args.folder is None:
         raise util.UserError(f"--kind {args.kind} only applies to --folder; drop it")
     name = dataset_name(args)
-    kind = folder_kind(args) if args.folder is not None else _known_kind(args)
+    kind, files = folder_kind(args) if args.folder is not None else (_known_kind(args), None)
     _fill_counts(args, kind)
     check_flags(args, kind, f"--folder {args.folder}" if args.folder is not None else name)
     if args.seed < 0:
@@ -347,24 +473,7 @@ def main(argv=None) -> None:
     if args.train < 1 or args.test < 1:
         raise util.UserError(f"--train {args.train} --test {args.test}: both must be at least 1")
     writer.check_writable(args.out, "--out")  # before anything is fetched or cut
-    if kind == kinds.RASTER:
-        write_rasters(args, name)
-        return
-    if args.folder is not None:
-        images = folder.find_images(args.folder, args.url)
-    else:
-        images = SOURCES[name].find_images(args.out, args.url)
-
-    dest = args.out / name
-    counts = {"train": args.train, "test": args.test}
-    settings = pairs.dataset_settings(name, images, counts, args.seed)
-    if pairs.is_up_to_date(dest, settings):
-        print(f"{_shown(dest)}: up to date (seed {args.seed}, {args.train}/{args.test})")
-        return
-    started = time.monotonic()
-    pairs.write_dataset(dest, images, settings)
-    took = time.monotonic() - started
-    print(f"{_shown(dest)}: wrote {args.train} train / {args.test} test patches (seed {args.seed}) in {took:.0f} s")
+    WRITERS[kind](args, name, files)
 
 
 if __name__ == "__main__":

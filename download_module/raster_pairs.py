@@ -107,11 +107,12 @@ class ReadOptions:
 
 @dataclass
 class SourceRasters:
-    """The rasters of a source; the split is always made here, in space."""
+    """The rasters of a source; the split is always made here, in space (stacks: in stack_pairs.py, in time)."""
 
     rasters: list[RasterFile]
     origin: str  # URL, package or folder the rasters came from
     notes: list[str] = field(default_factory=list)  # e.g. tiles that do not exist, for the manifest
+    held_out: list[str] = field(default_factory=list)  # stacks: names of the files held out for test (--test-file)
 
 
 def rasters_fingerprint(rasters: SourceRasters) -> str:
@@ -131,10 +132,11 @@ def folder_kind(folder) -> str:
     return kinds.kind_of(kinds.folder_files(Path(folder).expanduser())) or kinds.PHOTO
 
 
-def find_folder_rasters(folder) -> SourceRasters:
-    """Every raster file below ``folder`` by util.io.kinds (photos and hidden files left out); nothing is copied."""
+def find_folder_rasters(folder, files: list[Path] | None = None) -> SourceRasters:
+    """Every raster file below ``folder`` by util.io.kinds (photos and hidden files left out), or ``files`` of
+    them (paths as ``kinds.folder_files`` of the resolved folder lists them); nothing is copied."""
     folder = Path(folder).expanduser().resolve()
-    files = kinds.folder_files(folder)[kinds.RASTER]
+    files = kinds.folder_files(folder)[kinds.RASTER] if files is None else files
     if not files:
         raise util.UserError(
             f"{folder}: no raster files ({', '.join(RASTER_SUFFIXES)}; 8-bit TIFFs without georeference are photos) "
@@ -176,7 +178,7 @@ def split_layout(height: int, width: int, patch: int, fraction: float = TEST_FRA
     return Layout("split", (0, height, 0, cut), (0, height, cut, width))
 
 
-def _invalid_table(valid: np.ndarray) -> np.ndarray:
+def invalid_table(valid: np.ndarray) -> np.ndarray:
     """Summed-area table of the nodata cells: (H + 1, W + 1) int32, zero first row and column."""
     table = np.zeros((valid.shape[0] + 1, valid.shape[1] + 1), np.int32)
     np.cumsum(np.cumsum(~valid, axis=0, dtype=np.int32), axis=1, out=table[1:, 1:])
@@ -254,7 +256,7 @@ class UsableRaster:
         return self.layout.train if self.use in ("split", "train") else None
 
 
-def _max_invalid(patch: int, max_nodata: float) -> int:
+def max_invalid_cells(patch: int, max_nodata: float) -> int:
     return int(np.floor(max_nodata * patch * patch + 1e-9))
 
 
@@ -265,7 +267,7 @@ def _read(file: RasterFile, read: dict) -> Raster:
 def check_rasters(rasters: SourceRasters, settings: dict):
     """(usable rasters, skipped [name, reason]): each raster read once; its layout and its usable patches."""
     patch, read = settings["patch_size"], settings["read"]
-    max_invalid = _max_invalid(patch, settings["max_nodata"])
+    max_invalid = max_invalid_cells(patch, settings["max_nodata"])
     usable, skipped, cached = [], [], 0
     for file in tqdm(rasters.rasters, desc="check rasters", unit="raster", leave=False, disable=None):
         try:
@@ -284,7 +286,7 @@ def check_rasters(rasters: SourceRasters, settings: dict):
         if layout.use == "small":
             skipped.append([file.name, f"{height}x{width} cells, smaller than a {patch}x{patch} patch"])
             continue
-        table = _invalid_table(valid)
+        table = invalid_table(valid)
         positions = int(crop_positions(table, layout.train, patch, max_invalid).sum())
         tiles = test_tiles(table, layout.test, patch, max_invalid)
         if positions == 0 and not tiles:
@@ -408,7 +410,7 @@ def patch_kinds(patch: int, scales) -> dict[str, tuple[tuple[int, ...], str]]:
     return kinds
 
 
-class _Deviation:
+class Deviation:
     """Running sum of squared deviations from each patch's mean over its valid cells: the value scale."""
 
     def __init__(self):
@@ -455,9 +457,9 @@ def fill_splits(usable: list[UsableRaster], settings: dict, plans: dict, arrays:
     raster is loaded (once, from the cache or read again, for both splits).
     """
     patch, read, scales, seed = settings["patch_size"], settings["read"], settings["scales"], settings["seed"]
-    max_invalid = _max_invalid(patch, settings["max_nodata"])
+    max_invalid = max_invalid_cells(patch, settings["max_nodata"])
     regions = region_files(usable)
-    deviation = _Deviation()
+    deviation = Deviation()
     for i, u in enumerate(tqdm(usable, desc="crop", unit="raster", leave=False, disable=None)):
         raster = _load(u, read)
         u.raster = None  # done with the cache once this raster is cut
@@ -468,7 +470,7 @@ def fill_splits(usable: list[UsableRaster], settings: dict, plans: dict, arrays:
         rows = np.flatnonzero(train[:, 0] == i)
         if len(rows):
             r0, _, c0, _ = u.train_area
-            crops = crop_positions(_invalid_table(raster.valid), u.train_area, patch, max_invalid)
+            crops = crop_positions(invalid_table(raster.valid), u.train_area, patch, max_invalid)
             train[rows, 1:] = sample_positions(crops, len(rows), np.random.default_rng([seed, 0, 2, i])) + (r0, c0)
         for split in SPLITS:
             plan = plans[split]
@@ -520,10 +522,10 @@ def dataset_settings(
 
 def is_up_to_date(dest: Path, settings: dict) -> bool:
     """True when ``dest/manifest.json`` has these settings and every file it lists is there with its shape."""
-    return writer.is_up_to_date(dest, settings, _listed_files, kind=KIND)
+    return writer.is_up_to_date(dest, settings, expected_files, kind=KIND)
 
 
-def _listed_files(manifest: dict) -> dict:
+def expected_files(manifest: dict) -> dict:
     """file -> (shape, dtype) of each .npy file the manifest lists; None for its test regions."""
     return {
         entry["file"]: (entry["shape"], entry["dtype"]) if Path(entry["file"]).suffix == ".npy" else None
@@ -531,7 +533,7 @@ def _listed_files(manifest: dict) -> dict:
     }
 
 
-def _skipped_message(source: str, total: int, skipped: list) -> str:
+def skipped_message(source: str, total: int, skipped: list) -> str:
     reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped)
     return f"{source}: skipped {len(skipped)} of {total} rasters ({reasons})"
 
@@ -545,7 +547,7 @@ def _usable_rasters(rasters: SourceRasters, settings: dict):
         reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped)
         raise util.UserError(f"{source}: no usable raster among {total} ({reasons})")
     if skipped:
-        print(f"warning: {_skipped_message(source, total, skipped)}", file=sys.stderr)
+        print(f"warning: {skipped_message(source, total, skipped)}", file=sys.stderr)
     return usable, skipped
 
 
@@ -585,18 +587,19 @@ def _manifest_files(layout: dict[str, dict[str, writer.NpyFile]], usable: list[U
     return files
 
 
-def _remove_old_files(dest: Path, old: set[str], files: dict) -> None:
+def remove_old_files(dest: Path, old: set[str], files: dict) -> None:
     """Remove the files of an earlier run (those its manifest listed, and test regions) that this run did not write."""
     written = {entry["file"] for entry in files.values()}
     for stale in (old | {f"{REGIONS}/{p.name}" for p in (dest / REGIONS).glob("*.tif")}) - written:
         (dest / stale).unlink(missing_ok=True)
 
 
-def _units(usable: list[UsableRaster], source: str) -> str:
+def common_units(usable: list, source: str) -> str:
+    """The data set's units: the first file's, with a warning when the files (``usable[i].units``) disagree."""
     units = sorted({u.units for u in usable})
     if len(units) > 1:
         print(
-            f"warning: {source}: the rasters give different units ({', '.join(map(repr, units))}); "
+            f"warning: {source}: the files give different units ({', '.join(map(repr, units))}); "
             f"the data set says {usable[0].units!r}",
             file=sys.stderr,
         )
@@ -644,11 +647,11 @@ def write_dataset(dest: Path, rasters: SourceRasters, settings: dict) -> dict:
     ):
         value_scale = fill_splits(usable, settings, plans, {"train": train, "test": test}, dest)
     files = _manifest_files(layout, usable)
-    _remove_old_files(dest, old, files)
+    remove_old_files(dest, old, files)
     names = [u.file.name for u in usable]
     manifest = {
         "kind": KIND,
-        "units": _units(usable, source),
+        "units": common_units(usable, source),
         **({"standard_name": usable[0].standard_name} if usable[0].standard_name else {}),
         "source": source,
         "origin": rasters.origin,
