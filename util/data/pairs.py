@@ -234,6 +234,7 @@ class RasterPairs(Pairs):
     channels = 1
     augmentations = RASTER_AUGMENTATIONS
     auto_augment = RASTER_AUGMENTATIONS  # all of them (docs/experiments.md, rasters)
+    test_split = "spatially disjoint from training"  # what the scores' protocol says of the test patches
 
     @classmethod
     def resolve_augment(cls, names: tuple[str, ...], task: str, manifest: dict | None = None) -> tuple[str, ...]:
@@ -305,7 +306,7 @@ class RasterPairs(Pairs):
     def score(self, model, settings: Settings, folder_out: Path, meta: dict, ensemble=False) -> dict:
         from util.evaluation.pair_scores import score_raster_test_pairs
 
-        return score_raster_test_pairs(model, settings, self.folder, folder_out, meta, ensemble)
+        return score_raster_test_pairs(model, settings, self.folder, folder_out, meta, ensemble, self.test_split)
 
 
 class StackPairs(RasterPairs):
@@ -313,12 +314,13 @@ class StackPairs(RasterPairs):
 
     Files, loading, the model (each patch normalised in its units by the data set's value
     scale), training and scores are the rasters'; what differs is which augmentations a
-    geophysical field allows (``resolve_augment``).
+    geophysical field allows (``resolve_augment``) and the split the scores name (``test_split``).
     """
 
     kind = kinds.STACK
     augmentations = STACK_AUGMENTATIONS
     auto_augment = ("mirror", "amplitude")
+    test_split = "split in time: each stack's last steps, after all of its training steps"
 
     @classmethod
     def resolve_augment(cls, names: tuple[str, ...], task: str, manifest: dict | None = None) -> tuple[str, ...]:
@@ -328,7 +330,8 @@ class StackPairs(RasterPairs):
         the meridional gradient (warm equator, cold pole), the Coriolis effect and the cells
         (narrower east-west away from the equator) all point one way. The east-west mirror keeps
         every row's latitude and cell size, and block means commute with it; the amplitude
-        (values x 1/2..2 about each patch's mean, which the model removes) is linear. ``flips``
+        (values x 1/2..2: the model removes each patch's mean, so it sees the deviations from it
+        scaled, a field of weaker or stronger contrasts) is linear like the block mean. ``flips``
         (rotations, north-south flips) is refused unless every stack is on a projected grid of
         square cells, and even there left to the user; ``invert`` (colder for warmer) only on
         request.

@@ -54,8 +54,18 @@ def score_test_pairs(model, settings: Settings, folder: Path, folder_out: Path, 
     return results
 
 
-def score_raster_test_pairs(model, settings: Settings, folder: Path, folder_out: Path, meta: dict, ensemble=False):
+def score_raster_test_pairs(
+    model,
+    settings: Settings,
+    folder: Path,
+    folder_out: Path,
+    meta: dict,
+    ensemble=False,
+    test_split: str = "spatially disjoint from training",
+):
     """Score a raster model and the baselines on the raster test pairs in data units; write comparison.png.
+
+    ``test_split``: how the test patches stand apart from training (the handle says it), for the protocol line.
 
     Over the valid cells only: RMSE, MAE, bias, slope RMSE (degrees, Horn, each patch's
     cell size) and PSNR on range-normalised heights (util.evaluation.raster_metrics.raster_scores).
@@ -89,7 +99,7 @@ def score_raster_test_pairs(model, settings: Settings, folder: Path, folder_out:
     results = dict(meta)
     results.update(
         n_test=len(hr),
-        protocol="raster: valid cells of the test patches (spatially disjoint from training), data units",
+        protocol=f"raster: valid cells of the test patches ({test_split}), data units",
         units=units,
         raster_scores={
             name: raster_metrics.raster_scores(values, targets, valid, cells, lr[..., 0], lats, elevation)

@@ -58,7 +58,7 @@ def results_markdown(results: dict, path: Path) -> str:
     """A Markdown table of baseline vs model (mean ± std), written to ``path`` and returned."""
     if "raster_scores" in results:
         rows = [
-            f"# {results['model']} — {results['task']} on {results['dataset']} (raster)",
+            f"# {results['model']} — {results['task']} on {results['dataset']} ({results.get('data_kind', 'raster')})",
             "",
             f"{results['n_test']} test patches; {results.get('protocol', '')}.",
             f"Trained on {results.get('train_patches', '?')} patches for {results.get('backprops', '?')} backprops "
