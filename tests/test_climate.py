@@ -1,0 +1,200 @@
+"""Stacks: download.py climate and --folder of stacks split in time, StackPairs training, the bad inputs."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import download
+import util
+
+TINY = ["--train-patches", "48", "--backprops", "192", "--batch", "8", "--epochs", "2", "--val-patches", "8"]
+
+
+def mtimes(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def sample(name: str):
+    import iris_sample_data
+    import xarray as xr
+
+    return xr.open_dataset(Path(iris_sample_data.path) / name, decode_times=False)
+
+
+def check_files(dest: Path, patch: int = 16, scales=(2, 4)) -> dict:
+    """Every file has its shape and dtype, no NaN, masks of 0/1 with at most MAX_NODATA nodata a patch."""
+    manifest = json.loads((dest / "manifest.json").read_text())
+    assert manifest["kind"] == "stack" and manifest["settings"]["scales"] == list(scales)
+    for split in ("train", "test"):
+        hr, mask = np.load(dest / f"{split}_hr.npy"), np.load(dest / f"{split}_mask.npy")
+        n = len(manifest["splits"][split]["patches"])
+        assert n > 0 and hr.shape == (n, patch, patch, 1) and hr.dtype == np.float32 and np.isfinite(hr).all()
+        assert mask.shape == hr.shape and (1 - mask).reshape(n, -1).mean(axis=1).max() <= 0.25
+        for s in scales:
+            assert np.load(dest / f"{split}_sr{s}.npy").shape == (n, patch // s, patch // s, 1)
+        assert np.load(dest / f"{split}_cell.npy").shape == (n, 2)
+    return manifest
+
+
+def test_climate_is_split_in_time_and_says_so_then_is_up_to_date(tmp_path, capsys):
+    args = ["climate", "--out", str(tmp_path), "--train", "64", "--test", "30"]
+    download.main(args)
+    assert "wrote 64 train / 30 test patches of 16x16 cells (block-mean LR x2/x4" in capsys.readouterr().out
+    dest = tmp_path / "climate"
+    manifest = check_files(dest)
+    assert manifest["units"] == "K" and manifest["standard_name"] == "air_temperature"
+    assert manifest["split"] == {"by": "time", "test_fraction": 0.2, "test_files": []}
+    assert manifest["split_rule"].startswith("in time, per stack: its last 20% of the time steps")
+    (entry,) = manifest["stacks"]
+    assert entry["name"] == "A1B_north_america.nc" and entry["shape"] == [240, 37, 49]
+    assert entry["calendar"] == "360_day" and len(entry["times"]) == 240
+    assert (entry["train_steps"], entry["test_steps"]) == ([0, 192], [192, 240])
+    assert entry["test_times"] == ["2052-06-01T00:00:00", "2099-06-01T00:00:00"]
+    assert entry["train_times"][1] == "2051-06-01T00:00:00" and entry["latitudes"] == [60.0, -1.25]
+    splits = manifest["splits"]
+    assert splits["train"]["patch_columns"] == ["stack", "step", "row", "col"]
+    assert max(p[1] for p in splits["train"]["patches"]) < 192 <= min(p[1] for p in splits["test"]["patches"])
+    # An HR patch is the file's grid at its step (rows north to south), its LR the block mean of it.
+    values = sample("A1B_north_america.nc").air_temperature.values[:, ::-1]
+    _, step, row, col = splits["test"]["patches"][0]
+    hr = np.load(dest / "test_hr.npy")[0, ..., 0]
+    np.testing.assert_allclose(hr, values[step, row : row + 16, col : col + 16])
+    lr = np.load(dest / "test_sr4.npy")[0, ..., 0]
+    np.testing.assert_allclose(lr, hr.reshape(4, 4, 4, 4).mean(axis=(1, 3)), rtol=1e-6)
+    before = mtimes(dest)
+    download.main(args)
+    assert "up to date (seed 0, 64/30, 16x16 cells)" in capsys.readouterr().out and mtimes(dest) == before
+
+
+def test_ostia_land_is_nodata_and_a_held_out_scenario_is_tested_on_its_last_steps(tmp_path):
+    download.main(["climate", "--file", "ostia", "--out", str(tmp_path), "--train", "40", "--test", "500"])
+    manifest = check_files(tmp_path / "climate")
+    values = sample("ostia_monthly.nc").surface_temperature.values[:, ::-1]  # latitudes ascend in the file
+    mask = np.load(tmp_path / "climate" / "test_mask.npy")[..., 0].astype(bool)
+    for i, (_, step, row, col) in enumerate(manifest["splits"]["test"]["patches"]):
+        assert (mask[i] == np.isfinite(values[step, row : row + 16, col : col + 16])).all()
+    assert not mask.all()  # coasts: land cells masked in some test patches
+    assert manifest["stacks"][0]["test_steps"] == [43, 54] and manifest["stacks"][0]["calendar"] == "gregorian"
+
+    download.main(["climate", "--test-file", "E1", "--name", "scenarios", "--out", str(tmp_path), "--train", "40"])
+    manifest = check_files(tmp_path / "scenarios")
+    assert manifest["split"]["test_files"] == ["E1_north_america.nc"]
+    names = manifest["splits"]["train"]["stacks"]
+    assert {names[p[0]] for p in manifest["splits"]["train"]["patches"]} == {"A1B_north_america.nc"}
+    assert {names[p[0]] for p in manifest["splits"]["test"]["patches"]} == {"E1_north_america.nc"}
+    assert max(p[1] for p in manifest["splits"]["train"]["patches"]) < 192  # A1B = E1 up to 1999: not trained on
+    assert min(p[1] for p in manifest["splits"]["test"]["patches"]) >= 192
+
+
+def write_stack(path: Path, steps: int = 10, calendar: str = "noleap") -> np.ndarray:
+    """A small CF NetCDF stack (time, lat, lon) of temperatures with a nodata corner; its values north-up."""
+    import xarray as xr
+
+    rng = np.random.default_rng(steps)
+    values = (280 + rng.normal(size=(steps, 24, 40))).astype(np.float32)
+    values[:, :4, :4] = np.nan
+    time = ("time", np.arange(steps) * 24.0, {"units": "hours since 2000-01-01", "calendar": calendar})
+    coords = {"time": time, "lat": ("lat", np.linspace(50, 40, 24), {"units": "degrees_north"})}
+    coords["lon"] = ("lon", np.linspace(0, 15, 40), {"units": "degrees_east"})
+    attrs = {"units": "K", "standard_name": "air_temperature"}
+    xr.Dataset({"tas": (("time", "lat", "lon"), values, attrs)}, coords=coords).to_netcdf(path)
+    return values
+
+
+def test_a_folder_of_stacks_is_split_in_time_and_a_folder_with_single_grids_needs_kind(tmp_path, capsys):
+    folder = tmp_path / "era"
+    folder.mkdir()
+    write_stack(folder / "a.nc")
+    write_stack(folder / "b.nc", steps=5)
+    out = tmp_path / "out"
+    download.main(["--folder", str(folder), "--out", str(out), "--train", "30", "--test", "50"])
+    manifest = check_files(out / "folder-era")
+    steps = {e["name"]: (e["train_steps"], e["test_steps"], e["test_times"]) for e in manifest["stacks"]}
+    assert steps == {
+        "a.nc": ([0, 8], [8, 10], ["2000-01-09T00:00:00", "2000-01-10T00:00:00"]),
+        "b.nc": ([0, 4], [4, 5], ["2000-01-05T00:00:00", "2000-01-05T00:00:00"]),
+    }
+    assert len(manifest["splits"]["test"]["patches"]) == 3 * 2  # 1 x 2 tiles of 16 in 24 x 40 cells, 3 test steps
+
+    np.save(folder / "grid.npy", np.ones((40, 40), np.float32))
+    with pytest.raises(util.UserError, match=r"holds 1 raster\(s\) \(grid.npy\) and 2 stack\(s\) \(a.nc, b.nc\); "):
+        download.main(["--folder", str(folder), "--out", str(out)])
+    download.main(["--folder", str(folder), "--out", str(out), "--kind", "stack", "--train", "30", "--test", "50"])
+    assert "1 raster(s) (grid.npy) are left out" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def tiny_climate(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("datasets")
+    download.main(["climate", "--out", str(out), "--train", "56", "--test", "12"])
+    return out / "climate"
+
+
+def test_a_tiny_climate_run_trains_through_stack_pairs_and_fine_tunes(tiny_climate, tmp_path):
+    import edsr_lite
+    from util.data.pairs import StackPairs, open_pairs
+    from util.models.loading import load_model
+
+    assert type(open_pairs(str(tiny_climate))) is StackPairs
+    first = edsr_lite.main(["--dataset", str(tiny_climate), "--out", str(tmp_path / "a"), "--task", "sr2", *TINY])
+    results = json.loads((first / "results.json").read_text())
+    assert results["data_kind"] == "stack" and results["units"] == "K" and "split in time" in results["protocol"]
+    assert results["settings"]["augment"] == ["mirror", "amplitude"]
+    assert "air_temperature" in results["slope_left_out"]
+    scores = results["raster_scores"]
+    assert {"bicubic", "mean-preserving bicubic", "cubic spline", "model"} <= set(scores)
+    assert all("slope_rmse" not in s and 0 < s["rmse"] < 5 for s in scores.values())  # kelvin, no slope
+    assert "lat_weighted_rmse" in scores["model"]  # latitudes of the test patches from the manifest
+    second = edsr_lite.main(
+        ["--dataset", str(tiny_climate), "--out", str(tmp_path / "b"), "--task", "sr2", *TINY[:2]]
+        + ["--backprops", "8", "--epochs", "1", "--learning-rate", "1e-9", "--ema", "0"]
+        + ["--init-from", str(first / "model.keras")]
+    )
+    for a, b in zip(
+        load_model(first / "model.keras")[0].get_weights(),
+        load_model(second / "model.keras")[0].get_weights(),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a, b, atol=1e-5)  # a learning rate of 1e-9 leaves the saved weights
+
+
+def test_rotations_of_a_latitude_longitude_grid_are_refused(tiny_climate, tmp_path):
+    import edsr_lite
+
+    with pytest.raises(util.UserError, match=r"flips turns .* A1B_north_america.nc's latitude-longitude grid"):
+        edsr_lite.main(["--dataset", str(tiny_climate), "--out", str(tmp_path), "--augment", "flips"])
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["climate", "--file", "bogus"], "--file bogus: not a climate sample file; give one of A1B_north_america.nc"),
+        (["climate", "--test-file", "A1B"], "--test-file A1B_north_america.nc: holds out every stack of climate"),
+        (["climate", "--file", "ostia", "--patch", "32"], "18x432 cells, smaller than a 32x32 patch); give other"),
+        (["climate", "--band", "2"], "--band 2: climate is stacks, whose bands are time steps; drop it"),
+        (["dem", "--test-file", "x.nc"], "--test-file: only for stacks, and dem is rasters; drop it"),
+        (["dem", "--file", "E1"], "--file: only for climate, not dem; drop them"),
+        (
+            ["--folder", "{stacks}", "--test-file", "c.nc"],
+            "--test-file c.nc: not among the stacks of folder-stacks (a.nc)",
+        ),
+        (["--folder", "{one_step}"], "a.nc: one time step, nothing to split in time; use it as a single grid"),
+    ],
+)
+def test_bad_stack_inputs_are_one_line(tmp_path, argv, message):
+    for name, steps in (("stacks", 6), ("one_step", 1)):
+        (tmp_path / name).mkdir()
+        write_stack(tmp_path / name / "a.nc", steps=steps)
+    argv = [arg.format(stacks=tmp_path / "stacks", one_step=tmp_path / "one_step") for arg in argv]
+    with pytest.raises(util.UserError) as error:
+        download.main([*argv, "--out", str(tmp_path / "out")])
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_time_cut_keeps_a_step_on_each_side():
+    from download_module import stack_pairs
+
+    assert [stack_pairs.time_cut(n) for n in (2, 5, 10, 240)] == [1, 4, 8, 192]
