@@ -184,10 +184,22 @@ def _time_dim(dataset, data) -> str | None:
 
 
 def _tiff_has_times(path: Path) -> bool:
+    with _open_gdal(path) as src:
+        return src.count >= 2 and _tiff_times(src) is not None
+
+
+@contextlib.contextmanager
+def _open_gdal(path: Path):
+    """rasterio's dataset of a GRIB file or GeoTIFF: GRIB values in their stored units, a TIFF without
+    georeferencing opened without rasterio's warning (the stack then says its cells are unknown)."""
+    import warnings
+
     import rasterio
 
-    with rasterio.open(path) as src:
-        return src.count >= 2 and _tiff_times(src) is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.Env(GRIB_NORMALIZE_UNITS="NO"), rasterio.open(path) as src:
+            yield src
 
 
 # ---- 2. Reading ----------------------------------------------------------------------------------------------------
@@ -258,15 +270,19 @@ def parse_steps(steps, count: int, path) -> np.ndarray:
         steps = slice(start, stop) if match.group(2) else start
     if isinstance(steps, int | np.integer):
         if not -count <= steps < count:
-            raise UserError(f"{path}: --steps {steps} is outside its {count} steps; give 0 to {count - 1}")
+            raise UserError(f"{path}: --steps {steps} is outside its {_count(count)}; give 0 to {count - 1}")
         return np.array([steps % count])
     for end in (steps.start, steps.stop):
         if end is not None and not -count <= end <= count:
-            raise UserError(f"{path}: --steps {_said(steps)} is outside its {count} steps; give A:B within 0:{count}")
+            raise UserError(f"{path}: --steps {_said(steps)} is outside its {_count(count)}; give A:B within 0:{count}")
     chosen = np.arange(count)[steps]
     if not len(chosen):
-        raise UserError(f"{path}: --steps {_said(steps)} selects none of its {count} steps; give A:B with A < B")
+        raise UserError(f"{path}: --steps {_said(steps)} selects none of its {_count(count)}; give A:B with A < B")
     return chosen
+
+
+def _count(count: int) -> str:
+    return f"{count} step{'' if count == 1 else 's'}"
 
 
 def _said(steps: slice) -> str:
@@ -431,7 +447,7 @@ def _open_gdal_stack(path: Path, variable: str | None, level, steps) -> Stack:
     import rasterio
 
     try:
-        with rasterio.Env(GRIB_NORMALIZE_UNITS="NO"), rasterio.open(path) as src:
+        with _open_gdal(path) as src:
             grib = path.suffix.lower() in GRIB_SUFFIXES
             bands, times = _grib_bands(path, src, variable, level) if grib else _tiff_bands(path, src, variable, level)
             stack = Stack(None, crs=src.crs, transform=None if src.transform.is_identity else src.transform)
@@ -603,9 +619,7 @@ def _step_reader(stack: Stack):
         with open_netcdf(stack.path, decode_times=False) as dataset:
             yield lambda i: finish(_read_netcdf_step(dataset, stack, i))
         return
-    import rasterio
-
-    with rasterio.Env(GRIB_NORMALIZE_UNITS="NO"), rasterio.open(stack.path) as src:
+    with _open_gdal(stack.path) as src:
         yield lambda i: finish(_read_gdal_step(src, stack, i))
 
 
