@@ -423,3 +423,26 @@ def test_enhancing_a_stack_holds_one_step_in_memory_whatever_the_number_of_steps
         tracemalloc.stop()
     step_out = 96 * 128 * 4 * 4  # one enhanced step in bytes: 196 kB; 32 steps would be 6.3 MB
     assert peaks[1] < peaks[0] + 4 * step_out, peaks
+
+
+def test_a_rotated_pole_stack_keeps_its_grid_coordinates_and_a_time_series_is_no_stack(tmp_path):
+    rotated = {"grid_mapping_name": "rotated_latitude_longitude", "grid_north_pole_latitude": 37.5}
+    rotated["grid_north_pole_longitude"] = 177.5
+    coords = {
+        "rlat": ("rlat", -2.0 + 0.5 * np.arange(6), {"units": "degrees", "standard_name": "grid_latitude"}),
+        "rlon": ("rlon", 10.0 + 0.5 * np.arange(8), {"units": "degrees", "standard_name": "grid_longitude"}),
+        "time": ("time", [0.0, 1.0, 2.0], {"units": "days since 2000-01-01", "calendar": "noleap"}),
+    }
+    data = {"pr": (("time", "rlat", "rlon"), field(), {"units": "kg m-2 s-1", "grid_mapping": "rotated_pole"})}
+    xr.Dataset({**data, "rotated_pole": ((), 0, rotated)}, coords=coords).to_netcdf(tmp_path / "rotated.nc")
+    stack = read_stack(tmp_path / "rotated.nc")
+    assert stack.crs is None and stack.lats is None and stack.calendar == "noleap"
+    with netCDF4.Dataset(write_stack(tmp_path / "out.nc", stack, scale=1)) as nc:
+        rlat = nc.variables["rlat"]
+        assert rlat.units == "degrees" and rlat.standard_name == "grid_latitude"
+        np.testing.assert_allclose(rlat[:], -2.0 + 0.5 * np.arange(6))  # ascending, as the input
+        assert nc.variables["pr"].grid_mapping == "rotated_pole"
+        assert nc.variables["rotated_pole"].grid_north_pole_latitude == 37.5
+    series = {"time": ("time", [0.0, 1.0], {"units": "days since 2000-01-01"}), "lat": [45.0], "lon": [7.0]}
+    xr.Dataset({"w": (("time", "lat", "lon"), np.ones((2, 1, 1)))}, coords=series).to_netcdf(tmp_path / "series.nc")
+    assert not is_stack(tmp_path / "series.nc")  # one point in time, as iris' vlstr_type.nc

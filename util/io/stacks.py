@@ -20,7 +20,9 @@ Formats:
   ``GRIB_ELEMENT`` (``TMP``), its level by ``GRIB_SHORT_NAME`` (``85000-ISBL``), the step's time by
   ``GRIB_VALID_TIME`` (seconds since 1970, UTC, sorted), units by ``GRIB_UNIT`` in the file's own
   units (``GRIB_NORMALIZE_UNITS=NO``: kelvin stays kelvin). GDAL and not cfgrib because rasterio's
-  wheels already bundle it: cfgrib needs the ecCodes C library, which pip cannot install;
+  wheels already bundle it: cfgrib needs the ecCodes C library, which pip cannot install. GDAL
+  reads a message on another grid into the first one's shape without an error, only a warning,
+  which is caught when that step is read (a UserError: steps of different shapes);
 - a multi-band GeoTIFF, one band per step: times from each band's ``NETCDF_DIM_time`` (what
   ``gdal_translate`` writes from a NetCDF file, with ``time#units`` and ``time#calendar``),
   ``GRIB_VALID_TIME``, or an ISO date in a ``TIME`` / ``DATE`` / ``valid_time`` tag or in the band's
@@ -59,6 +61,7 @@ import numpy as np
 from util.io.files import UserError, atomic_path
 from util.io.provenance import Provenance
 from util.io.rasters import (
+    LENGTH_UNITS,
     NetcdfGrid,
     Raster,
     cf_axis,
@@ -80,6 +83,7 @@ STACK_SUFFIXES = NETCDF_SUFFIXES + GRIB_SUFFIXES + TIFF_SUFFIXES
 TIME_NAMES = ("time", "t", "valid_time", "times")
 TIME_TAGS = ("TIME", "DATE", "time", "date", "valid_time", "VALID_TIME")
 EPOCH = "seconds since 1970-01-01 00:00:00"
+CHUNK = 256  # cells of a side of the written variable's chunks
 GDAL_TAGS = ("AREA_OR_POINT", "NETCDF_DIM_EXTRA", "NC_GLOBAL#Conventions")  # GDAL's own, not the data's
 GRIB_UNITS = {"C": "degC", "-": "1", "%": "%"}  # GRIB_UNIT spellings that mean something else to udunits
 
@@ -166,10 +170,12 @@ def is_stack(path, variable: str | None = None) -> bool:
 
 
 def _time_dim(dataset, data) -> str | None:
-    """The time dimension of a variable of at least 3 dimensions (two of them y and x), else None."""
+    """The time dimension of a variable with two more dimensions of more than one cell (y and x), else None."""
     if data.ndim < 3:
         return None
     for dim in data.dims:
+        if sum(n > 1 for d, n in zip(data.dims, data.shape, strict=True) if d != dim) < 2:
+            continue  # a time series at one point, or along one line
         variable = dataset.variables.get(dim)
         attrs = variable.attrs if variable is not None else {}
         units = str(attrs.get("units", ""))
@@ -422,10 +428,15 @@ def _netcdf_attributes(dataset, data, stack: Stack) -> None:
 
 
 def _coordinate_attrs(dataset, dim: str) -> dict:
+    """The attributes of ``dim``'s coordinate to write again; not its units when they are a length (read as
+    metres) and never its bounds (written anew)."""
     variable = dataset.variables.get(dim)
     if variable is None:
         return {}
-    return plain_attrs({k: v for k, v in variable.attrs.items() if k not in ("bounds", "units")})
+    attrs = plain_attrs({k: v for k, v in variable.attrs.items() if k != "bounds"})
+    if str(attrs.get("units", "")).strip().lower() in LENGTH_UNITS:
+        del attrs["units"]
+    return attrs
 
 
 def _read_netcdf_step(dataset, stack: Stack, i: int) -> np.ndarray:
@@ -738,12 +749,13 @@ def _write_grid(nc, like: Stack, shape: tuple[int, int], scale: int) -> None:
     if like.meta.get("south_up", False):
         edges_y = edges_y[::-1]
     for dim, edges, kind in ((y_dim, edges_y, "Y"), (x_dim, edges_x, "X")):
-        units = ("degrees_north" if kind == "Y" else "degrees_east") if geographic else "m"
+        said = attrs.get(dim, {})  # a rotated pole's grid_latitude in degrees keeps its units and name
+        units = ("degrees_north" if kind == "Y" else "degrees_east") if geographic else said.get("units", "m")
         standard = (
             ("latitude" if kind == "Y" else "longitude") if geographic else f"projection_{kind.lower()}_coordinate"
         )
         var = nc.createVariable(dim, "f8", (dim,))
-        var.setncatts({"standard_name": standard, **attrs.get(dim, {}), "units": units, "axis": kind})
+        var.setncatts({"standard_name": standard, **said, "units": units, "axis": kind})
         var.bounds = f"{dim}_bnds"
         var[:] = (edges[:-1] + edges[1:]) / 2
         bounds = nc.createVariable(f"{dim}_bnds", "f8", (dim, "bnds"))
@@ -751,11 +763,16 @@ def _write_grid(nc, like: Stack, shape: tuple[int, int], scale: int) -> None:
 
 
 def _write_variable(nc, like: Stack, dims: tuple[str, str, str], shape, fill: float):
-    """The data variable (float32, one chunk per step), its attributes, grid mapping and level."""
-    fill_value = np.float32(fill)
+    """The data variable (float32), its attributes, grid mapping and level.
+
+    Chunks of one step and at most CHUNK x CHUNK cells, and a chunk cache that holds a band of
+    CHUNK rows across the grid, so that strips of rows are compressed once, not read back.
+    """
+    chunks = (1, min(shape[1], CHUNK), min(shape[2], CHUNK))
     var = nc.createVariable(
-        like.name, "f4", dims, zlib=True, complevel=4, chunksizes=(1, *shape[1:]), fill_value=fill_value
+        like.name, "f4", dims, zlib=True, complevel=4, chunksizes=chunks, fill_value=np.float32(fill)
     )
+    var.set_var_chunk_cache(size=max(2**26, 2 * CHUNK * shape[2] * 4), nelems=4099)
     attrs = {k: v for k, v in like.attrs.items() if k not in ("grid_mapping", "coordinates")}
     var.setncatts({**attrs, **({"units": like.units} if like.units else {})})
     mapping = like.meta.get("grid_mapping")
