@@ -639,6 +639,8 @@ def _step_reader(stack: Stack):
 
 def write_stack(path, stack: Stack, scale: int = 1, provenance: Provenance | None = None) -> Path:
     """Write ``stack``'s values (T, H, W), float32 with NaN = nodata, as a CF NetCDF file (StackWriter)."""
+    if stack.values is None:
+        raise ValueError("write_stack: the stack has no values (open_stack); read_stack it, or use StackWriter")
     count, height, width = stack.values.shape
     with StackWriter(path, stack, height, width, scale, provenance) as writer:
         for i in range(count):
