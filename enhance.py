@@ -9,6 +9,8 @@
     python3 enhance.py noisy.png --model runs/<denoise run>/model.keras
     python3 enhance.py dem.tif                                # a DEM -> dem_x4.tif (the shipped raster model)
     python3 enhance.py grid.asc --scale 2 --nodata -9999      # .asc -> .asc, .npy -> .npy, .nc -> .nc
+    python3 enhance.py tas.nc --steps 0:12 --scale 2          # a time stack, step by step -> tas_x2.nc
+    python3 enhance.py forecast.grib2 --variable TMP          # GRIB (a stack) -> forecast_x4.nc
 
 The model says what it does (task, scale, the input it expects) in its SuiteInfo, so
 any model of the suite works. Photos of any size are processed in overlapping,
@@ -26,6 +28,10 @@ cell size divided by the scale, nodata kept, in strips of bounded memory. Each f
 the model of its kind, in folders too: a folder of photos and DEMs gives PNGs and
 rasters in <folder>_x4/ (photos: --scale's sr<scale>.keras, rasters: dem_x<scale>.keras);
 --model and --task apply to one kind, so give them with files of that kind only.
+
+Stacks (a NetCDF variable with a time axis, GRIB, a GeoTIFF whose bands carry times;
+util/io/stacks.py) are enhanced one time step at a time, memory independent of the number
+of steps, and written as CF NetCDF (<stem>_x4.nc) with the same time coordinate and calendar.
 """
 
 from __future__ import annotations
@@ -83,7 +89,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--nodata", type=float, help="rasters: declare this nodata value (for files that lack one)")
     parser.add_argument("--band", type=int, help="rasters: the band to enhance in a multi-band file (1 = first)")
-    parser.add_argument("--variable", help="rasters: the variable of a NetCDF file")
+    parser.add_argument("--variable", help="rasters: the variable of a NetCDF file (a GRIB element: TMP, UGRD ...)")
+    parser.add_argument(
+        "--steps", help="stacks: the time steps to enhance, A:B (0-based indices, B excluded; 0:12, 100:, -1:)"
+    )
+    parser.add_argument(
+        "--level", help="stacks: the level of a 4-D variable, a value of its level coordinate (85000 for 850 hPa in Pa)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -102,12 +114,7 @@ def enhance_rasters(args, rasters: list[tuple[Path, Path | None]]) -> None:
         raise util.UserError(f"--task {args.purpose} applies to photos; rasters take the super-resolution models")
     check_tiling(args.tile, args.overlap)
     # TensorFlow takes seconds to import (and logs to stderr): only once the flags are checked.
-    from util.inference.raster_enhance import (
-        check_raster_model,
-        enhance_raster_file,
-        plan_raster_outputs,
-        raster_tiling,
-    )
+    from util.inference.raster_enhance import check_raster_model, plan_raster_outputs, raster_tiling
     from util.io.provenance import model_provenance
     from util.models.loading import load_model
 
@@ -116,25 +123,13 @@ def enhance_rasters(args, rasters: list[tuple[Path, Path | None]]) -> None:
     check_raster_model(info, str(model_path))
     provenance = model_provenance(model_path, info)  # each output says it is this model's
     raster_tiling(info, args.tile, args.overlap)  # an overlap not below the (rounded) tile: once, not per file
-    pairs = plan_raster_outputs(rasters, info["scale"], args.out, args.overwrite, args.skip_existing)
+    stacks = stack_inputs(args, rasters)
+    pairs = plan_raster_outputs(rasters, info["scale"], args.out, args.overwrite, args.skip_existing, stacks)
     check_writable(pairs)
     written, failed = [], []
     for path, target in pairs:
         try:
-            enhance_raster_file(
-                path,
-                model,
-                info,
-                target,
-                args.nodata,
-                args.band,
-                args.variable,
-                args.tile,
-                args.overlap,
-                args.ensemble,
-                progress=not args.quiet,
-                provenance=provenance,
-            )
+            enhance_one(args, path, target, model, info, provenance, path in stacks)
         except util.UserError as err:
             if len(pairs) == 1:
                 raise
@@ -146,13 +141,44 @@ def enhance_rasters(args, rasters: list[tuple[Path, Path | None]]) -> None:
                 f"{target}: cannot be written ({err.strerror or err}); "
                 "give --out elsewhere (a writable folder with free space)"
             ) from None
-        print(f"{path} -> {target} (x{info['scale']}, float32, {info['architecture']})")
+        kind = ", a stack as NetCDF" if path in stacks else ""
+        print(f"{path} -> {target} (x{info['scale']}, float32, {info['architecture']}{kind})")
         written.append(target)
     if failed:
         raise util.UserError(
             f"{len(failed)} of {len(pairs)} rasters could not be enhanced (each named above); the other "
             f"{len(written)} are written: fix or remove those files and run again with --skip-existing"
         )
+
+
+def enhance_one(args, path: Path, target: Path, model, info: dict, provenance, stack: bool) -> None:
+    """One raster, or one stack step by step, into ``target`` (util/inference/raster_enhance.py)."""
+    from util.inference.raster_enhance import enhance_raster_file, enhance_stack_file
+
+    tiling = {"tile": args.tile, "overlap": args.overlap, "ensemble": args.ensemble, "progress": not args.quiet}
+    if stack:
+        options = {"variable": args.variable, "level": args.level, "steps": args.steps, "nodata": args.nodata}
+        enhance_stack_file(path, model, info, target, options, provenance=provenance, **tiling)
+    else:
+        enhance_raster_file(
+            path, model, info, target, args.nodata, args.band, args.variable, provenance=provenance, **tiling
+        )
+
+
+def stack_inputs(args, rasters: list[tuple[Path, Path | None]]) -> frozenset[Path]:
+    """The rasters that are time stacks (util.io.stacks.is_stack; all of them when --steps or --level is
+    given); --band, which picks a band of a 2-D raster, is refused with one."""
+    from util.io import kinds
+    from util.io.stacks import is_stack
+
+    asked = args.steps is not None or args.level is not None
+    stacks = frozenset(path for path, _ in rasters if asked or is_stack(path, args.variable))
+    if stacks and args.band is not None:
+        raise util.UserError(
+            f"--band {args.band}: {kinds.examples(sorted(stacks))} are time stacks, enhanced step by step; drop --band "
+            "(give --steps A:B to choose steps)"
+        )
+    return stacks
 
 
 def stop_on_sigterm(signum, frame) -> None:
@@ -212,7 +238,15 @@ def main(argv=None) -> None:
     if photos and rasters:
         check_mixed(args, [p for p, _ in photos], [p for p, _ in rasters])
     raster_flags = [
-        f for f, v in (("--nodata", args.nodata), ("--band", args.band), ("--variable", args.variable)) if v is not None
+        f
+        for f, v in (
+            ("--nodata", args.nodata),
+            ("--band", args.band),
+            ("--variable", args.variable),
+            ("--steps", args.steps),
+            ("--level", args.level),
+        )
+        if v is not None
     ]
     if raster_flags and not rasters:
         raise util.UserError(f"{' '.join(raster_flags)} apply to rasters (.tif DEMs, .asc, .npy, .nc), not photos")

@@ -316,3 +316,133 @@ def test_stack_writer_places_rows_at_the_finer_spacing(tmp_path):
         np.testing.assert_allclose(np.diff(nc.variables["lon"][:]), 0.25)
         np.testing.assert_allclose(nc.variables["lat_bnds"][0], [46.0, 45.75])
         assert nc.variables["tas"][2].min() == 2.0
+
+
+# ---- 5. enhance.py on stacks ----------------------------------------------------------------------------------------
+
+DEM_X2 = Path(__file__).resolve().parents[1] / "assets" / "models" / "dem_x2.keras"  # any one-band grid in units
+
+
+def enhance(capfd, *argv) -> tuple[int, list[str], list[str]]:
+    """enhance.py in this process: (exit code, stdout lines, stderr lines)."""
+    import enhance as script
+
+    capfd.readouterr()
+    code = util.run_cli(script.main, [str(a) for a in argv] + ["--model", str(DEM_X2), "--quiet"])
+    captured = capfd.readouterr()
+    return code, captured.out.strip().splitlines(), captured.err.strip().splitlines()
+
+
+def test_enhance_a1b_keeps_its_360_day_times_and_attributes_at_half_the_spacing(tmp_path, capfd):
+    source = tmp_path / A1B.name
+    source.write_bytes(A1B.read_bytes())
+    code, out, err = enhance(capfd, source)
+    target = tmp_path / "A1B_north_america_x2.nc"
+    assert code == 0 and not err and out == [f"{source} -> {target} (x2, float32, {out[0].split('float32, ')[1]}"]
+    with xr.open_dataset(A1B, decode_times=False) as lr, xr.open_dataset(target, decode_times=False) as hr:
+        np.testing.assert_array_equal(hr["time"].values, lr["time"].values)
+        assert hr["time"].attrs["calendar"] == "360_day" and hr["time"].attrs["units"] == lr["time"].attrs["units"]
+        for dim in ("latitude", "longitude"):
+            np.testing.assert_allclose(np.diff(hr[dim].values), np.diff(lr[dim].values)[0] / 2)
+            bounds = hr[f"{dim}_bnds"].values
+            np.testing.assert_allclose(bounds.mean(axis=1), hr[dim].values)
+            np.testing.assert_allclose(bounds[1:, 0], bounds[:-1, 1])
+        assert hr["latitude"].values[0] == lr["latitude"].values[0] - 1.25 / 4  # the LR cell split in two
+        var = hr["air_temperature"]
+        assert var.shape == (240, 74, 98) and var.dtype == np.float32
+        for key in ("standard_name", "units", "cell_methods", "grid_mapping"):
+            assert var.attrs[key] == lr["air_temperature"].attrs[key], key
+        assert hr["latitude_longitude"].attrs == lr["latitude_longitude"].attrs
+        assert "A1B_north_america.nc enhanced by dem_x2.keras" in hr.attrs["history"].splitlines()[-1]
+        np.testing.assert_allclose(var.values[5, ::2, ::2].mean(), lr["air_temperature"].values[5].mean(), atol=0.5)
+
+
+def test_enhance_ostia_steps_keeps_land_nan_and_a_grib_becomes_netcdf(tmp_path, capfd):
+    source = tmp_path / OSTIA.name
+    source.write_bytes(OSTIA.read_bytes())
+    grib = grib2(tmp_path / "t2m.grib2", field(3), hours=(0, 6, 12))
+    code, out, err = enhance(capfd, source, grib, "--steps", "1:3")
+    assert code == 0 and not err, err
+    assert out[1].startswith(f"{grib} -> {tmp_path / 't2m_x2.nc'} (x2, float32") and "a stack as NetCDF" in out[1]
+    lr = read_stack(OSTIA, steps="1:3")
+    hr = read_stack(tmp_path / "ostia_monthly_x2.nc")
+    assert len(hr) == 2 and list(hr.times) == list(lr.times)
+    land = np.repeat(np.repeat(np.isnan(lr.values), 2, axis=1), 2, axis=2)
+    np.testing.assert_array_equal(np.isnan(hr.values), land)
+    assert [t.hour for t in read_stack(tmp_path / "t2m_x2.nc").times] == [6, 12]  # its steps 1 and 2
+    code, out, err = enhance(capfd, source, "--steps", "1:3")
+    assert code == 1 and err == [
+        f"error: {tmp_path / 'ostia_monthly_x2.nc'}: exists; give --overwrite to replace it or --skip-existing"
+    ]
+
+
+def test_enhance_a4d_variable_takes_level_and_refuses_band(tmp_path, capfd):
+    path = level_stack(tmp_path / "ta.nc")
+    code, _, err = enhance(capfd, path)
+    assert code == 1 and len(err) == 1 and "ta.nc: ta has 3 levels along plev" in err[0] and "give --level" in err[0]
+    code, _, err = enhance(capfd, path, "--band", "2")
+    assert code == 1 and err == [
+        "error: --band 2: ta.nc are time stacks, enhanced step by step; drop --band (give --steps A:B to choose steps)"
+    ]
+    code, _, err = enhance(capfd, path, "--level", "85000", "--out", tmp_path / "ta_850.tif")
+    assert code == 1 and err == [
+        f"error: --out {tmp_path / 'ta_850.tif'}: give the suffix .nc (a stack is written as NetCDF)"
+    ]
+    code, _, err = enhance(capfd, path, "--level", "85000", "--out", tmp_path / "ta_850.nc")
+    assert code == 0 and not err
+    with netCDF4.Dataset(tmp_path / "ta_850.nc") as nc:
+        assert nc.variables["ta"].shape == (2, 12, 16) and float(nc.variables["plev"][...]) == 85000.0
+
+
+def test_an_all_nodata_stack_is_one_line_and_leaves_no_file(tmp_path, capfd):
+    lat, lon = ("lat", LATS_DOWN, {"units": "degrees_north"}), ("lon", LONS_360, {"units": "degrees_east"})
+    empty = np.full((3, 6, 8), np.nan, np.float32)
+    xr.Dataset({"t": (("time", "lat", "lon"), empty)}, coords={"lat": lat, "lon": lon}).to_netcdf(tmp_path / "nan.nc")
+    code, _, err = enhance(capfd, tmp_path / "nan.nc")
+    assert code == 1 and err == [
+        f"error: {tmp_path / 'nan.nc'}: every cell of every selected step is nodata; nothing to enhance (check --steps)"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nan.nc"]
+
+
+def test_enhancing_a_stack_holds_one_step_in_memory_whatever_the_number_of_steps(tmp_path):
+    import tracemalloc
+
+    from util.inference.raster_enhance import enhance_stack_file
+    from util.models.loading import load_model
+
+    model, info = load_model(DEM_X2)
+    peaks = []
+    for steps in (4, 32):
+        values = np.stack([field(1, 96, 128)[0] + k for k in range(steps)])
+        source = tmp_path / f"s{steps}.nc"
+        xr.Dataset({"t": (("time", "y", "x"), values)}).to_netcdf(source)
+        tracemalloc.start()
+        enhance_stack_file(source, model, info, tmp_path / f"s{steps}_x2.nc", progress=False)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    step_out = 96 * 128 * 4 * 4  # one enhanced step in bytes: 196 kB; 32 steps would be 6.3 MB
+    assert peaks[1] < peaks[0] + 4 * step_out, peaks
+
+
+def test_a_rotated_pole_stack_keeps_its_grid_coordinates_and_a_time_series_is_no_stack(tmp_path):
+    rotated = {"grid_mapping_name": "rotated_latitude_longitude", "grid_north_pole_latitude": 37.5}
+    rotated["grid_north_pole_longitude"] = 177.5
+    coords = {
+        "rlat": ("rlat", -2.0 + 0.5 * np.arange(6), {"units": "degrees", "standard_name": "grid_latitude"}),
+        "rlon": ("rlon", 10.0 + 0.5 * np.arange(8), {"units": "degrees", "standard_name": "grid_longitude"}),
+        "time": ("time", [0.0, 1.0, 2.0], {"units": "days since 2000-01-01", "calendar": "noleap"}),
+    }
+    data = {"pr": (("time", "rlat", "rlon"), field(), {"units": "kg m-2 s-1", "grid_mapping": "rotated_pole"})}
+    xr.Dataset({**data, "rotated_pole": ((), 0, rotated)}, coords=coords).to_netcdf(tmp_path / "rotated.nc")
+    stack = read_stack(tmp_path / "rotated.nc")
+    assert stack.crs is None and stack.lats is None and stack.calendar == "noleap"
+    with netCDF4.Dataset(write_stack(tmp_path / "out.nc", stack, scale=1)) as nc:
+        rlat = nc.variables["rlat"]
+        assert rlat.units == "degrees" and rlat.standard_name == "grid_latitude"
+        np.testing.assert_allclose(rlat[:], -2.0 + 0.5 * np.arange(6))  # ascending, as the input
+        assert nc.variables["pr"].grid_mapping == "rotated_pole"
+        assert nc.variables["rotated_pole"].grid_north_pole_latitude == 37.5
+    series = {"time": ("time", [0.0, 1.0], {"units": "days since 2000-01-01"}), "lat": [45.0], "lon": [7.0]}
+    xr.Dataset({"w": (("time", "lat", "lon"), np.ones((2, 1, 1)))}, coords=series).to_netcdf(tmp_path / "series.nc")
+    assert not is_stack(tmp_path / "series.nc")  # one point in time, as iris' vlstr_type.nc

@@ -14,6 +14,7 @@ an output cell is nodata when the LR cell it lies in is.
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -142,9 +143,10 @@ def is_raster_file(path: Path) -> bool:
     return file_kind(path) == RASTER
 
 
-def output_path(path: Path, scale: int, out: Path | None = None) -> Path:
-    """``dem.tif`` -> ``dem_x4.tif`` beside it, or in ``out`` when given (same suffix: same format)."""
-    name = f"{path.stem}_x{scale}{path.suffix}"
+def output_path(path: Path, scale: int, out: Path | None = None, suffix: str | None = None) -> Path:
+    """``dem.tif`` -> ``dem_x4.tif`` beside it, or in ``out`` when given (same suffix: same format; a stack
+    gives ``suffix`` ``.nc``)."""
+    name = f"{path.stem}_x{scale}{suffix or path.suffix}"
     return (out / name) if out else path.with_name(name)
 
 
@@ -162,7 +164,12 @@ def raster_out_folder(path: Path, folder: Path | None, out: Path | None, scale: 
 
 
 def plan_raster_outputs(
-    rasters: list[tuple[Path, Path | None]], scale: int, out: Path | None, overwrite: bool, skip_existing: bool
+    rasters: list[tuple[Path, Path | None]],
+    scale: int,
+    out: Path | None,
+    overwrite: bool,
+    skip_existing: bool,
+    stacks: frozenset[Path] = frozenset(),
 ) -> list[tuple[Path, Path]]:
     """``(input, output)`` pairs for ``rasters``, checked before any work; the ones whose output exists are skipped.
 
@@ -170,7 +177,8 @@ def plan_raster_outputs(
     suffix), a folder, or nothing (beside each file given; ``<folder>_x<scale>/`` for a folder's).
     An output and its sidecars (``sidecars``) are outputs alike: none may be an input, two
     inputs may not share one, and none that exists is replaced without ``overwrite``. With
-    ``skip_existing``, a raster whose output exists is left alone (printed as skipped).
+    ``skip_existing``, a raster whose output exists is left alone (printed as skipped). The files in
+    ``stacks`` are time stacks, written as NetCDF (``<stem>_x<scale>.nc``) whatever their format.
     """
     from util.inference.photos import check_replaceable, without_dot_dot
 
@@ -181,8 +189,11 @@ def plan_raster_outputs(
     inputs = {path.resolve() for path, _ in rasters}
     planned, pairs = set(), []
     for path, folder in rasters:
-        target = out_file or output_path(path, scale, raster_out_folder(path, folder, out, scale))
-        if out_file and target.suffix.lower() != path.suffix.lower():
+        suffix = ".nc" if path in stacks else path.suffix
+        target = out_file or output_path(path, scale, raster_out_folder(path, folder, out, scale), suffix)
+        if out_file and target.suffix.lower() != suffix.lower():
+            if path in stacks:
+                raise UserError(f"--out {target}: give the suffix .nc (a stack is written as NetCDF)")
             raise UserError(f"--out {target}: give the input's suffix {path.suffix} (the format stays the same)")
         files = [target, *sidecars(target)]
         for file in files:
@@ -223,21 +234,77 @@ def enhance_raster_file(
     file's name where its format has room (None: nothing). A file that declares no nodata but holds a
     sentinel such as -9999 gets a warning line on stderr.
     """
-    from util.io.rasters import RasterWriter, fill_nodata, read_raster, warn_suspected_nodata
+    from util.io.rasters import RasterWriter, read_raster, warn_suspected_nodata
 
     check_raster_model(info, str(path))
     raster = read_raster(path, band=band, variable=variable, nodata=nodata)
     warn_suspected_nodata(raster)
-    valid = raster.valid
-    if not valid.any():
+    if not raster.valid.any():
         raise UserError(f"{path}: every cell is nodata; nothing to enhance (check --nodata)")
-    lr = fill_nodata(raster.values) if not valid.all() else raster.values
     scale = info["scale"]
-    height, width = lr.shape[0] * scale, lr.shape[1] * scale
+    height, width = raster.values.shape[0] * scale, raster.values.shape[1] * scale
     stamped = provenance.for_input(path) if provenance is not None else None
     with RasterWriter(out_path, raster, height, width, scale, stamped) as writer:
-        for row, rows in enhanced_rows(model, info, lr, tile, overlap, ensemble, progress):
-            parent = valid[row // scale : (row + len(rows) - 1) // scale + 1]
-            mask = np.repeat(np.repeat(parent, scale, axis=0), scale, axis=1)[row % scale : row % scale + len(rows)]
-            writer.write(np.where(mask, rows, np.nan).astype(np.float32), row)
+        write_enhanced(writer.write, raster.values, model, info, tile, overlap, ensemble, progress)
+    return out_path
+
+
+def write_enhanced(write, values: np.ndarray, model, info: dict, tile, overlap, ensemble, progress) -> None:
+    """Enhance the 2-D ``values`` (NaN = nodata, some valid) and hand each band of output rows to
+    ``write(rows, first_row=...)``; an output cell is nodata where the LR cell it lies in is."""
+    from util.io.rasters import fill_nodata
+
+    valid = np.isfinite(values)
+    lr = fill_nodata(values) if not valid.all() else values
+    scale = info["scale"]
+    for row, rows in enhanced_rows(model, info, lr, tile, overlap, ensemble, progress):
+        parent = valid[row // scale : (row + len(rows) - 1) // scale + 1]
+        mask = np.repeat(np.repeat(parent, scale, axis=0), scale, axis=1)[row % scale : row % scale + len(rows)]
+        write(np.where(mask, rows, np.nan).astype(np.float32), first_row=row)
+
+
+STRIP_ROWS = 512  # rows of an all-nodata step written at a time
+
+
+def enhance_stack_file(
+    path: Path,
+    model,
+    info: dict,
+    out_path: Path,
+    stack_options: dict | None = None,
+    tile=None,
+    overlap=None,
+    ensemble=False,
+    progress=True,
+    provenance=None,
+) -> Path:
+    """Enhance every step of a stack file (util.io.stacks) into the CF NetCDF ``out_path``.
+
+    ``stack_options``: ``variable``, ``level``, ``steps``, ``nodata`` as ``util.io.stacks.open_stack``
+    takes them. Each step is read, enhanced in strips and written before the next is read, so memory
+    does not grow with the number of steps; a step whose cells are all nodata is written as nodata
+    without the model. One progress bar counts the steps. The time coordinate, its calendar and the
+    variable's attributes are kept (util.io.stacks.StackWriter).
+    """
+    from util.io.stacks import StackWriter, iter_steps, open_stack
+
+    check_raster_model(info, str(path))
+    stack = open_stack(path, **(stack_options or {}))
+    scale = info["scale"]
+    _, height, width = stack.shape
+    stamped = provenance.for_input(path) if provenance is not None else None
+    valid_steps = 0
+    with StackWriter(out_path, stack, height * scale, width * scale, scale, stamped) as writer:
+        steps = tqdm(iter_steps(stack), total=len(stack), unit="step", desc=path.name, disable=not progress)
+        for k, raster in enumerate(steps):
+            if not raster.valid.any():
+                for row in range(0, height * scale, STRIP_ROWS):
+                    rows = min(STRIP_ROWS, height * scale - row)
+                    writer.write(np.full((rows, width * scale), np.nan, np.float32), k, row)
+                continue
+            valid_steps += 1
+            write = functools.partial(writer.write, step=k)
+            write_enhanced(write, raster.values, model, info, tile, overlap, ensemble, False)
+        if not valid_steps:
+            raise UserError(f"{path}: every cell of every selected step is nodata; nothing to enhance (check --steps)")
     return out_path

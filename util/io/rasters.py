@@ -488,8 +488,8 @@ def _read_netcdf(path: Path, variable: str | None) -> Raster:
         if len(extra) > 2:
             raise UserError(
                 f"{path}: {variable} has dimensions {dict(zip(data.dims, data.shape, strict=True))}; only 2-D grids "
-                "(other dimensions of size 1) are read as rasters: read it as a stack (util.io.stacks.read_stack, "
-                "enhance.py does) or extract one slice, e.g. with ncks or xarray .isel"
+                "(other dimensions of size 1) and stacks along a time dimension are read: extract one slice, "
+                "e.g. with ncks or xarray .isel"
             )
         check_numeric(path, variable, data.dtype)
         data = data.squeeze()

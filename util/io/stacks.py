@@ -20,7 +20,9 @@ Formats:
   ``GRIB_ELEMENT`` (``TMP``), its level by ``GRIB_SHORT_NAME`` (``85000-ISBL``), the step's time by
   ``GRIB_VALID_TIME`` (seconds since 1970, UTC, sorted), units by ``GRIB_UNIT`` in the file's own
   units (``GRIB_NORMALIZE_UNITS=NO``: kelvin stays kelvin). GDAL and not cfgrib because rasterio's
-  wheels already bundle it: cfgrib needs the ecCodes C library, which pip cannot install;
+  wheels already bundle it: cfgrib needs the ecCodes C library, which pip cannot install. GDAL
+  reads a message on another grid into the first one's shape without an error, only a warning,
+  which is caught when that step is read (a UserError: steps of different shapes);
 - a multi-band GeoTIFF, one band per step: times from each band's ``NETCDF_DIM_time`` (what
   ``gdal_translate`` writes from a NetCDF file, with ``time#units`` and ``time#calendar``),
   ``GRIB_VALID_TIME``, or an ISO date in a ``TIME`` / ``DATE`` / ``valid_time`` tag or in the band's
@@ -59,6 +61,7 @@ import numpy as np
 from util.io.files import UserError, atomic_path
 from util.io.provenance import Provenance
 from util.io.rasters import (
+    LENGTH_UNITS,
     NetcdfGrid,
     Raster,
     cf_axis,
@@ -80,6 +83,7 @@ STACK_SUFFIXES = NETCDF_SUFFIXES + GRIB_SUFFIXES + TIFF_SUFFIXES
 TIME_NAMES = ("time", "t", "valid_time", "times")
 TIME_TAGS = ("TIME", "DATE", "time", "date", "valid_time", "VALID_TIME")
 EPOCH = "seconds since 1970-01-01 00:00:00"
+CHUNK = 256  # cells of a side of the written variable's chunks
 GDAL_TAGS = ("AREA_OR_POINT", "NETCDF_DIM_EXTRA", "NC_GLOBAL#Conventions")  # GDAL's own, not the data's
 GRIB_UNITS = {"C": "degC", "-": "1", "%": "%"}  # GRIB_UNIT spellings that mean something else to udunits
 
@@ -166,10 +170,12 @@ def is_stack(path, variable: str | None = None) -> bool:
 
 
 def _time_dim(dataset, data) -> str | None:
-    """The time dimension of a variable of at least 3 dimensions (two of them y and x), else None."""
+    """The time dimension of a variable with two more dimensions of more than one cell (y and x), else None."""
     if data.ndim < 3:
         return None
     for dim in data.dims:
+        if sum(n > 1 for d, n in zip(data.dims, data.shape, strict=True) if d != dim) < 2:
+            continue  # a time series at one point, or along one line
         variable = dataset.variables.get(dim)
         attrs = variable.attrs if variable is not None else {}
         units = str(attrs.get("units", ""))
@@ -184,10 +190,22 @@ def _time_dim(dataset, data) -> str | None:
 
 
 def _tiff_has_times(path: Path) -> bool:
+    with _open_gdal(path) as src:
+        return src.count >= 2 and _tiff_times(src) is not None
+
+
+@contextlib.contextmanager
+def _open_gdal(path: Path):
+    """rasterio's dataset of a GRIB file or GeoTIFF: GRIB values in their stored units, a TIFF without
+    georeferencing opened without rasterio's warning (the stack then says its cells are unknown)."""
+    import warnings
+
     import rasterio
 
-    with rasterio.open(path) as src:
-        return src.count >= 2 and _tiff_times(src) is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.Env(GRIB_NORMALIZE_UNITS="NO"), rasterio.open(path) as src:
+            yield src
 
 
 # ---- 2. Reading ----------------------------------------------------------------------------------------------------
@@ -258,15 +276,19 @@ def parse_steps(steps, count: int, path) -> np.ndarray:
         steps = slice(start, stop) if match.group(2) else start
     if isinstance(steps, int | np.integer):
         if not -count <= steps < count:
-            raise UserError(f"{path}: --steps {steps} is outside its {count} steps; give 0 to {count - 1}")
+            raise UserError(f"{path}: --steps {steps} is outside its {_count(count)}; give 0 to {count - 1}")
         return np.array([steps % count])
     for end in (steps.start, steps.stop):
         if end is not None and not -count <= end <= count:
-            raise UserError(f"{path}: --steps {_said(steps)} is outside its {count} steps; give A:B within 0:{count}")
+            raise UserError(f"{path}: --steps {_said(steps)} is outside its {_count(count)}; give A:B within 0:{count}")
     chosen = np.arange(count)[steps]
     if not len(chosen):
-        raise UserError(f"{path}: --steps {_said(steps)} selects none of its {count} steps; give A:B with A < B")
+        raise UserError(f"{path}: --steps {_said(steps)} selects none of its {_count(count)}; give A:B with A < B")
     return chosen
+
+
+def _count(count: int) -> str:
+    return f"{count} step{'' if count == 1 else 's'}"
 
 
 def _said(steps: slice) -> str:
@@ -406,10 +428,15 @@ def _netcdf_attributes(dataset, data, stack: Stack) -> None:
 
 
 def _coordinate_attrs(dataset, dim: str) -> dict:
+    """The attributes of ``dim``'s coordinate to write again; not its units when they are a length (read as
+    metres) and never its bounds (written anew)."""
     variable = dataset.variables.get(dim)
     if variable is None:
         return {}
-    return plain_attrs({k: v for k, v in variable.attrs.items() if k not in ("bounds", "units")})
+    attrs = plain_attrs({k: v for k, v in variable.attrs.items() if k != "bounds"})
+    if str(attrs.get("units", "")).strip().lower() in LENGTH_UNITS:
+        del attrs["units"]
+    return attrs
 
 
 def _read_netcdf_step(dataset, stack: Stack, i: int) -> np.ndarray:
@@ -431,7 +458,7 @@ def _open_gdal_stack(path: Path, variable: str | None, level, steps) -> Stack:
     import rasterio
 
     try:
-        with rasterio.Env(GRIB_NORMALIZE_UNITS="NO"), rasterio.open(path) as src:
+        with _open_gdal(path) as src:
             grib = path.suffix.lower() in GRIB_SUFFIXES
             bands, times = _grib_bands(path, src, variable, level) if grib else _tiff_bands(path, src, variable, level)
             stack = Stack(None, crs=src.crs, transform=None if src.transform.is_identity else src.transform)
@@ -603,9 +630,7 @@ def _step_reader(stack: Stack):
         with open_netcdf(stack.path, decode_times=False) as dataset:
             yield lambda i: finish(_read_netcdf_step(dataset, stack, i))
         return
-    import rasterio
-
-    with rasterio.Env(GRIB_NORMALIZE_UNITS="NO"), rasterio.open(stack.path) as src:
+    with _open_gdal(stack.path) as src:
         yield lambda i: finish(_read_gdal_step(src, stack, i))
 
 
@@ -614,6 +639,8 @@ def _step_reader(stack: Stack):
 
 def write_stack(path, stack: Stack, scale: int = 1, provenance: Provenance | None = None) -> Path:
     """Write ``stack``'s values (T, H, W), float32 with NaN = nodata, as a CF NetCDF file (StackWriter)."""
+    if stack.values is None:
+        raise ValueError("write_stack: the stack has no values (open_stack); read_stack it, or use StackWriter")
     count, height, width = stack.values.shape
     with StackWriter(path, stack, height, width, scale, provenance) as writer:
         for i in range(count):
@@ -724,12 +751,13 @@ def _write_grid(nc, like: Stack, shape: tuple[int, int], scale: int) -> None:
     if like.meta.get("south_up", False):
         edges_y = edges_y[::-1]
     for dim, edges, kind in ((y_dim, edges_y, "Y"), (x_dim, edges_x, "X")):
-        units = ("degrees_north" if kind == "Y" else "degrees_east") if geographic else "m"
+        said = attrs.get(dim, {})  # a rotated pole's grid_latitude in degrees keeps its units and name
+        units = ("degrees_north" if kind == "Y" else "degrees_east") if geographic else said.get("units", "m")
         standard = (
             ("latitude" if kind == "Y" else "longitude") if geographic else f"projection_{kind.lower()}_coordinate"
         )
         var = nc.createVariable(dim, "f8", (dim,))
-        var.setncatts({"standard_name": standard, **attrs.get(dim, {}), "units": units, "axis": kind})
+        var.setncatts({"standard_name": standard, **said, "units": units, "axis": kind})
         var.bounds = f"{dim}_bnds"
         var[:] = (edges[:-1] + edges[1:]) / 2
         bounds = nc.createVariable(f"{dim}_bnds", "f8", (dim, "bnds"))
@@ -737,11 +765,16 @@ def _write_grid(nc, like: Stack, shape: tuple[int, int], scale: int) -> None:
 
 
 def _write_variable(nc, like: Stack, dims: tuple[str, str, str], shape, fill: float):
-    """The data variable (float32, one chunk per step), its attributes, grid mapping and level."""
-    fill_value = np.float32(fill)
+    """The data variable (float32), its attributes, grid mapping and level.
+
+    Chunks of one step and at most CHUNK x CHUNK cells, and a chunk cache that holds a band of
+    CHUNK rows across the grid, so that strips of rows are compressed once, not read back.
+    """
+    chunks = (1, min(shape[1], CHUNK), min(shape[2], CHUNK))
     var = nc.createVariable(
-        like.name, "f4", dims, zlib=True, complevel=4, chunksizes=(1, *shape[1:]), fill_value=fill_value
+        like.name, "f4", dims, zlib=True, complevel=4, chunksizes=chunks, fill_value=np.float32(fill)
     )
+    var.set_var_chunk_cache(size=max(2**26, 2 * CHUNK * shape[2] * 4), nelems=4099)
     attrs = {k: v for k, v in like.attrs.items() if k not in ("grid_mapping", "coordinates")}
     var.setncatts({**attrs, **({"units": like.units} if like.units else {})})
     mapping = like.meta.get("grid_mapping")
