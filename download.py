@@ -96,7 +96,8 @@ last 20% of steps to test, the steps before to train; --patch defaults to 16):
              ostia_monthly.nc (monthly sea surface temperature, land masked); --test-file F holds F out
              too (test patches from F's last steps only, training from the other files' first steps)
   --folder   NetCDF variables with a time dimension, GRIB files, GeoTIFFs whose bands carry times
-             (util/io/stacks.py); a folder of stacks and single grids needs --kind stack|raster
+             (util/io/stacks.py); a folder of stacks and single grids needs --kind stack (the stacks)
+             or --kind raster (every file read as one grid: its --band, or its only step)
   output: the raster files without test_regions; manifest.json also gives each stack's steps and
   times (ISO 8601, its calendar) of each split.
 

@@ -153,7 +153,7 @@ def _usable_stack(file: RasterFile, stack, settings: dict) -> UsableStack | str:
         file,
         (count, height, width),
         tuple(float(v) for v in first.cell_size_m()),
-        stack.units,
+        first.units,  # the stack's, "m" where it gives none (as a raster's)
         str(stack.attrs.get("standard_name", "")),
         None if lats is None else [float(lats[0]), float(lats[1] - lats[0])],
         times,
