@@ -128,6 +128,8 @@ def export_model(model, info: dict, path, fmt: Format) -> Path:
                 f"{model.name}: cannot be exported to {fmt.name} ({type(err).__name__}: {detail}); "
                 "a custom layer must be built from ops the runtime has (see BicubicUpsample in util/models/)"
             ) from None
+        if fmt.name == "onnx":
+            restore_output_squeeze(target)
         # OpenVINO's weights (.bin) go in before the .xml that names them.
         for part in sorted(Path(tmp).iterdir(), key=lambda p: p.suffix == ".xml"):
             final = path.with_name(part.name)
@@ -135,6 +137,43 @@ def export_model(model, info: dict, path, fmt: Format) -> Path:
                 shutil.rmtree(final, ignore_errors=True)
             os.replace(part, final)
     return path
+
+
+def restore_output_squeeze(path, rank: int = 4) -> bool:
+    """Give a one-channel ONNX output back the Squeeze that tf2onnx can lose; True when it was lost.
+
+    tf2onnx turns the last NCHW -> NHWC transpose of a one-channel output (the raster models)
+    into a Reshape to ``(1, N, H, W, 1)`` followed by a Squeeze of the leading 1 (its
+    ReshapeOptimizer). When its IdentityOptimizer has already made that Reshape the graph output,
+    the Squeeze is never wired to it and the output keeps the extra leading dimension. Which of
+    the two passes reaches the Reshape first depends on the order tf2onnx visits nodes in, which
+    changes from run to run, so the same model exports right most times and wrong some.
+    ``rank``: that of the model's output (NHWC).
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    output = graph.output[0]
+    producer = next((node for node in graph.node if output.name in node.output), None)
+    if producer is None or producer.op_type != "Reshape":
+        return False
+    shape = next((numpy_helper.to_array(t) for t in graph.initializer if t.name == producer.input[1]), None)
+    extra = 0 if shape is None else len(shape) - rank
+    if extra <= 0 or np.any(shape[:extra] != 1):
+        return False
+    reshaped = f"{output.name}_before_squeeze"
+    producer.output[0] = reshaped
+    axes = numpy_helper.from_array(np.arange(extra, dtype=np.int64), name=f"{reshaped}_axes")
+    graph.initializer.append(axes)
+    graph.node.append(helper.make_node("Squeeze", [reshaped, axes.name], [output.name]))
+    dims = output.type.tensor_type.shape.dim
+    while len(dims) > rank:  # the declared shape may have taken the Reshape's
+        del dims[0]
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return True
 
 
 # ---- Running an exported model -----------------------------------------------
