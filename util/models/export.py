@@ -17,6 +17,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -218,31 +219,66 @@ def _open_onnx(path):
     return lambda x: session.run(None, {name: x})[0]
 
 
+def _per_shape(build, keep: int = 4):
+    """A run function that builds one runner per input shape with ``build(shape)``, the ``keep`` latest kept.
+
+    Tiles are all of one shape (two with the self-ensemble's rotations of a non-square tile), and
+    OpenVINO and LiteRT run a model compiled for a fixed shape faster than one left free
+    (docs/runtimes.md).
+    """
+    runners = OrderedDict()
+
+    def run(x):
+        if x.shape not in runners:
+            runners[x.shape] = build(x.shape)
+            while len(runners) > keep:
+                runners.popitem(last=False)
+        runners.move_to_end(x.shape)
+        return runners[x.shape](x)
+
+    return run
+
+
+def cpu_threads() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _open_openvino(path):
     import openvino
 
+    core = openvino.Core()
+    model = core.read_model(str(path))
     # On CPUs with bfloat16 units OpenVINO computes in bfloat16 unless told otherwise (1e-2 off).
-    compiled = openvino.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    return lambda x: compiled(x)[0]
+    config = {"INFERENCE_PRECISION_HINT": "f32"}
+
+    def build(shape):
+        model.reshape({model.inputs[0]: list(shape)})
+        compiled = core.compile_model(model, "CPU", config)
+        return lambda x: compiled(x)[0]
+
+    return _per_shape(build)
 
 
 def _open_litert(path):
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(path))
-    state = {"shape": None}
-
-    def run(x):
+    def build(shape):
+        # LiteRT runs one thread unless told; the exported file is for any size, planned here for this one.
+        interpreter = Interpreter(model_path=str(path), num_threads=cpu_threads())
         index = interpreter.get_input_details()[0]["index"]
-        if state["shape"] != x.shape:  # the file is exported for any size; each new size re-plans
-            interpreter.resize_tensor_input(index, x.shape)
-            interpreter.allocate_tensors()
-            state["shape"] = x.shape
-        interpreter.set_tensor(index, x)
-        interpreter.invoke()
-        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+        interpreter.resize_tensor_input(index, shape)
+        interpreter.allocate_tensors()
+        output = interpreter.get_output_details()[0]["index"]
 
-    return run
+        def run(x):
+            interpreter.set_tensor(index, x)
+            interpreter.invoke()
+            return interpreter.get_tensor(output)
+
+        return run
+
+    return _per_shape(build)
 
 
 def _open_saved_model(path):
