@@ -38,6 +38,7 @@ from pathlib import Path
 import util
 from util.data.tasks import PURPOSES
 from util.inference.photos import enhance_photos
+from util.inference.runtimes import AUTO, PREFERENCE, RUNTIMES, cache_folder, check_runtime
 
 # ---- Constants: edit these -------------------------------------------------
 MODELS = Path(__file__).resolve().parent / "assets" / "models"  # the shipped models: sr2, sr4, sr8.keras
@@ -45,6 +46,8 @@ MODEL = MODELS / "sr4.keras"  # --model default for photos
 RASTER_MODEL = MODELS / "dem_x4.keras"  # --model default for rasters (DEMs); --scale 2: dem_x2.keras
 TILE = None  # tile side in input pixels; None: a ~512-pixel output tile (util.inference.tiles.default_tile)
 OVERLAP = None  # overlap of neighbouring tiles in input pixels; None: a quarter of the tile
+RUNTIME = AUTO  # auto | keras | onnx | openvino | litert: what runs the model (util/inference/runtimes.py)
+RUNTIME_CACHE = None  # folder of the models converted for a runtime; None: util.inference.runtimes.cache_folder()
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -84,6 +87,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--nodata", type=float, help="rasters: declare this nodata value (for files that lack one)")
     parser.add_argument("--band", type=int, help="rasters: the band to enhance in a multi-band file (1 = first)")
     parser.add_argument("--variable", help="rasters: the variable of a NetCDF file")
+    parser.add_argument(
+        "--runtime",
+        default=RUNTIME,
+        choices=(AUTO, *RUNTIMES),
+        help=f"what runs the model, with the same tiles and outputs (within 1/255 for photos, 1e-4 of the height "
+        f"scale for rasters); {AUTO}: the first installed of {', '.join(PREFERENCE)}, the fastest measured "
+        "(docs/runtimes.md). onnx, openvino and litert need requirements-export.txt (make setup EXPORT=1); "
+        "the model is converted once and kept in --runtime-cache (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--runtime-cache",
+        type=Path,
+        default=RUNTIME_CACHE,
+        help=f"folder of the converted models, keyed by the .keras file's content (default: {cache_folder()})",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -108,10 +126,10 @@ def enhance_rasters(args, rasters: list[tuple[Path, Path | None]]) -> None:
         plan_raster_outputs,
         raster_tiling,
     )
-    from util.models.loading import load_model
+    from util.inference.runtimes import open_model
 
     model_path = args.model or (MODELS / f"dem_x{args.scale}.keras" if args.scale else RASTER_MODEL)
-    model, info = load_model(model_path)
+    model, info = open_model(model_path, args.runtime, args.runtime_cache)
     check_raster_model(info, str(model_path))
     raster_tiling(info, args.tile, args.overlap)  # an overlap not below the (rounded) tile: once, not per file
     pairs = plan_raster_outputs(rasters, info["scale"], args.out, args.overwrite, args.skip_existing)
@@ -201,6 +219,7 @@ def main(argv=None) -> None:
     ]
     if len(chosen) > 1:
         raise util.UserError(f"{' and '.join(chosen)}: give one of them (--scale and --task pick a shipped model)")
+    check_runtime(args.runtime)  # a missing package is said before any work
     from util.inference.photos import find_inputs
     from util.io import kinds
 
@@ -229,6 +248,8 @@ def main(argv=None) -> None:
         progress=not args.quiet,
         skip_existing=args.skip_existing,
         rasters_elsewhere=True,
+        runtime=args.runtime,
+        runtime_cache=args.runtime_cache,
     )
 
 
