@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from rasterio.crs import CRS
 from tiny_models import lr_model, save
 
 import enhance
+from util.benchmarks import runtimes as runtimes_benchmark
 from util.inference import runtimes
 from util.io.files import UserError
 from util.models.export import FORMATS, missing_modules
@@ -216,3 +218,62 @@ def test_auto_takes_the_first_installed_runtime_of_the_measured_order(monkeypatc
     monkeypatch.setattr(runtimes, "installed", lambda name: True)
     assert runtimes.resolve("auto") == runtimes.PREFERENCE[0]
     assert runtimes.PREFERENCE[-1] == "keras"  # always installed: auto always finds one
+
+
+# ---- benchmark.py runtimes --------------------------------------------------------------
+
+
+def test_benchmark_runtimes_gives_a_row_per_runtime(tmp_path, small_sets, capsys):
+    import benchmark
+
+    model = save(lr_model(), tmp_path / "models")
+    names = [r for r in runtimes.RUNTIMES if runtimes.installed(r)]
+    args = [model, "--runtimes", ",".join(names), "--data", small_sets / "Tiny5", "--repeats", "1", "--skip-memory"]
+    benchmark.main(["runtimes", *map(str, args), "--out", str(tmp_path / "out")])
+    printed = capsys.readouterr()
+    rows = json.loads((tmp_path / "out" / "benchmark_runtimes.json").read_text())["rows"]
+    assert [row["runtime"] for row in rows] == names
+    keras_row = rows[0]
+    for row in rows:
+        assert row["ms_per_mp"] > 0 and row["max_diff_vs_keras"] <= 1 / 255
+        assert abs(row["psnr"] - keras_row["psnr"]) < 0.01 and row["dataset"] == "Tiny5"
+    assert f"| {model} | sr4 | keras |" in printed.out
+    if not runtimes_benchmark.opencv_reads_tensorflow():
+        assert "OpenCV rows left out: pip install" in printed.err
+    else:
+        assert "put ESPCN_x4.pb, FSRCNN_x4.pb" in printed.err
+
+
+def write_espcn_pb(path: Path, scale: int = 4) -> Path:
+    """A frozen TensorFlow graph of ESPCN's shape (5x5, 3x3, 3x3 convolutions, depth_to_space), random weights."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    rng = np.random.default_rng(0)
+    kernels = [tf.constant(rng.normal(0, 0.05, s).astype(np.float32)) for s in [(5, 5, 1, 8), (3, 3, 8, scale**2)]]
+
+    @tf.function(input_signature=[tf.TensorSpec([1, None, None, 1], tf.float32)])
+    def espcn(x):
+        y = tf.nn.tanh(tf.nn.conv2d(x, kernels[0], 1, "SAME"))
+        return tf.nn.depth_to_space(tf.nn.conv2d(y, kernels[1], 1, "SAME"), scale)
+
+    graph = convert_variables_to_constants_v2(espcn.get_concrete_function()).graph.as_graph_def()
+    tf.io.write_graph(graph, str(path.parent), path.name, as_text=False)
+    return path
+
+
+def test_benchmark_runtimes_measures_opencv_espcn_on_the_same_input(tmp_path, small_sets, capsys):
+    if not runtimes_benchmark.opencv_reads_tensorflow():
+        pytest.skip("opencv-contrib-python-headless<5 not installed (OpenCV 5 reads no TensorFlow .pb)")
+    import benchmark
+
+    model = save(lr_model(), tmp_path / "models")
+    (tmp_path / "opencv").mkdir()
+    write_espcn_pb(tmp_path / "opencv" / "ESPCN_x4.pb")
+    args = [model, "--runtimes", "keras", "--data", small_sets / "Tiny5", "--opencv-models", tmp_path / "opencv"]
+    benchmark.main(["runtimes", *map(str, args), "--repeats", "1", "--out", str(tmp_path / "out")])
+    rows = json.loads((tmp_path / "out" / "benchmark_runtimes.json").read_text())["rows"]
+    espcn = [row for row in rows if row["runtime"] == "opencv"]
+    assert len(espcn) == 1 and espcn[0]["task"] == "sr4" and espcn[0]["ms_per_mp"] > 0
+    assert np.isfinite(espcn[0]["psnr"]) and espcn[0]["peak_rss_mb"] > 0
+    assert "FSRCNN x4 left out: no" in capsys.readouterr().err
