@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from util.io.files import UserError, write_json_atomic
+from util.io.files import UserError, stderr_hidden, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -271,7 +271,8 @@ def _open_litert(path):
         interpreter = Interpreter(model_path=str(path), num_threads=cpu_threads())
         index = interpreter.get_input_details()[0]["index"]
         interpreter.resize_tensor_input(index, shape)
-        interpreter.allocate_tensors()
+        with stderr_hidden():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." at each allocation
+            interpreter.allocate_tensors()
         output = interpreter.get_output_details()[0]["index"]
 
         def run(x):
