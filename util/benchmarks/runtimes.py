@@ -14,11 +14,12 @@ For each model and runtime (util/inference/runtimes.py: the model converted once
     regions of datasets/dem; left out when there are none);
   * peak RSS (MB) of `enhance.py --runtime R` on a synthetic 1024x768 photo (rasters: a 512x512
     DEM), one child process each, unless --skip-memory.
-With opencv-contrib-python 4 installed, OpenCV's dnn_superres runs ESPCN and FSRCNN at the scales of
-the SR models on the same tile and images: ESPCN_x<s>.pb (github.com/fannymonori/TF-ESPCN) and
-FSRCNN_x<s>.pb (github.com/Saafke/FSRCNN_Tensorflow) from --opencv-models; no Python package
-ships them, so rows whose file is missing are left out with a note naming it. OpenCV enhances the
-luma with the network and the chroma by bicubic. benchmark_runtimes.md and .json in --out.
+With opencv-contrib-python 4 installed (OpenCV 5 reads no TensorFlow .pb), OpenCV's dnn_superres
+runs ESPCN and FSRCNN at the scales of the SR models that both are published for (x2, x3, x4), on
+the same tile and images: ESPCN_x<s>.pb (github.com/fannymonori/TF-ESPCN) and FSRCNN_x<s>.pb
+(github.com/Saafke/FSRCNN_Tensorflow) from --opencv-models. No Python package ships them, so rows
+whose file is missing are left out with a note naming it. OpenCV enhances the luma with the network
+and the chroma by bicubic. benchmark_runtimes.md and .json in --out.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ PHOTO_SET = "Set5"  # --data default, in util.evaluation.protocols.BENCHMARK_DIR
 MEMORY_PHOTO = (768, 1024)  # height, width of the synthetic photo enhanced for the memory column
 MEMORY_DEM = 512  # side in cells of the synthetic DEM enhanced for the memory column
 OPENCV_MODELS = {"espcn": "ESPCN", "fsrcnn": "FSRCNN"}  # dnn_superres name -> file name stem (<STEM>_x<s>.pb)
+OPENCV_SCALES = (2, 3, 4)  # the scales both are published for
 
 
 def add_arguments(parser) -> None:
@@ -137,13 +139,21 @@ def model_rows(path: Path, names: list[str], args, folders, raster_files, work_d
     rows = []
     for name, (model, _) in opened.items():
         print(f"benchmarking {path} in {name} ...", file=sys.stderr)
-        row = {"model": str(path), "task": info["task"], "runtime": name, "ms_per_mp": ms[name] / megapixels}
+        row = {"model": shown(path), "task": info["task"], "runtime": name, "ms_per_mp": ms[name] / megapixels}
         row["max_diff_vs_keras"] = float(np.abs(np.asarray(model.predict_on_batch(x)) - expected).max())
         row.update(quality(model, info, folders, raster_files))
         command = ["--runtime", name]
         row["peak_rss_mb"] = None if sample is None else measure.enhance_peak_rss_mb(path, sample, work_dir, command)
         rows.append(row)
     return rows
+
+
+def shown(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside (the shipped models: assets/models/sr4.keras)."""
+    try:
+        return str(path.resolve().relative_to(measure.REPO))
+    except ValueError:
+        return str(path)
 
 
 def memory_sample(info: dict, work_dir: Path) -> Path:
@@ -173,6 +183,7 @@ OPENCV_RUN = (
 
 def opencv_rows(folder: Path | None, scales: list[int], args, folders, work_dir: Path) -> tuple[list[dict], list[str]]:
     """OpenCV's rows at ``scales`` and the notes on the rows left out (no OpenCV, no folder, a missing file)."""
+    scales = [s for s in scales if s in OPENCV_SCALES]
     if not scales:
         return [], []
     wanted = [f"{stem}_x{s}.pb" for stem in OPENCV_MODELS.values() for s in scales]

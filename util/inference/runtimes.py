@@ -43,9 +43,9 @@ from util.models.export import (
 
 RUNTIMES = ("keras", "onnx", "openvino", "litert")
 AUTO = "auto"
-# auto's order, the fastest first on a 2-core CPU (docs/runtimes.md): OpenVINO on four of the five shipped
-# models, LiteRT on sr8 and next on sr4 and dem_x4; ONNX Runtime is no faster than Keras.
-PREFERENCE = ("openvino", "litert", "keras")
+# auto's order on a 2-core CPU (docs/runtimes.md): OpenVINO is the fastest on the shipped models; ONNX
+# Runtime and LiteRT are as fast as Keras within the spread of the measurements, so not worth converting for.
+PREFERENCE = ("openvino", "keras")
 PACKAGES = {  # the pip packages whose versions key a converted file (TensorFlow and Keras key every one)
     "onnx": ("tf2onnx", "onnx", "onnxruntime"),
     "openvino": ("openvino",),
