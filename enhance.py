@@ -9,6 +9,7 @@
     python3 enhance.py noisy.png --model runs/<denoise run>/model.keras
     python3 enhance.py dem.tif                                # a DEM -> dem_x4.tif (the shipped raster model)
     python3 enhance.py grid.asc --scale 2 --nodata -9999      # .asc -> .asc, .npy -> .npy, .nc -> .nc
+    python3 enhance.py photo.jpg --runtime onnx               # ONNX Runtime runs the model (make setup EXPORT=1)
 
 The model says what it does (task, scale, the input it expects) in its SuiteInfo, so
 any model of the suite works. Photos of any size are processed in overlapping,
@@ -92,9 +93,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=RUNTIME,
         choices=(AUTO, *RUNTIMES),
         help=f"what runs the model, with the same tiles and outputs (within 1/255 for photos, 1e-4 of the height "
-        f"scale for rasters); {AUTO}: the first installed of {', '.join(PREFERENCE)}, the fastest measured "
+        f"scale for rasters); {AUTO} (default): {' if installed, else '.join(PREFERENCE)}, the fastest measured "
         "(docs/runtimes.md). onnx, openvino and litert need requirements-export.txt (make setup EXPORT=1); "
-        "the model is converted once and kept in --runtime-cache (default: %(default)s)",
+        "the model is converted once and kept in --runtime-cache",
     )
     parser.add_argument(
         "--runtime-cache",
