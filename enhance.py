@@ -130,8 +130,9 @@ def enhance_rasters(args, rasters: list[tuple[Path, Path | None]]) -> None:
     from util.inference.runtimes import open_model
 
     model_path = args.model or (MODELS / f"dem_x{args.scale}.keras" if args.scale else RASTER_MODEL)
-    model, info = open_model(model_path, args.runtime, args.runtime_cache)
-    check_raster_model(info, str(model_path))
+    model, info = open_model(
+        model_path, args.runtime, args.runtime_cache, check=lambda info: check_raster_model(info, str(model_path))
+    )
     raster_tiling(info, args.tile, args.overlap)  # an overlap not below the (rounded) tile: once, not per file
     pairs = plan_raster_outputs(rasters, info["scale"], args.out, args.overwrite, args.skip_existing)
     check_writable(pairs)

@@ -174,6 +174,16 @@ def test_a_runtime_not_installed_from_the_command_line(tmp_path):
     assert "requirements-export.txt" in result.stderr and "--runtime keras" in result.stderr
 
 
+@needs("onnx")
+def test_a_model_of_the_other_kind_is_refused_before_it_is_converted(tmp_path, dem_model):
+    photo_model, cache = save(lr_model(), tmp_path / "models"), tmp_path / "cache"
+    with pytest.raises(UserError, match="a photo model"):
+        run(write_dem(tmp_path / "dem.tif"), "--model", photo_model, "--runtime", "onnx", "--runtime-cache", cache)
+    with pytest.raises(UserError, match="a raster model"):
+        run(photo(tmp_path / "p.png"), "--model", dem_model[0], "--runtime", "onnx", "--runtime-cache", cache)
+    assert not cache.exists()
+
+
 @keras.saving.register_keras_serializable(package="test_runtime")
 class ResizeBicubicLayer(keras.layers.Layer):
     """A custom layer made of an op that OpenVINO and LiteRT lack (TensorFlow's ResizeBicubic)."""

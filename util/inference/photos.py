@@ -219,8 +219,9 @@ def enhance_photos(
     from util.inference.runtimes import open_model
     from util.inference.tiles import default_tile, enhance_array
 
-    model, info = open_model(model_path, runtime, runtime_cache)
-    check_photo_model(info, model_path, found[0][0])
+    model, info = open_model(
+        model_path, runtime, runtime_cache, check=lambda info: check_photo_model(info, model_path, found[0][0])
+    )
     if overlap is not None and overlap >= (tile or default_tile(info)):
         raise UserError(f"--overlap {overlap}: must be smaller than the tile ({tile or default_tile(info)} px)")
     pairs = plan_outputs(found, out, output_suffix(info), overwrite, skip_existing)

@@ -86,17 +86,20 @@ def resolve(runtime: str) -> str:
     return next(name for name in PREFERENCE if installed(name))
 
 
-def open_model(path, runtime: str = "keras", cache: Path | None = None):
+def open_model(path, runtime: str = "keras", cache: Path | None = None, check=None):
     """``(model, info)``: the ``.keras`` model at ``path`` ready to run in ``runtime`` (module doc).
 
-    ``cache``: the folder of converted models (default ``cache_folder()``). A model that cannot be
-    converted or whose conversion differs from Keras is a one-line UserError, except with ``auto``,
-    which then runs it in Keras.
+    ``cache``: the folder of converted models (default ``cache_folder()``); ``check``: called with
+    the model's info before any conversion (it raises a UserError for a model of the wrong kind). A
+    model that cannot be converted or whose conversion differs from Keras is a one-line UserError,
+    except with ``auto``, which then runs it in Keras.
     """
     from util.models.loading import load_model
 
     check_runtime(runtime)
     model, info = load_model(path)
+    if check is not None:
+        check(info)
     chosen = resolve(runtime)
     if chosen == "keras":
         return model, info
