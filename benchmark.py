@@ -3,6 +3,7 @@
     python3 benchmark.py models [MODEL.keras ...]             # SR models beside bicubic: quality, speed, memory
     python3 benchmark.py restoration --task noise25           # denoising / deblurring models beside CBM3D, Wiener ...
     python3 benchmark.py raster [MODEL.keras ...]             # the raster (DEM) models
+    python3 benchmark.py runtimes [MODEL.keras ...]           # each model in Keras, ONNX Runtime, OpenVINO, LiteRT
     python3 benchmark.py training                             # training speed of the model scripts
     python3 benchmark.py scaling                              # 1 worker against 2 (tf.distribute), one core each
     python3 benchmark.py data-sizes 10000,100000              # peak memory of download and training vs data size
@@ -17,7 +18,7 @@ import argparse
 import sys
 
 import util
-from util.benchmarks import data_sizes, models, raster, restoration, scaling, training
+from util.benchmarks import data_sizes, models, raster, restoration, runtimes, scaling, training
 
 # The model scripts, each registering itself on import (util.training.roles.model_script); a new one is one more name.
 MODEL_SCRIPTS = ("edsr_lite", "inception2", "unet_autoencoder")
@@ -26,6 +27,7 @@ SUBCOMMANDS = {
     "models": models,
     "restoration": restoration,
     "raster": raster,
+    "runtimes": runtimes,
     "training": training,
     "scaling": scaling,
     "data-sizes": data_sizes,

@@ -11,6 +11,7 @@
     python3 enhance.py grid.asc --scale 2 --nodata -9999      # .asc -> .asc, .npy -> .npy, .nc -> .nc
     python3 enhance.py tas.nc --steps 0:12 --scale 2          # a time stack, step by step -> tas_x2.nc
     python3 enhance.py forecast.grib2 --variable TMP          # GRIB (a stack) -> forecast_x4.nc
+    python3 enhance.py photo.jpg --runtime onnx               # ONNX Runtime runs the model (make setup EXPORT=1)
 
 The model says what it does (task, scale, the input it expects) in its SuiteInfo, so
 any model of the suite works. Photos of any size are processed in overlapping,
@@ -44,6 +45,7 @@ from pathlib import Path
 import util
 from util.data.tasks import PURPOSES
 from util.inference.photos import enhance_photos
+from util.inference.runtimes import AUTO, PREFERENCE, RUNTIMES, cache_folder, check_runtime
 
 # ---- Constants: edit these -------------------------------------------------
 MODELS = Path(__file__).resolve().parent / "assets" / "models"  # the shipped models: sr2, sr4, sr8.keras
@@ -51,6 +53,8 @@ MODEL = MODELS / "sr4.keras"  # --model default for photos
 RASTER_MODEL = MODELS / "dem_x4.keras"  # --model default for rasters (DEMs); --scale 2: dem_x2.keras
 TILE = None  # tile side in input pixels; None: a ~512-pixel output tile (util.inference.tiles.default_tile)
 OVERLAP = None  # overlap of neighbouring tiles in input pixels; None: a quarter of the tile
+RUNTIME = AUTO  # auto | keras | onnx | openvino | litert: what runs the model (util/inference/runtimes.py)
+RUNTIME_CACHE = None  # folder of the models converted for a runtime; None: util.inference.runtimes.cache_folder()
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -96,6 +100,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--level", help="stacks: the level of a 4-D variable, a value of its level coordinate (85000 for 850 hPa in Pa)"
     )
+    parser.add_argument(
+        "--runtime",
+        default=RUNTIME,
+        choices=(AUTO, *RUNTIMES),
+        help=f"what runs the model, with the same tiles and outputs (within 1/255 for photos, 1e-4 of the height "
+        f"scale for rasters); {AUTO} (default): {' if installed, else '.join(PREFERENCE)}, the fastest measured "
+        "(docs/runtimes.md). onnx, openvino and litert need requirements-export.txt (make setup EXPORT=1); "
+        "the model is converted once and kept in --runtime-cache",
+    )
+    parser.add_argument(
+        "--runtime-cache",
+        type=Path,
+        default=RUNTIME_CACHE,
+        help=f"folder of the converted models, keyed by the .keras file's content (default: {cache_folder()})",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -115,12 +134,13 @@ def enhance_rasters(args, rasters: list[tuple[Path, Path | None]]) -> None:
     check_tiling(args.tile, args.overlap)
     # TensorFlow takes seconds to import (and logs to stderr): only once the flags are checked.
     from util.inference.raster_enhance import check_raster_model, plan_raster_outputs, raster_tiling
+    from util.inference.runtimes import open_model
     from util.io.provenance import model_provenance
-    from util.models.loading import load_model
 
     model_path = args.model or (MODELS / f"dem_x{args.scale}.keras" if args.scale else RASTER_MODEL)
-    model, info = load_model(model_path)
-    check_raster_model(info, str(model_path))
+    model, info = open_model(
+        model_path, args.runtime, args.runtime_cache, check=lambda info: check_raster_model(info, str(model_path))
+    )
     provenance = model_provenance(model_path, info)  # each output says it is this model's
     raster_tiling(info, args.tile, args.overlap)  # an overlap not below the (rounded) tile: once, not per file
     stacks = stack_inputs(args, rasters)
@@ -230,6 +250,7 @@ def main(argv=None) -> None:
     ]
     if len(chosen) > 1:
         raise util.UserError(f"{' and '.join(chosen)}: give one of them (--scale and --task pick a shipped model)")
+    check_runtime(args.runtime)  # a missing package is said before any work
     from util.inference.photos import find_inputs
     from util.io import kinds
 
@@ -266,6 +287,8 @@ def main(argv=None) -> None:
         progress=not args.quiet,
         skip_existing=args.skip_existing,
         rasters_elsewhere=True,
+        runtime=args.runtime,
+        runtime_cache=args.runtime_cache,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import sys
 import threading
@@ -154,6 +155,19 @@ def small_sets(tmp_path_factory) -> Path:
         Image.fromarray(image[:96, :120]).save(root / "Tiny5" / f"{name}.png")
     Image.fromarray(data.camera()[:64, :80]).save(root / "Grey" / "camera.png")
     return root
+
+
+@pytest.fixture(autouse=True, scope="session")
+def runtime_cache(tmp_path_factory):
+    """enhance.py's converted models (``--runtime``, util/inference/runtimes.py) go to a folder of the
+    test session, never to the user's ~/.cache; child processes inherit it."""
+    saved = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg_cache"))
+    yield
+    if saved is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = saved
 
 
 @pytest.fixture(autouse=True)

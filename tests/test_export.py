@@ -6,6 +6,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,29 @@ def test_exported_model_runs_like_a_keras_model(tmp_path):
     x = probe_input(info, size=32)
     np.testing.assert_allclose(exported.predict_on_batch(x), np.asarray(model(x)), atol=1e-5)
     np.testing.assert_allclose(exported(x, training=False), exported.predict(x), atol=0)
+
+
+@needs("onnx")
+def test_one_channel_onnx_output_keeps_its_rank_whatever_order_tf2onnx_optimises_in(tmp_path, monkeypatch):
+    # tf2onnx's identity pass reaching the output before its reshape pass loses the output's Squeeze:
+    # (1, N, H, W, 1) instead of (N, H, W, 1). Its node order decides that, and changes between runs.
+    import tf2onnx.optimizer
+
+    from util.models.export import export_model
+    from util.models.layers import DepthToSpace, model_info, raster_model, suite_input
+
+    passes = tf2onnx.optimizer._optimizers
+    order = ["optimize_transpose", "fold_constants", "remove_identity", "reshape_optimizer"]
+    monkeypatch.setattr(tf2onnx.optimizer, "_optimizers", OrderedDict((name, passes[name]) for name in order))
+    inputs, x = suite_input("sr2", "lr", 1, "one channel", channels=1)
+    network = keras.Model(inputs, DepthToSpace(2)(keras.layers.Conv2D(4, 3, padding="same")(x)))
+    model = raster_model(network, value_scale=100.0)
+    info = model_info(model)
+    out = export_model(model, info, tmp_path / "raster.onnx", FORMATS["onnx"])
+    x = np.concatenate([probe_input(info, size=16)] * 2)
+    got = load_exported(out).predict_on_batch(x)
+    expected = np.asarray(model(x))
+    assert got.shape == expected.shape and np.abs(got - expected).max() <= tolerance(info)
 
 
 # ---- bad input: one line on stderr, exit code 1 ---------------------------------

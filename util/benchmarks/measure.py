@@ -77,13 +77,16 @@ def peak_rss_mb(command: list) -> float:
     return maxrss / 1024.0 if sys.platform != "darwin" else maxrss / 2**20  # kB on Linux, bytes on macOS
 
 
-def enhance_peak_rss_mb(model_path: Path, photo_path: Path, out_dir: Path) -> float:
-    """Peak RSS (MB) of ``enhance.py`` enhancing ``photo_path`` (photo or .tif raster) with ``model_path``."""
+def enhance_peak_rss_mb(model_path: Path, photo_path: Path, out_dir: Path, flags=()) -> float:
+    """Peak RSS (MB) of ``enhance.py`` enhancing ``photo_path`` (photo or .tif raster) with ``model_path``.
+
+    ``flags``: more of enhance.py's flags (``["--runtime", "onnx"]``).
+    """
     target = out_dir / f"{photo_path.stem}_enhanced{photo_path.suffix if photo_path.suffix == '.tif' else '.png'}"
     try:
         return peak_rss_mb(
             [sys.executable, str(ENHANCE), str(photo_path), "--model", str(model_path), "--out", str(target)]
-            + ["--overwrite", "--quiet"]
+            + ["--overwrite", "--quiet", *flags]
         )
     finally:
         target.unlink(missing_ok=True)

@@ -193,6 +193,8 @@ def enhance_photos(
     progress: bool = True,
     skip_existing: bool = False,
     rasters_elsewhere: bool = False,
+    runtime: str = "keras",
+    runtime_cache: Path | None = None,
 ) -> list[Path]:
     """Enhance every image of ``inputs`` (files or folders) with the model at ``model_path``; return the outputs.
 
@@ -201,7 +203,8 @@ def enhance_photos(
     be read is reported in one line on stderr and the others go on; the batch then ends with a
     UserError that counts the failures (one image alone fails with its own error). Rasters among
     the inputs (util.io.kinds) are refused, as the photo model cannot take them, or left out with
-    ``rasters_elsewhere`` (the caller enhances them with a raster model).
+    ``rasters_elsewhere`` (the caller enhances them with a raster model). ``runtime`` and
+    ``runtime_cache``: what runs the model (util.inference.runtimes.open_model).
     """
     check_tiling(tile, overlap)
     found = find_inputs(inputs, out)
@@ -215,11 +218,12 @@ def enhance_photos(
     if not found:
         return []
     # TensorFlow takes seconds to import (and logs to stderr): only once the inputs are found.
+    from util.inference.runtimes import open_model
     from util.inference.tiles import default_tile, enhance_array
-    from util.models.loading import load_model
 
-    model, info = load_model(model_path)
-    check_photo_model(info, model_path, found[0][0])
+    model, info = open_model(
+        model_path, runtime, runtime_cache, check=lambda info: check_photo_model(info, model_path, found[0][0])
+    )
     provenance = model_provenance(model_path, info)
     if overlap is not None and overlap >= (tile or default_tile(info)):
         raise UserError(f"--overlap {overlap}: must be smaller than the tile ({tile or default_tile(info)} px)")

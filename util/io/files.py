@@ -41,16 +41,23 @@ def import_tensorflow_quietly():
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with stderr_hidden():
+        import tensorflow
+    return tensorflow
+
+
+@contextlib.contextmanager
+def stderr_hidden():
+    """File descriptor 2 goes to /dev/null inside (what C++ libraries print there); restored on any exit."""
     sys.stderr.flush()
     saved = os.dup(2)
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
-            import tensorflow
+            yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-    return tensorflow
 
 
 # ---- 2. Files written atomically ---------------------------------------------

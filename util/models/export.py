@@ -17,12 +17,13 @@ import importlib.util
 import os
 import shutil
 import tempfile
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from util.io.files import UserError, write_json_atomic
+from util.io.files import UserError, stderr_hidden, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,8 @@ def export_model(model, info: dict, path, fmt: Format) -> Path:
                 f"{model.name}: cannot be exported to {fmt.name} ({type(err).__name__}: {detail}); "
                 "a custom layer must be built from ops the runtime has (see BicubicUpsample in util/models/)"
             ) from None
+        if fmt.name == "onnx":
+            restore_output_squeeze(target)
         # OpenVINO's weights (.bin) go in before the .xml that names them.
         for part in sorted(Path(tmp).iterdir(), key=lambda p: p.suffix == ".xml"):
             final = path.with_name(part.name)
@@ -135,6 +138,43 @@ def export_model(model, info: dict, path, fmt: Format) -> Path:
                 shutil.rmtree(final, ignore_errors=True)
             os.replace(part, final)
     return path
+
+
+def restore_output_squeeze(path, rank: int = 4) -> bool:
+    """Give a one-channel ONNX output back the Squeeze that tf2onnx can lose; True when it was lost.
+
+    tf2onnx turns the last NCHW -> NHWC transpose of a one-channel output (the raster models)
+    into a Reshape to ``(1, N, H, W, 1)`` followed by a Squeeze of the leading 1 (its
+    ReshapeOptimizer). When its IdentityOptimizer has already made that Reshape the graph output,
+    the Squeeze is never wired to it and the output keeps the extra leading dimension. Which of
+    the two passes reaches the Reshape first depends on the order tf2onnx visits nodes in, which
+    changes from run to run, so the same model exports right most times and wrong some.
+    ``rank``: that of the model's output (NHWC).
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    output = graph.output[0]
+    producer = next((node for node in graph.node if output.name in node.output), None)
+    if producer is None or producer.op_type != "Reshape":
+        return False
+    shape = next((numpy_helper.to_array(t) for t in graph.initializer if t.name == producer.input[1]), None)
+    extra = 0 if shape is None else len(shape) - rank
+    if extra <= 0 or np.any(shape[:extra] != 1):
+        return False
+    reshaped = f"{output.name}_before_squeeze"
+    producer.output[0] = reshaped
+    axes = numpy_helper.from_array(np.arange(extra, dtype=np.int64), name=f"{reshaped}_axes")
+    graph.initializer.append(axes)
+    graph.node.append(helper.make_node("Squeeze", [reshaped, axes.name], [output.name]))
+    dims = output.type.tensor_type.shape.dim
+    while len(dims) > rank:  # the declared shape may have taken the Reshape's
+        del dims[0]
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return True
 
 
 # ---- Running an exported model -----------------------------------------------
@@ -174,36 +214,75 @@ def load_exported(path) -> ExportedModel:
 def _open_onnx(path):
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = onnxruntime.SessionOptions()
+    # Threads that spin while waiting for work took cores from the one doing it: 10-40 % slower on 2 cores.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return lambda x: session.run(None, {name: x})[0]
+
+
+def _per_shape(build, keep: int = 4):
+    """A run function that builds one runner per input shape with ``build(shape)``, the ``keep`` latest kept.
+
+    Tiles are all of one shape (two with the self-ensemble's rotations of a non-square tile), and
+    OpenVINO and LiteRT run a model compiled for a fixed shape faster than one left free
+    (docs/runtimes.md).
+    """
+    runners = OrderedDict()
+
+    def run(x):
+        if x.shape not in runners:
+            runners[x.shape] = build(x.shape)
+            while len(runners) > keep:
+                runners.popitem(last=False)
+        runners.move_to_end(x.shape)
+        return runners[x.shape](x)
+
+    return run
+
+
+def cpu_threads() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _open_openvino(path):
     import openvino
 
+    core = openvino.Core()
+    model = core.read_model(str(path))
     # On CPUs with bfloat16 units OpenVINO computes in bfloat16 unless told otherwise (1e-2 off).
-    compiled = openvino.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    return lambda x: compiled(x)[0]
+    config = {"INFERENCE_PRECISION_HINT": "f32"}
+
+    def build(shape):
+        model.reshape({model.inputs[0]: list(shape)})
+        compiled = core.compile_model(model, "CPU", config)
+        return lambda x: compiled(x)[0]
+
+    return _per_shape(build)
 
 
 def _open_litert(path):
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(path))
-    state = {"shape": None}
-
-    def run(x):
+    def build(shape):
+        # LiteRT runs one thread unless told; the exported file is for any size, planned here for this one.
+        interpreter = Interpreter(model_path=str(path), num_threads=cpu_threads())
         index = interpreter.get_input_details()[0]["index"]
-        if state["shape"] != x.shape:  # the file is exported for any size; each new size re-plans
-            interpreter.resize_tensor_input(index, x.shape)
+        interpreter.resize_tensor_input(index, shape)
+        with stderr_hidden():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." at each allocation
             interpreter.allocate_tensors()
-            state["shape"] = x.shape
-        interpreter.set_tensor(index, x)
-        interpreter.invoke()
-        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+        output = interpreter.get_output_details()[0]["index"]
 
-    return run
+        def run(x):
+            interpreter.set_tensor(index, x)
+            interpreter.invoke()
+            return interpreter.get_tensor(output)
+
+        return run
+
+    return _per_shape(build)
 
 
 def _open_saved_model(path):
