@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from util.io import kinds
 from util.io.files import UserError, stderr_hidden, write_json_atomic
 
 
@@ -84,7 +85,7 @@ def card_path(exported) -> Path:
 
 def model_card(info: dict, fmt: Format, source: str, max_difference: float, tolerance: float) -> dict:
     """What a user of the exported file needs: the SuiteInfo, what goes in and comes out, the check."""
-    raster = info["data_kind"] == "raster"
+    raster = info["data_kind"] == kinds.RASTER
     values = f"heights in {info['units'] or 'data units'}" if raster else "float32 RGB in [0, 1]"
     if info["input_kind"] == "upsampled" and info["scale"] > 1:
         given = f"the low-resolution image bicubic-upsampled x{info['scale']} (MATLAB imresize)"
@@ -300,7 +301,7 @@ _OPENERS = {"onnx": _open_onnx, "openvino": _open_openvino, "litert": _open_lite
 
 def tolerance(info: dict) -> float:
     """Largest difference from Keras accepted: 1/255 for images in [0, 1], 1e-4 of the height scale for rasters."""
-    return 1e-4 * info["value_scale"] if info["data_kind"] == "raster" else 1.0 / 255.0
+    return 1e-4 * info["value_scale"] if info["data_kind"] == kinds.RASTER else 1.0 / 255.0
 
 
 def probe_input(info: dict, size: int = 48) -> np.ndarray:
@@ -317,7 +318,7 @@ def probe_input(info: dict, size: int = 48) -> np.ndarray:
         for c in range(info["channels"])
     ]
     image = np.clip(np.stack(channels, -1), 0, 1)
-    if info["data_kind"] == "raster":
+    if info["data_kind"] == kinds.RASTER:
         image = 1000.0 + (image - 0.5) * info["value_scale"]  # heights around 1000 in the data's units
     return image[None].astype(np.float32)
 
