@@ -8,6 +8,7 @@
     python3 evaluate.py --model assets/models/denoise.keras --task noise25 --noisy float  # the papers' float input
     python3 evaluate.py --model assets/models/dem_x4.keras --data datasets/dem/test_regions my_dem.tif  # rasters
     python3 evaluate.py --model bicubic --scale 4 --data my_dem.asc         # bicubic and cubic spline alone
+    python3 evaluate.py --model runs/<run>/model.keras --data datasets/raw/climate/A1B_north_america.nc --steps 192:
 
 The protocol (modcrop, MATLAB bicubic, Y of BT.601, border = scale, uint8 output;
 RGB for denoising) is documented in util/evaluation/protocols.py. Prints a Markdown table per
@@ -25,6 +26,9 @@ MAE, bias and slope RMSE over the valid cells; JSON and a hillshade/error figure
 that are not a length, such as K; a NetCDF standard_name such as air_temperature) get no slope
 and the scores of a downscaling instead (spatial correlation, conservation RMSE, small-scale
 power, latitude-weighted RMSE), the mean-preserving bicubic, and a heat-map figure.
+A stack (a NetCDF or GRIB variable with a time axis, a multi-band GeoTIFF with times) is scored
+step by step, each selected step (--steps) as one whole grid, pooled, with per-cell RMSE and
+bias maps over its steps (``..._cells.png``): the protocol of a downscaling held out in time.
 """
 
 from __future__ import annotations
@@ -80,6 +84,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--nodata", type=float, help="rasters: declare this nodata value (for files that lack one)")
     parser.add_argument("--band", type=int, help="rasters: the band of multi-band files (1 = first)")
     parser.add_argument("--variable", help="rasters: the variable of NetCDF / .npz files")
+    parser.add_argument(
+        "--steps",
+        help="stacks (NetCDF/GRIB with a time axis): the steps to score, A:B (0-based, B excluded; e.g. 192: for "
+        "the last 48 of 240), each as one whole grid; default: all",
+    )
+    parser.add_argument("--level", help="stacks: the level of a (time, level, y, x) variable (e.g. 850)")
     parser.add_argument(
         "--cell-size",
         type=float,
@@ -167,7 +177,7 @@ def evaluate_rasters(args, model=None, info: dict | None = None) -> None:
     if args.task and args.task != f"sr{scale}":
         raise util.UserError(f"--task {args.task}: rasters are scored for super-resolution, here sr{scale}")
     out_dir = args.out or (Path(args.model).parent if info else BICUBIC_OUT)
-    read = {"nodata": args.nodata, "band": args.band, "variable": args.variable}
+    read = {k: getattr(args, k) for k in ("nodata", "band", "variable", "steps", "level")}
     print(f"# {args.model}: sr{scale} on rasters\n\n{RASTER_PROTOCOL}\n")
     for path in args.data:
         name = path.stem if path.is_file() else path.name
@@ -178,18 +188,26 @@ def evaluate_rasters(args, model=None, info: dict | None = None) -> None:
         result.update(dataset=name, task=f"sr{scale}", model=str(args.model), info=info, ensemble=args.ensemble)
         units = result["rasters"][0]["units"]
         lines = [f"## {name} sr{scale}", ""]
-        if len(result["rasters"]) > 1:
-            for row in result["rasters"]:
-                rmse = ", ".join(f"{m} {s['rmse']:.3f}" for m, s in row["scores"].items())
-                lines.append(
-                    f"- {row['file']} ({row['shape'][0]}x{row['shape'][1]}, cells {row['cell_m']} m): RMSE {rmse}"
-                )
-            lines += ["", "All rasters pooled:", ""]
+        if len(result["rasters"]) > 1 or "steps" in result["rasters"][0]:
+            lines += [file_line(row) for row in result["rasters"]]
+            lines += ["", "All rasters pooled:" if len(result["rasters"]) > 1 else "Its steps pooled:", ""]
         lines += raster_rows(result["pooled"], units)
         lines += slope_notes(result)
         print("\n".join(lines) + "\n")
         util.write_json_atomic(stem.with_suffix(".json"), result)
         print(f"written: {stem.with_suffix('.json')} and {stem.with_suffix('.png').name}\n")
+
+
+def file_line(row: dict) -> str:
+    """One line of a file's result: its grid (a stack: its steps and times) and each method's RMSE."""
+    rmse = ", ".join(f"{m} {s['rmse']:.3f}" for m, s in row["scores"].items())
+    grid = "x".join(map(str, row["shape"][-2:]))
+    if "steps" in row:
+        steps = row["steps"]
+        chosen = f"steps {steps[0]}:{steps[1]}" if len(steps) == 2 else f"{len(steps)} steps"
+        when = f", {row['times'][0][:10]} to {row['times'][1][:10]}" if row.get("times") else ""
+        grid = f"{row['step_count']} whole grids of {grid}: {chosen}{when}"
+    return f"- {row['file']} ({grid}, cells {row['cell_m']} m): RMSE {rmse}"
 
 
 def slope_notes(result: dict) -> list[str]:
@@ -226,9 +244,10 @@ def main(argv=None) -> None:
             model, info = load_model(Path(args.model))
         evaluate_rasters(args, model, info)
         return
-    if any(v is not None for v in (args.nodata, args.band, args.variable, args.cell_size)):
+    if any(v is not None for v in (args.nodata, args.band, args.variable, args.cell_size, args.steps, args.level)):
         raise util.UserError(
-            "--nodata / --band / --variable / --cell-size apply to rasters; give --data raster files or folders"
+            "--nodata / --band / --variable / --cell-size / --steps / --level apply to rasters; give --data raster "
+            "files or folders"
         )
     folders = args.data or standard_sets()
     for folder in folders:

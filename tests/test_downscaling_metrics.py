@@ -234,3 +234,50 @@ def test_test_pairs_of_temperatures_score_without_slope_and_report_it_in_one_not
     assert report.summary_line(results) == (
         "m sr4 on dem: 2 test patches, bicubic RMSE 1.500 m / slope 2.25 deg, model RMSE 1.500 m / slope 2.25 deg"
     )
+
+
+def temperature_stack(path, steps=5, height=24, width=32):
+    """A CF NetCDF (time, lat, lon) of ``steps`` years of temperatures in a 360-day calendar, warming 0.5 K a step."""
+    lats, lons = 60.0 - 1.25 * np.arange(height), -130.0 + 1.875 * np.arange(width)
+    values = np.stack([temperatures(height, width) + 0.5 * t for t in range(steps)])
+    values[:, :3, :4] = np.nan  # land in the north-west corner: nodata
+    xr.Dataset(
+        {"tas": (("time", "lat", "lon"), values, {"units": "K", "standard_name": "air_temperature"})},
+        coords={
+            "time": ("time", 180.0 + 360 * np.arange(steps), {"units": "days since 2000-01-01", "calendar": "360_day"}),
+            "lat": ("lat", lats, {"units": "degrees_north"}),
+            "lon": ("lon", lons, {"units": "degrees_east"}),
+        },
+    ).to_netcdf(path)
+    return path
+
+
+def test_a_stack_is_scored_step_by_step_on_whole_grids_with_cell_maps_and_steps_chosen(tmp_path, capfd):
+    source = temperature_stack(tmp_path / "tas.nc")
+    result, out = run_evaluate(capfd, tmp_path, source, "--steps", "3:")
+    (row,) = result["rasters"]
+    assert row["steps"] == [3, 5] and row["step_count"] == 2 and row["shape"] == [2, 24, 32]
+    assert row["times"] == ["2003-07-01T00:00:00", "2004-07-01T00:00:00"] and row["calendar"] == "360_day"
+    assert "2 whole grids of 24x32: steps 3:5, 2003-07-01 to 2004-07-01" in out and "Its steps pooled:" in out
+    # pooled over the two steps: each step's own score, cell for cell (the +0.5 K shift changes nothing)
+    one, _ = run_evaluate(capfd, tmp_path / "one", source, "--steps", "3:4")
+    assert result["pooled"]["bicubic"]["cells"] == 2 * one["pooled"]["bicubic"]["cells"] > 0
+    assert result["pooled"]["bicubic"]["rmse"] == pytest.approx(one["pooled"]["bicubic"]["rmse"], rel=1e-5)
+    assert (tmp_path / "eval_tas_sr2_cells.png").stat().st_size > 0  # per-cell RMSE and bias over the steps
+    all_steps, _ = run_evaluate(capfd, tmp_path / "all", source)  # a stack without --steps: all of them
+    assert all_steps["rasters"][0]["steps"] == [0, 5]
+
+
+def test_stack_flags_are_refused_in_one_line_where_they_do_not_apply(tmp_path, capfd):
+    source = temperature_stack(tmp_path / "tas.nc")
+    np.save(tmp_path / "dem.npy", temperatures() * 10)
+    for data, extra, expected in (
+        (source, ["--band", "2"], "tas.nc: a stack (a grid at several times); choose its steps with --steps"),
+        (source, ["--steps", "7:"], "tas.nc: --steps 7: is outside its 5 steps"),
+        (tmp_path / "dem.npy", ["--steps", "0:1"], "dem.npy: not a stack file"),
+    ):
+        capfd.readouterr()
+        argv = ["--model", "bicubic", "--scale", "2", "--data", str(data), "--out", str(tmp_path), *extra]
+        code = util.run_cli(evaluate.main, argv)
+        lines = capfd.readouterr().err.strip().splitlines()
+        assert code == 1 and len(lines) == 1 and expected in lines[0], lines

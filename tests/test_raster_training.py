@@ -1,6 +1,7 @@
 """Raster models: one channel in data units, masked training, fine-tuning (INIT_FROM), scores in metres."""
 
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -38,7 +39,8 @@ def tiny_raster_pairs(tmp_path_factory):
         np.save(folder / f"{split}_hr.npy", hr)
         np.save(folder / f"{split}_mask.npy", mask)
         np.save(folder / f"{split}_cell.npy", np.tile(np.float32([92.6, 74.3]), (n, 1)))
-    (folder / "manifest.json").write_text(json.dumps({"kind": "raster", "units": "m", "value_scale": 100.0}))
+    manifest = {"kind": "raster", "units": "m", "value_scale": 100.0, "settings": {"patch_size": patch}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 
 
@@ -68,6 +70,8 @@ def test_every_script_trains_on_rasters_and_scores_in_metres(tiny_raster_pairs, 
         scores = results["raster_scores"]
         assert set(scores) == {"bicubic", "cubic spline", "model"}
         assert results["data_kind"] == "raster" and results["units"] == "m"
+        card = json.loads(zipfile.ZipFile(folder / "model.keras").read("config.json"))
+        assert '"patch": 32' in json.dumps(card)  # the card records the training patches' side: inference tiles at it
         for values in scores.values():
             assert np.isfinite([values["rmse"], values["mae"], values["bias"], values["slope_rmse"]]).all()
         # The masked 1e6 cells never reach the loss: it stays in metres of real terrain (m2 for MSE).
@@ -111,3 +115,35 @@ def test_photo_augmentations_are_refused_on_rasters(tiny_raster_pairs, tmp_path)
             ["--dataset", str(tiny_raster_pairs), "--out", str(tmp_path), "--augment", "flips,channels,shifts"]
         )
     assert not list(tmp_path.iterdir())
+
+
+def test_a_raster_model_is_given_tiles_of_its_training_patches_when_its_card_records_them(tmp_path):
+    """A model trained on 16-cell patches at x4 sees 4 x 4 LR tiles, half overlapping (docs/experiments.md)."""
+    import edsr_lite
+    from util.inference.raster_enhance import enhance_raster_array, raster_tiling
+    from util.models.layers import model_info, raster_model
+    from util.models.loading import load_model
+
+    model = raster_model(edsr_lite.build_model("sr4", channels=1), value_scale=5.0, units="K", patch=16)
+    model.save(tmp_path / "m.keras")
+    model, info = load_model(tmp_path / "m.keras")
+    assert info["patch"] == 16 and raster_tiling(info) == (4, 2, 1)
+    assert raster_tiling(info, tile=8) == (8, 2, 1)  # a tile given keeps the quarter overlap
+    old = {**info, "patch": 0}  # a card saved before the field (the shipped models): ~512-cell output tiles
+    assert raster_tiling(old) == (128, 32, 1)
+    assert model_info(raster_model(edsr_lite.build_model("sr4", channels=1), 5.0))["patch"] == 0
+
+    seen = []
+
+    class Spy:
+        def predict_on_batch(self, x):
+            seen.append(x.shape)
+            return model.predict_on_batch(x)
+
+    lr = _jacksboro()[:9, :12] / 100.0 + 280.0
+    tiled = enhance_raster_array(Spy(), info, lr)
+    assert {shape[1:] for shape in seen} == {(4, 4, 1)} and len(seen) == 4  # one batch per band of tiles
+    assert sum(shape[0] for shape in seen) == 4 * 5  # 4 bands of 5 tiles cover 9 x 12 cells
+    whole = enhance_raster_array(model, info, lr, tile=12)
+    assert tiled.shape == whole.shape == (36, 48)
+    assert np.abs(tiled - whole).max() < 0.5  # untrained: bicubic either way, up to the tiles' edges

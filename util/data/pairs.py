@@ -95,13 +95,18 @@ class Pairs:
         )
         return dataclasses.replace(settings, train_patches=self.n_train)
 
+    @property
+    def patch(self) -> int:
+        """The side of the data set's HR patches in cells (its manifest's ``patch_size``; 0 when it does not say)."""
+        return int(self.manifest.get("settings", {}).get("patch_size", 0))
+
     def build(self, build_model, settings: Settings):
         """The script's model ``build_model(task, **model_kwargs)`` for this kind of data (and its value scale)."""
-        return self.model_for(build_model, settings, self.value_scale, self.units)
+        return self.model_for(build_model, settings, self.value_scale, self.units, self.patch)
 
     @classmethod
-    def model_for(cls, build_model, settings: Settings, value_scale: float = 1.0, units: str = "m"):
-        """The script's model for this kind of data, given its value scale and units."""
+    def model_for(cls, build_model, settings: Settings, value_scale: float = 1.0, units: str = "m", patch: int = 0):
+        """The script's model for this kind of data, given its value scale, units and patch side (HR cells)."""
         raise NotImplementedError
 
     def load(self, settings: Settings) -> None:
@@ -152,8 +157,8 @@ class PhotoPairs(Pairs):
         return names
 
     @classmethod
-    def model_for(cls, build_model, settings: Settings, value_scale: float = 1.0, units: str = "m"):
-        """The script's RGB model (photos have no value scale or units)."""
+    def model_for(cls, build_model, settings: Settings, value_scale: float = 1.0, units: str = "m", patch: int = 0):
+        """The script's RGB model (photos have no value scale or units; the tiles of photos do not need the patch)."""
         return build_model(settings.task, **settings.model_kwargs)
 
     def streamed(self, settings: Settings) -> bool:
@@ -253,11 +258,12 @@ class RasterPairs(Pairs):
         return names
 
     @classmethod
-    def model_for(cls, build_model, settings: Settings, value_scale: float = 1.0, units: str = "m"):
+    def model_for(cls, build_model, settings: Settings, value_scale: float = 1.0, units: str = "m", patch: int = 0):
         """The script's one-channel model wrapped to take and return data units (util.models.layers.raster_model)."""
         from util.models.layers import raster_model
 
-        return raster_model(build_model(settings.task, channels=1, **settings.model_kwargs), value_scale, units)
+        network = build_model(settings.task, channels=1, **settings.model_kwargs)
+        return raster_model(network, value_scale, units, patch)
 
     def load(self, settings: Settings) -> None:
         folder, task = self.folder, settings.task

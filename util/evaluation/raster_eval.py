@@ -137,45 +137,122 @@ def evaluate_raster_files(
     """Score every raster of ``files``; returns {"rasters": [...], "pooled": {method: scores}}.
 
     ``pooled`` sums over all scored cells of all rasters (slope: of the rasters with a known
-    cell size). ``figure``: the comparison of the first raster, a centred crop of at most
-    128 x 128 HR cells. ``cell_size``: see ``raster_cell``. The rasters are all elevations or
-    all of other quantities (``raster_quantity``): one pooled score means one set of scores.
+    cell size). A stack (``util.io.stacks.is_stack``, or any file when ``read`` has ``steps`` or
+    ``level``) is one row: each of its selected steps is scored as one grid, read one at a time,
+    and pooled; its per-cell RMSE and bias maps over the steps go beside ``figure``
+    (``<figure stem>_cells.png``). ``figure``: the comparison of the first raster (of a stack:
+    its first selected step), a centred crop of at most 128 x 128 HR cells. ``cell_size``: see
+    ``raster_cell``. The rasters are all elevations or all of other quantities
+    (``raster_quantity``): one pooled score means one set of scores.
     """
-    from util.io.rasters import warn_suspected_nodata
-
     pooled, rows, first_note = {}, [], ""
     for i, path in enumerate(files):
-        raster = read_raster(path, **(read or {}))
-        warn_suspected_nodata(raster)
-        cell, slope_note = raster_cell(raster, cell_size)
-        quantity_note = raster_quantity(raster)
-        first_note = quantity_note if i == 0 else first_note
-        if bool(quantity_note) != bool(first_note):
-            what = quantity_note or f"an elevation (units {raster.units!r})"
-            raise UserError(
-                f"{path}: {what}, unlike {rows[0]['file']}; evaluate elevations and other quantities in separate calls"
-            )
-        lats = row_latitudes(raster) if quantity_note else None
-        try:
-            result = evaluate_raster(raster.values, cell, scale, enhance, not quantity_note, lats)
-        except UserError as err:
-            raise UserError(f"{path}: {err}") from None
-        for name, score in result["scores"].items():
+        grids, about = _file_grids(path, read or {})
+        scores, cells_maps, first = {}, CellErrors(), None
+        for raster in grids:
+            cell, slope_note = raster_cell(raster, cell_size)
+            quantity_note = raster_quantity(raster)
+            first_note = quantity_note if not rows and first is None else first_note
+            if bool(quantity_note) != bool(first_note):
+                what = quantity_note or f"an elevation (units {raster.units!r})"
+                earlier = rows[0]["file"] if rows else str(path)
+                raise UserError(
+                    f"{path}: {what}, unlike {earlier}; evaluate elevations and other quantities in separate calls"
+                )
+            lats = row_latitudes(raster) if quantity_note else None
+            try:
+                result = evaluate_raster(raster.values, cell, scale, enhance, not quantity_note, lats)
+            except UserError as err:
+                raise UserError(f"{path}{about.get('at', '')}: {err}") from None
+            for name, score in result["scores"].items():
+                scores.setdefault(name, RasterScore(score.elevation)).merge(score)
+            cells_maps.add(result)
+            first = first or (raster, cell, result, quantity_note or slope_note)
+        for name, score in scores.items():
             pooled.setdefault(name, RasterScore(score.elevation)).merge(score)
-        rows.append(_raster_row(path, raster, cell, result, quantity_note or slope_note))
+        raster, cell, result, note = first
+        rows.append(_raster_row(path, raster, cell, scores, note, about))
         if figure is not None and i == 0:
-            _raster_figure(result, cell, scale, figure, raster.units, elevation=not quantity_note)
+            _raster_figure(result, cell, scale, figure, raster.units, elevation=not first_note)
+            if about.get("steps"):
+                cell_error_figure(cells_maps.maps(), figure.with_name(f"{figure.stem}_cells.png"), raster.units)
     return {"rasters": rows, "pooled": {name: score.result() for name, score in pooled.items()}}
 
 
-def _raster_row(path, raster, cell, result: dict, slope_note: str) -> dict:
-    """The JSON row of one raster: file, shape, cell size, units, scores and why the slope is left out."""
+def _file_grids(path: Path, read: dict):
+    """(an iterator of the file's grids as Rasters, what the JSON row says of them): one grid, or a stack's steps.
+
+    ``read``: ``nodata``, ``band``, ``variable`` of a single grid (``read_raster``) and ``steps``,
+    ``level`` of a stack (``util.io.stacks.open_stack``); a grid is read whole, a stack one step at a time.
+    """
+    from util.io.rasters import warn_suspected_nodata
+    from util.io.stacks import is_stack, iter_steps, open_stack
+
+    steps, level = read.get("steps"), read.get("level")
+    if steps is None and level is None and not is_stack(path, read.get("variable")):
+        raster = read_raster(path, **{k: read.get(k) for k in ("nodata", "band", "variable")})
+        warn_suspected_nodata(raster)
+        return iter([raster]), {}
+    if read.get("band") is not None:
+        raise UserError(f"{path}: a stack (a grid at several times); choose its steps with --steps, not --band")
+    stack = open_stack(path, read.get("variable"), level, steps, read.get("nodata"))
+    chosen = [int(n) for n in stack.meta["steps"]]
+    about = {"steps": [chosen[0], chosen[-1] + 1] if chosen == list(range(chosen[0], chosen[-1] + 1)) else chosen}
+    about |= {"step_count": len(stack), "shape": list(stack.shape)}
+    if stack.times is not None:
+        about |= {"times": [stack.times[0].isoformat(), stack.times[-1].isoformat()], "calendar": stack.calendar}
+
+    def grids():
+        for n, raster in zip(chosen, iter_steps(stack), strict=True):
+            about["at"] = f" (step {n})"
+            yield raster
+        about.pop("at", None)
+
+    return grids(), about
+
+
+class CellErrors:
+    """Per-cell sums of each method's error over the steps of a stack, added one step at a time."""
+
+    def __init__(self):
+        self.sums: dict[str, np.ndarray] = {}
+        self.squares: dict[str, np.ndarray] = {}
+        self.counts = None
+
+    def add(self, result: dict) -> None:
+        """One step's ``evaluate_raster`` result (its outputs, truth and scored cells)."""
+        scored = result["scored"] & np.isfinite(result["hr"])
+        if self.counts is None:
+            self.counts = np.zeros(scored.shape, np.int64)
+        if self.counts.shape != scored.shape:
+            return  # the maps are of one grid: a stack's steps share it
+        self.counts += scored
+        for name, output in result["outputs"].items():
+            error = np.where(scored, np.asarray(output, np.float64) - result["hr"], 0.0)
+            self.sums[name] = self.sums.get(name, 0.0) + error
+            self.squares[name] = self.squares.get(name, 0.0) + error**2
+
+    def maps(self) -> dict:
+        """Method -> (RMSE map, bias map), float32, NaN where a cell was never scored (``cell_error_figure``)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return {
+                name: (
+                    np.sqrt(self.squares[name] / self.counts).astype(np.float32),
+                    (self.sums[name] / self.counts).astype(np.float32),
+                )
+                for name in self.sums
+            }
+
+
+def _raster_row(path, raster, cell, scores: dict, slope_note: str, about: dict) -> dict:
+    """The JSON row of one file: file, shape, cell size, units, scores, a stack's steps, why the slope is left out."""
     row = {
         "file": str(path),
         "shape": list(raster.values.shape),
         "cell_m": None if cell is None else [round(v, 3) for v in cell],
         "units": raster.units,
-        "scores": {name: score.result() for name, score in result["scores"].items()},
+        "scores": {name: score.result() for name, score in scores.items()},
+        **about,
     }
     if slope_note:
         row["slope_left_out"] = slope_note

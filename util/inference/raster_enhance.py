@@ -64,7 +64,11 @@ def predict_raster_patches(model, info: dict, lr: np.ndarray, batch: int = 32, e
 def raster_tiling(info: dict, tile=None, overlap=None) -> tuple[int, int, int]:
     """``(tile, overlap, step)`` in LR cells for the model of ``info``: both rounded up to the step it needs.
 
-    ``None`` picks the default (a ~512-cell output tile, a quarter of it overlapping); a tile
+    ``None`` picks the default: a model whose card records its training patches (``patch``, HR
+    cells) sees tiles of that size, half of each overlapping its neighbour; a model that does not
+    say sees ~512-cell output tiles, a quarter overlapping. A model trained on small patches
+    (16 HR cells: 4 LR cells at x4) never saw a cell farther from an edge than that, and its
+    corrections in a wider tile are wrong in the interior: docs/experiments.md, climate, x4. A tile
     below 1, a negative overlap or an overlap that is not below the tile is a UserError.
     """
     from util.inference.photos import check_tiling
@@ -73,8 +77,11 @@ def raster_tiling(info: dict, tile=None, overlap=None) -> tuple[int, int, int]:
     scale, multiple = info["scale"], info["size_multiple"]
     upsampled = info["input_kind"] == "upsampled" and scale > 1
     step = multiple // math.gcd(multiple, scale) if upsampled else multiple
-    tile = _round_up(default_tile(info) if tile is None else tile, step)
-    overlap = _round_up(tile // OVERLAP_FRACTION if overlap is None else overlap, step)
+    trained = max(1, info.get("patch", 0) // scale) if info.get("patch") else 0
+    tile = _round_up(tile or trained or default_tile(info), step)
+    if overlap is None:
+        overlap = tile // 2 if trained and tile == _round_up(trained, step) else tile // OVERLAP_FRACTION
+    overlap = _round_up(overlap, step)
     if overlap >= tile:
         raise UserError(f"--overlap {overlap}: must be below the tile ({tile} cells; both rounded to {step})")
     return tile, overlap, step
@@ -83,11 +90,11 @@ def raster_tiling(info: dict, tile=None, overlap=None) -> tuple[int, int, int]:
 def enhanced_rows(model, info: dict, lr: np.ndarray, tile=None, overlap=None, ensemble=False, progress=False):
     """Yield ``(first output row, rows)`` of the enhanced 2-D raster ``lr`` (finite float), top to bottom.
 
-    ``rows`` is float32 (n, W * scale); together the bands cover the output once.
-    ``tile`` and ``overlap`` in LR cells (default: a ~512-cell output tile, a quarter of overlap).
+    ``rows`` is float32 (n, W * scale); together the bands cover the output once. The tiles of
+    one band go through the model as one batch. ``tile`` and ``overlap`` in LR cells (default:
+    ``raster_tiling``).
     """
     scale = info["scale"]
-    upsampled = info["input_kind"] == "upsampled" and scale > 1
     tile, overlap, step = raster_tiling(info, tile, overlap)
     height, width = lr.shape
     padded_h, padded_w = _round_up(height, step), _round_up(width, step)
@@ -98,33 +105,50 @@ def enhanced_rows(model, info: dict, lr: np.ndarray, tile=None, overlap=None, en
     row_weights = blend_weights([r * scale for r in rows], tile_h * scale, padded_h * scale)
     col_weights = blend_weights([c * scale for c in cols], tile_w * scale, padded_w * scale)
     band = np.zeros((tile_h * scale, padded_w * scale), dtype=np.float32)
-    context = BICUBIC_CONTEXT if upsampled else 0
     with tqdm(total=len(rows) * len(cols), unit="tile", desc="enhance", disable=not progress, leave=False) as bar:
         for r, top in enumerate(rows):
-            for c, left in enumerate(cols):
-                y0, x0 = max(0, top - context), max(0, left - context)
-                source = pixels[y0 : top + tile_h + context, x0 : left + tile_w + context, None]
-                if upsampled:
-                    up = bicubic_upscale(source, scale).astype(np.float32)
-                    oy, ox = (top - y0) * scale, (left - x0) * scale
-                    x = up[oy : oy + tile_h * scale, ox : ox + tile_w * scale]
-                else:
-                    x = source.astype(np.float32)
-                x = x[None]
-                result = batch_self_ensemble(model, x) if ensemble else np.asarray(model.predict_on_batch(x))
-                result = np.asarray(result, dtype=np.float32)[0, ..., 0]
-                if result.shape != (tile_h * scale, tile_w * scale):
-                    raise ValueError(f"model output {result.shape} for a {tile_h}x{tile_w} tile at scale {scale}")
+            results = _band_outputs(model, info, pixels, top, cols, (tile_h, tile_w), ensemble)
+            for c, (left, result) in enumerate(zip(cols, results, strict=True)):
                 band[:, left * scale : (left + tile_w) * scale] += (
                     result * row_weights[r][:, None] * col_weights[c][None, :]
                 )
-                bar.update()
+            bar.update(len(cols))
             done = (rows[r + 1] - top) * scale if r + 1 < len(rows) else tile_h * scale
             finished = band[: max(0, min(done, height * scale - top * scale)), : width * scale]
             if len(finished):
                 yield top * scale, finished.copy()
             band[: band.shape[0] - done] = band[done:]
             band[band.shape[0] - done :] = 0.0
+
+
+BAND_BATCH_CELLS = 1 << 18  # output cells per model call: one default tile (512 x 512), or many small tiles
+
+
+def _band_outputs(model, info: dict, pixels: np.ndarray, top: int, cols: list[int], size, ensemble: bool):
+    """The model's outputs (float32 (tile_h * s, tile_w * s)) for the tiles of one band, batched."""
+    scale, (tile_h, tile_w) = info["scale"], size
+    upsampled = info["input_kind"] == "upsampled" and scale > 1
+    context = BICUBIC_CONTEXT if upsampled else 0
+    inputs = []
+    for left in cols:
+        y0, x0 = max(0, top - context), max(0, left - context)
+        source = pixels[y0 : top + tile_h + context, x0 : left + tile_w + context, None]
+        if upsampled:
+            up = bicubic_upscale(source, scale).astype(np.float32)
+            oy, ox = (top - y0) * scale, (left - x0) * scale
+            inputs.append(up[oy : oy + tile_h * scale, ox : ox + tile_w * scale])
+        else:
+            inputs.append(source.astype(np.float32))
+    per_call = max(1, BAND_BATCH_CELLS // (tile_h * tile_w * scale * scale))
+    outputs = []
+    for start in range(0, len(inputs), per_call):
+        x = np.stack(inputs[start : start + per_call])
+        result = batch_self_ensemble(model, x) if ensemble else model.predict_on_batch(x)
+        outputs += list(np.asarray(result, dtype=np.float32)[..., 0])
+    for result in outputs:
+        if result.shape != (tile_h * scale, tile_w * scale):
+            raise ValueError(f"model output {result.shape} for a {tile_h}x{tile_w} tile at scale {scale}")
+    return outputs
 
 
 def enhance_raster_array(model, info: dict, lr: np.ndarray, tile=None, overlap=None, ensemble=False) -> np.ndarray:

@@ -46,6 +46,7 @@ class SuiteInfo(keras.layers.Layer):
         channels=3,
         value_scale=1.0,
         units="",
+        patch=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -58,6 +59,7 @@ class SuiteInfo(keras.layers.Layer):
         self.channels = int(channels)
         self.value_scale = float(value_scale)
         self.units = units
+        self.patch = int(patch)
 
     def call(self, inputs):
         return inputs
@@ -77,6 +79,7 @@ class SuiteInfo(keras.layers.Layer):
             channels=self.channels,
             value_scale=self.value_scale,
             units=self.units,
+            patch=self.patch,
         )
         return config
 
@@ -91,6 +94,7 @@ class SuiteInfo(keras.layers.Layer):
             "channels": self.channels,
             "value_scale": self.value_scale,
             "units": self.units,
+            "patch": self.patch,
         }
 
 
@@ -260,8 +264,12 @@ def model_info(model: keras.Model) -> dict:
     raise UserError(f"model {model.name!r} has no SuiteInfo layer; it was not built by this suite")
 
 
-def raster_model(network: keras.Model, value_scale: float, units: str = "m") -> keras.Model:
-    """A one-channel ``network`` (built by a model script with ``channels=1``) as a raster model in data units."""
+def raster_model(network: keras.Model, value_scale: float, units: str = "m", patch: int = 0) -> keras.Model:
+    """A one-channel ``network`` (built by a model script with ``channels=1``) as a raster model in data units.
+
+    ``patch``: the side in HR cells of the training patches, recorded so that inference gives the
+    model tiles of that size (util.inference.raster_enhance.raster_tiling); 0: not recorded.
+    """
     inner = model_info(network)
     if inner["channels"] != 1:
         raise ValueError(f"raster_model needs a one-channel network, got {inner['channels']} channels")
@@ -269,7 +277,7 @@ def raster_model(network: keras.Model, value_scale: float, units: str = "m") -> 
         raise UserError(f"value scale {value_scale}: the training rasters are flat (no height variation to learn)")
     inputs = keras.Input(shape=(None, None, 1))
     info = SuiteInfo(
-        **{**inner, "data_kind": kinds.RASTER, "value_scale": value_scale, "units": units},
+        **{**inner, "data_kind": kinds.RASTER, "value_scale": value_scale, "units": units, "patch": patch},
         name="suite_info_raster",
         dtype="float32",  # heights of 2000 m in bfloat16 would be rounded to 8 m steps before normalisation
     )
