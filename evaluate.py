@@ -91,6 +91,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--level", help="stacks: the level of a (time, level, y, x) variable (e.g. 850)")
     parser.add_argument(
+        "--tile",
+        type=int,
+        help="rasters: the model's tile side in LR cells (default: the model's training patches where its card "
+        "records them, else ~512-cell output tiles; enhance.py's default)",
+    )
+    parser.add_argument("--overlap", type=int, help="rasters: the overlap of tiles in LR cells (default: enhance.py's)")
+    parser.add_argument(
         "--cell-size",
         type=float,
         metavar="METRES",
@@ -160,19 +167,22 @@ def evaluate_rasters(args, model=None, info: dict | None = None) -> None:
     from util.evaluation.report import raster_rows
 
     if info is not None:
-        from util.inference.raster_enhance import check_raster_model, enhance_raster_array
+        from util.inference.raster_enhance import check_raster_model, enhance_raster_array, raster_tiling
 
         check_raster_model(info, str(args.model))
+        raster_tiling(info, args.tile, args.overlap)  # a bad tiling: one line, before any file
         scale = info["scale"]
         if args.scale not in (None, scale):
             raise util.UserError(f"{args.model}: the model's scale is {scale}, not {args.scale}; drop --scale")
 
         def enhance(lr):
-            return enhance_raster_array(model, info, lr, ensemble=args.ensemble)
+            return enhance_raster_array(model, info, lr, args.tile, args.overlap, ensemble=args.ensemble)
 
     else:
-        if args.ensemble:
-            raise util.UserError("--ensemble applies to a model, not to bicubic; give --model PATH.keras")
+        if args.ensemble or args.tile is not None or args.overlap is not None:
+            raise util.UserError(
+                "--ensemble / --tile / --overlap apply to a model, not to bicubic; give --model PATH.keras"
+            )
         scale, enhance = args.scale or BICUBIC_SCALE, None
     if args.task and args.task != f"sr{scale}":
         raise util.UserError(f"--task {args.task}: rasters are scored for super-resolution, here sr{scale}")
@@ -244,10 +254,11 @@ def main(argv=None) -> None:
             model, info = load_model(Path(args.model))
         evaluate_rasters(args, model, info)
         return
-    if any(v is not None for v in (args.nodata, args.band, args.variable, args.cell_size, args.steps, args.level)):
+    raster_only = ("nodata", "band", "variable", "cell_size", "steps", "level", "tile", "overlap")
+    if any(getattr(args, name) is not None for name in raster_only):
         raise util.UserError(
-            "--nodata / --band / --variable / --cell-size / --steps / --level apply to rasters; give --data raster "
-            "files or folders"
+            "--nodata / --band / --variable / --cell-size / --steps / --level / --tile / --overlap apply to rasters; "
+            "give --data raster files or folders"
         )
     folders = args.data or standard_sets()
     for folder in folders:
