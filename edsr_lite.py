@@ -51,6 +51,7 @@ LEVELS = 3  # denoising, deblurring: U-Net levels (DRUNet's shape, filters x2 pe
 LEVEL_BLOCKS = 2  # U-Net (LEVELS > 1): residual blocks per level, on the way down, at the bottom and on the way up
 UNSHUFFLE = 2  # denoising, deblurring: layers on the image unshuffled by this factor (space to depth; 1 = off)
 INIT_FROM = ""  # fine-tune this saved model.keras (same script, task and kind of data); "" = from scratch
+CONSERVE = False  # rasters, stacks: correct each s x s block of the output to average exactly to its LR cell
 # ----------------------------------------------------------------------------------------
 
 from util.data.tasks import parse_task

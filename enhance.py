@@ -162,7 +162,7 @@ def enhance_rasters(args, rasters: list[tuple[Path, Path | None]]) -> None:
                 "give --out elsewhere (a writable folder with free space)"
             ) from None
         kind = ", a stack as NetCDF" if path in stacks else ""
-        print(f"{path} -> {target} (x{info['scale']}, float32, {info['architecture']}{kind})")
+        print(f"{path} -> {target} (x{info['scale']}, float32, {provenance.architecture}{kind})")
         written.append(target)
     if failed:
         raise util.UserError(

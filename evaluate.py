@@ -188,7 +188,8 @@ def evaluate_rasters(args, model=None, info: dict | None = None) -> None:
         raise util.UserError(f"--task {args.task}: rasters are scored for super-resolution, here sr{scale}")
     out_dir = args.out or (Path(args.model).parent if info else BICUBIC_OUT)
     read = {k: getattr(args, k) for k in ("nodata", "band", "variable", "steps", "level")}
-    print(f"# {args.model}: sr{scale} on rasters\n\n{RASTER_PROTOCOL}\n")
+    conserved = " (its output keeps the LR block means: CONSERVE)" if info and info.get("conserve") else ""
+    print(f"# {args.model}: sr{scale} on rasters{conserved}\n\n{RASTER_PROTOCOL}\n")
     for path in args.data:
         name = path.stem if path.is_file() else path.name
         stem = out_dir / f"eval_{name}_sr{scale}{'_ensemble' if args.ensemble else ''}"

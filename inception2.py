@@ -34,6 +34,7 @@ AUGMENT = "none"  # none | auto | a comma list of flips, channels, shifts (see e
 SCHEDULE = "constant"  # constant | cosine (Adam's rate decayed to 0 over the run); prototype: constant
 EMA = 0.0  # momentum of the weights' moving average, validated and saved; 0 = the raw weights (prototype)
 INIT_FROM = ""  # fine-tune this saved model.keras (same script, task and kind of data); "" = from scratch
+CONSERVE = False  # rasters, stacks: keep the LR block means (needs the LR grid as input: edsr_lite.py, not this)
 # ----------------------------------------------------------------------------------------
 
 from util.io.files import run_cli

@@ -49,6 +49,12 @@ def resolve_augment(dataset, names: tuple[str, ...], task: str) -> tuple[str, ..
     return HANDLES[manifest.get("kind", kinds.PHOTO)].resolve_augment(names, task, manifest)
 
 
+def check_conserve(dataset: str) -> None:
+    """CONSERVE=True for ``dataset``: a one-line UserError unless its handle conserves block means (rasters, stacks)."""
+    folder = pipelines.dataset_dir(dataset)  # a missing data set is named as such, not as photos
+    HANDLES[pipelines.manifest_of(folder).get("kind", kinds.PHOTO)].check_conserve(dataset)
+
+
 def model_input(info: dict):
     """Degraded patches -> patches in the model's input kind (upsampled once, up front).
 
@@ -69,7 +75,8 @@ class Pairs:
     """A data set of (degraded, HR) pairs written by download.py: the interface each kind of data implements.
 
     Subclasses set ``kind``, ``channels`` and ``augmentations`` and implement ``resolve_augment``,
-    ``model_for``, ``load``, ``prepare_inputs``, ``training``, ``validation``, ``score`` and ``random_pairs``.
+    ``model_for``, ``load``, ``prepare_inputs``, ``training``, ``validation``, ``score`` and ``random_pairs``;
+    a kind whose LR is the block mean of its HR overrides ``check_conserve`` (CONSERVE).
     """
 
     kind: str
@@ -99,6 +106,14 @@ class Pairs:
     def patch(self) -> int:
         """The side of the data set's HR patches in cells (its manifest's ``patch_size``; 0 when it does not say)."""
         return int(self.manifest.get("settings", {}).get("patch_size", 0))
+
+    @classmethod
+    def check_conserve(cls, dataset: str) -> None:
+        """A one-line UserError: CONSERVE=True keeps the block means of an LR that is the block mean of the HR."""
+        raise UserError(
+            f"CONSERVE=True: {dataset} holds {cls.kind}s, whose LR is bicubic, not the block mean that --conserve "
+            "keeps; it applies to raster and stack data sets: drop --conserve"
+        )
 
     def build(self, build_model, settings: Settings):
         """The script's model ``build_model(task, **model_kwargs)`` for this kind of data (and its value scale)."""
@@ -159,6 +174,8 @@ class PhotoPairs(Pairs):
     @classmethod
     def model_for(cls, build_model, settings: Settings, value_scale: float = 1.0, units: str = "m", patch: int = 0):
         """The script's RGB model (photos have no value scale or units; the tiles of photos do not need the patch)."""
+        if settings.conserve:
+            cls.check_conserve(settings.dataset)
         return build_model(settings.task, **settings.model_kwargs)
 
     def streamed(self, settings: Settings) -> bool:
@@ -259,11 +276,16 @@ class RasterPairs(Pairs):
 
     @classmethod
     def model_for(cls, build_model, settings: Settings, value_scale: float = 1.0, units: str = "m", patch: int = 0):
-        """The script's one-channel model wrapped to take and return data units (util.models.layers.raster_model)."""
+        """The script's one-channel model wrapped to take and return data units (util.models.layers.raster_model),
+        ending in the block-mean correction with CONSERVE."""
         from util.models.layers import raster_model
 
         network = build_model(settings.task, channels=1, **settings.model_kwargs)
-        return raster_model(network, value_scale, units, patch)
+        return raster_model(network, value_scale, units, patch, conserve=settings.conserve)
+
+    @classmethod
+    def check_conserve(cls, dataset: str) -> None:
+        """Rasters' and stacks' LR is the block mean of the valid HR cells: CONSERVE applies."""
 
     def load(self, settings: Settings) -> None:
         folder, task = self.folder, settings.task

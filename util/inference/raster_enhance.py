@@ -10,6 +10,9 @@ Copernicus tile at x4 (14400x14400 float32 out, 830 MB) needs a few hundred MB.
 Nodata: before the model sees them, nodata cells are filled from the nearest valid cell
 (so valid cells next to nodata are never pulled towards a fill value such as -9999);
 an output cell is nodata when the LR cell it lies in is.
+
+A model that conserves the LR block means (SuiteInfo ``conserve``) is blended with weights
+constant over each block (``block_constant``), so the whole output conserves them too.
 """
 
 from __future__ import annotations
@@ -104,6 +107,9 @@ def enhanced_rows(model, info: dict, lr: np.ndarray, tile=None, overlap=None, en
     cols = tile_starts(padded_w, tile_w, tile - overlap, step)
     row_weights = blend_weights([r * scale for r in rows], tile_h * scale, padded_h * scale)
     col_weights = blend_weights([c * scale for c in cols], tile_w * scale, padded_w * scale)
+    if info.get("conserve"):  # tiles that each keep the LR block means keep them in the blend too
+        row_weights = [block_constant(w, scale) for w in row_weights]
+        col_weights = [block_constant(w, scale) for w in col_weights]
     band = np.zeros((tile_h * scale, padded_w * scale), dtype=np.float32)
     with tqdm(total=len(rows) * len(cols), unit="tile", desc="enhance", disable=not progress, leave=False) as bar:
         for r, top in enumerate(rows):
@@ -149,6 +155,16 @@ def _band_outputs(model, info: dict, pixels: np.ndarray, top: int, cols: list[in
         if result.shape != (tile_h * scale, tile_w * scale):
             raise ValueError(f"model output {result.shape} for a {tile_h}x{tile_w} tile at scale {scale}")
     return outputs
+
+
+def block_constant(weights: np.ndarray, scale: int) -> np.ndarray:
+    """1-D blend weights (a multiple of ``scale`` long) averaged over each run of ``scale`` cells.
+
+    The tiles' weights still sum to 1 in every cell, and a blend whose weights are constant over
+    each s x s block has as block mean the blend of the tiles' block means: the LR cell, when
+    every tile conserves it (CONSERVE).
+    """
+    return np.repeat(weights.reshape(-1, scale).mean(axis=1), scale)
 
 
 def enhance_raster_array(model, info: dict, lr: np.ndarray, tile=None, overlap=None, ensemble=False) -> np.ndarray:

@@ -91,10 +91,16 @@ def model_provenance(model_path, info: dict) -> Provenance:
         model_sha256=digest,
         task=str(info["task"]),
         scale=int(info["scale"]),
-        architecture=str(info.get("architecture", "")),
+        architecture=architecture_text(info),
         suite_version=suite_version(),
         created=utc_now(),
     )
+
+
+def architecture_text(info: dict) -> str:
+    """The SuiteInfo's architecture, and that the output keeps the LR block means when it does (CONSERVE)."""
+    architecture = str(info.get("architecture", ""))
+    return f"{architecture}, LR block means conserved" if info.get("conserve") else architecture
 
 
 VERSION = "0.1.0"  # the suite's version, the one place it is set (util.__version__)

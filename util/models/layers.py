@@ -16,7 +16,9 @@ takes and returns one channel in the data's units (metres). ``raster_model`` wra
 one-channel network between ``RasterNormalize`` (subtract each input's mean, divide by
 the data set's ``value_scale``, add 0.5: the range the networks are built for) and
 ``RasterDenormalize`` (the inverse), both in float32 whatever the training precision,
-so the normalisation travels inside the saved model.
+so the normalisation travels inside the saved model. With ``conserve`` (CONSERVE, a super-resolution
+model that takes the LR grid) ``ConserveBlockMean`` follows in data units: every s x s block of the
+output then averages to its LR cell, and the SuiteInfo says ``conserve=True``.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class SuiteInfo(keras.layers.Layer):
         value_scale=1.0,
         units="",
         patch=0,
+        conserve=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -60,6 +63,7 @@ class SuiteInfo(keras.layers.Layer):
         self.value_scale = float(value_scale)
         self.units = units
         self.patch = int(patch)
+        self.conserve = bool(conserve)  # a saved config without the key: False
 
     def call(self, inputs):
         return inputs
@@ -80,6 +84,7 @@ class SuiteInfo(keras.layers.Layer):
             value_scale=self.value_scale,
             units=self.units,
             patch=self.patch,
+            conserve=self.conserve,
         )
         return config
 
@@ -95,6 +100,7 @@ class SuiteInfo(keras.layers.Layer):
             "value_scale": self.value_scale,
             "units": self.units,
             "patch": self.patch,
+            "conserve": self.conserve,
         }
 
 
@@ -239,6 +245,49 @@ class RasterDenormalize(keras.layers.Layer):
         return {**super().get_config(), "value_scale": self.value_scale}
 
 
+@keras.saving.register_keras_serializable(package="suite")
+class ConserveBlockMean(keras.layers.Layer):
+    """``[output, lr]`` -> ``output + nearest-upsampled(lr - block_mean(output))``, float32 in data units.
+
+    ``output`` (N, H, W, C) and ``lr`` (N, H/s, W/s, C), ``s = scale``: every s x s block of the
+    result averages to its LR cell exactly (up to float32 rounding), whatever the network made of
+    it. This is the additive constraint layer of Harder et al. (2023), "Hard-constrained deep
+    learning for climate downscaling" (JMLR), applied after the network in training and in use,
+    so the loss sees the corrected output. Their multiplicative and softmax layers also keep the
+    output positive (precipitation); a temperature needs no such thing. Each block is shifted by
+    one constant, so the layer adds steps at block edges where the network did not conserve; the
+    block mean counts all s x s cells (the model does not know which HR cells are nodata).
+
+    Average pooling, a copy along channels and ``depth_to_space`` (nearest upsampling by the
+    ops of ``DepthToSpace``): every runtime of ``export.py`` has them.
+    """
+
+    def __init__(self, scale=2, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.scale = int(scale)
+
+    def call(self, inputs):
+        output, lr = (keras.ops.cast(x, "float32") for x in inputs)
+        s = self.scale
+        coarse = self._nearest(lr)
+        # The same sum in the order that rounds least: the block means are taken of the deviations
+        # from the LR cell (a few units), not of the values (hundreds of kelvin or metres).
+        detail = output - coarse
+        return coarse + (detail - self._nearest(keras.ops.average_pool(detail, s, strides=s, padding="valid")))
+
+    def _nearest(self, x):
+        """Nearest upsampling by ``scale``: ``depth_to_space`` reads channel (row phase * s + column phase) * C + c,
+        so s*s copies of the channels put each cell's value in every one of its s x s cells."""
+        return keras.ops.depth_to_space(keras.ops.tile(x, (1, 1, 1, self.scale**2)), self.scale)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
 def suite_input(task: str, input_kind: str, size_multiple: int, architecture: str, channels: int = 3):
     """``keras.Input`` of any size followed by the SuiteInfo layer; returns ``(inputs, x)``."""
     inputs = keras.Input(shape=(None, None, channels))
@@ -264,23 +313,58 @@ def model_info(model: keras.Model) -> dict:
     raise UserError(f"model {model.name!r} has no SuiteInfo layer; it was not built by this suite")
 
 
-def raster_model(network: keras.Model, value_scale: float, units: str = "m", patch: int = 0) -> keras.Model:
+def raster_model(
+    network: keras.Model, value_scale: float, units: str = "m", patch: int = 0, conserve: bool = False
+) -> keras.Model:
     """A one-channel ``network`` (built by a model script with ``channels=1``) as a raster model in data units.
 
     ``patch``: the side in HR cells of the training patches, recorded so that inference gives the
     model tiles of that size (util.inference.raster_enhance.raster_tiling); 0: not recorded.
+    ``conserve`` (CONSERVE): end with ``ConserveBlockMean``, so that the output's block means
+    equal the LR input; a UserError for a network without an LR grid to conserve (``conservable``).
     """
     inner = model_info(network)
     if inner["channels"] != 1:
         raise ValueError(f"raster_model needs a one-channel network, got {inner['channels']} channels")
     if not value_scale > 0:
         raise UserError(f"value scale {value_scale}: the training rasters are flat (no height variation to learn)")
+    if conserve:
+        conservable(inner)
     inputs = keras.Input(shape=(None, None, 1))
     info = SuiteInfo(
-        **{**inner, "data_kind": kinds.RASTER, "value_scale": value_scale, "units": units, "patch": patch},
+        **{
+            **inner,
+            "data_kind": kinds.RASTER,
+            "value_scale": value_scale,
+            "units": units,
+            "patch": patch,
+            "conserve": conserve,
+        },
         name="suite_info_raster",
         dtype="float32",  # heights of 2000 m in bfloat16 would be rounded to 8 m steps before normalisation
     )
-    x, mean = RasterNormalize(value_scale)(info(inputs))
+    lr = info(inputs)
+    x, mean = RasterNormalize(value_scale)(lr)
     outputs = RasterDenormalize(value_scale)([network(x), mean])
+    if conserve:
+        outputs = ConserveBlockMean(inner["scale"])([outputs, lr])
     return keras.Model(inputs, outputs, name=network.name)
+
+
+def conservable(info: dict) -> None:
+    """A one-line UserError unless the network of ``info`` has LR block means to keep (CONSERVE).
+
+    It needs a super-resolution task (denoising and deblurring keep the input's size: no block
+    to average) and the LR grid itself as input: a network given the bicubic-upsampled grid
+    never sees the LR cells, whose values its block means would have to equal.
+    """
+    if info["scale"] == 1:
+        raise UserError(
+            f"CONSERVE=True: task {info['task']} keeps the input's size, so there is no block mean to conserve; "
+            "give a super-resolution task (sr2, sr4, sr8) or drop --conserve"
+        )
+    if info["input_kind"] != "lr":
+        raise UserError(
+            f"CONSERVE=True: {info['architecture'] or 'this model'} takes the grid bicubic-upsampled, not the LR "
+            "cells whose means it would keep; use a model on the LR grid (edsr_lite.py) or drop --conserve"
+        )

@@ -42,8 +42,9 @@ def average_models(models: list, names: list[str]) -> keras.Model:
     size_multiple = int(np.lcm.reduce([i["size_multiple"] for i in infos]))
     architecture = f"average of {len(models)}: " + "; ".join(f"{i['architecture']}" for i in infos)
     inputs = keras.Input(shape=(None, None, infos[0]["channels"]))
+    conserve = all(i["conserve"] for i in infos)  # a mean of outputs that each conserve conserves
     info = SuiteInfo(
-        **{**infos[0], "size_multiple": size_multiple, "architecture": architecture},
+        **{**infos[0], "size_multiple": size_multiple, "architecture": architecture, "conserve": conserve},
         name="suite_info_average",
         dtype="float32",
     )

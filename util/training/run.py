@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from util.io.files import UserError, atomic_path, write_json_atomic
+from util.io.provenance import architecture_text
 from util.models.layers import model_info
 from util.training.folders import resume_state, run_lock, saved_json
 from util.training.settings import Settings
@@ -234,7 +235,7 @@ def fit(run: Run, model, train_ds, val_ds, pairs) -> tuple[int, float]:
     info = model_info(model)
     replicas = f", {place.replicas} replicas ({place.name}, {place.workers} workers)" if place.replicas > 1 else ""
     print(
-        f"{run.script}: {info['architecture']}, {model.count_params():,} parameters, {run.precision}{replicas}; "
+        f"{run.script}: {architecture_text(info)}, {model.count_params():,} parameters, {run.precision}{replicas}; "
         f"{pairs.n_loaded} training pairs from {pairs.folder}, {epochs} epochs x {steps_per_epoch} steps "
         f"x batch {settings.batch}"
     )

@@ -70,6 +70,7 @@ class Settings:
     init_from: str
     distribute: str
     noisy: str = "8bit"  # synthetic noise in training: clipped and rounded as 8 bits, or left in float
+    conserve: bool = False  # rasters and stacks: the output's block means equal the LR (ConserveBlockMean)
     model_args: tuple[tuple[str, Any], ...] = ()
     variants: tuple[str, ...] = ()  # named study variants applied (util.training.studies.VARIANTS)
 
@@ -97,6 +98,8 @@ class Settings:
                 f"NOISY=float applies to the noise tasks degraded in training (noiseS, noise, defocus), "
                 f"not to {self.task}; use NOISY=8bit"
             )
+        if not isinstance(self.conserve, bool):
+            raise UserError(f"CONSERVE={self.conserve!r}: give True or False (--conserve, --no-conserve)")
         if not 0 <= self.ema < 1:
             raise UserError(f"EMA={self.ema:g} is not a momentum; use 0 (off) or a value below 1 such as 0.99")
         if "auto" in parse_augment(",".join(self.augment)):
@@ -136,7 +139,7 @@ class Options:
 
 
 SETTING_FIELDS = {f.name: f.type for f in fields(Settings) if f.name not in ("model_args", "variants")}
-FLAG_TYPES = {"int": int, "float": float, "str": str, "tuple[str, ...]": str}
+FLAG_TYPES = {"int": int, "float": float, "str": str, "tuple[str, ...]": str, "bool": bool}
 
 
 def flag(name: str) -> str:
@@ -191,13 +194,15 @@ def parse_settings(module, build_model, argv, description: str) -> tuple[Setting
     for name, text in described.items():
         value = getattr(module, name)
         kind = FLAG_TYPES[SETTING_FIELDS[name.lower()]] if name.lower() in SETTING_FIELDS else type(value)
+        # A yes/no constant is a switch: --conserve, --no-conserve.
+        typed = {"action": argparse.BooleanOptionalAction} if kind is bool else {"type": kind}
         parser.add_argument(
             flag(name),
             dest=name,
-            type=kind,
             default=value,
-            metavar=kind.__name__.upper(),
+            metavar=None if kind is bool else kind.__name__.upper(),
             help=text.replace("%", "%%") + " (%(default)r)",
+            **typed,
         )
     args = parser.parse_args(argv)
     values = {name: getattr(args, name.upper()) for name in SETTING_FIELDS}
@@ -206,6 +211,10 @@ def parse_settings(module, build_model, argv, description: str) -> tuple[Setting
     values["augment"] = resolve_augment(values["dataset"], parse_augment(values["augment"]), values["task"])
     model_args = {**model_params, **{n.lower(): getattr(args, n) for n in described if n.lower() in model_params}}
     settings = Settings(**values, model_args=tuple(model_args.items()))
+    if settings.conserve:
+        from util.data.pairs import check_conserve
+
+        check_conserve(settings.dataset)
     if args.minutes is not None and not args.minutes > 0:
         raise UserError(f"--minutes {args.minutes:g}: give a positive training time in minutes")
     if args.sweep and args.ablation:
