@@ -16,7 +16,9 @@ takes and returns one channel in the data's units (metres). ``raster_model`` wra
 one-channel network between ``RasterNormalize`` (subtract each input's mean, divide by
 the data set's ``value_scale``, add 0.5: the range the networks are built for) and
 ``RasterDenormalize`` (the inverse), both in float32 whatever the training precision,
-so the normalisation travels inside the saved model.
+so the normalisation travels inside the saved model. A stack model with static predictors
+(util.data.static) takes them after the values, normalised by ``StaticNormalize`` with the
+statistics its SuiteInfo ``aux`` card records.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class SuiteInfo(keras.layers.Layer):
         channels=3,
         value_scale=1.0,
         units="",
+        aux=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -58,6 +61,7 @@ class SuiteInfo(keras.layers.Layer):
         self.channels = int(channels)
         self.value_scale = float(value_scale)
         self.units = units
+        self.aux = aux or None  # the static predictors' card (util.data.static.card), None without
 
     def call(self, inputs):
         return inputs
@@ -77,6 +81,7 @@ class SuiteInfo(keras.layers.Layer):
             channels=self.channels,
             value_scale=self.value_scale,
             units=self.units,
+            aux=self.aux,
         )
         return config
 
@@ -91,6 +96,7 @@ class SuiteInfo(keras.layers.Layer):
             "channels": self.channels,
             "value_scale": self.value_scale,
             "units": self.units,
+            "aux": self.aux,
         }
 
 
@@ -216,6 +222,23 @@ class RasterNormalize(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="suite")
+class StaticNormalize(keras.layers.Layer):
+    """Static predictors' channels -> ``(x - mean) / std`` per channel (util.data.static: the card's statistics)."""
+
+    def __init__(self, mean=(0.0,), std=(1.0,), **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.mean, self.std = [float(v) for v in mean], [float(v) for v in std]
+
+    def call(self, inputs):
+        mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
+        return (keras.ops.cast(inputs, "float32") - mean) / std
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "std": self.std}
+
+
+@keras.saving.register_keras_serializable(package="suite")
 class RasterDenormalize(keras.layers.Layer):
     """``[y, mean]`` -> ``(y - 0.5) * value_scale + mean``: back to data units."""
 
@@ -260,19 +283,34 @@ def model_info(model: keras.Model) -> dict:
     raise UserError(f"model {model.name!r} has no SuiteInfo layer; it was not built by this suite")
 
 
-def raster_model(network: keras.Model, value_scale: float, units: str = "m") -> keras.Model:
-    """A one-channel ``network`` (built by a model script with ``channels=1``) as a raster model in data units."""
+def raster_model(network: keras.Model, value_scale: float, units: str = "m", aux: dict | None = None) -> keras.Model:
+    """A one-channel ``network`` (built by a model script with ``channels=1``) as a raster model in data units.
+
+    ``aux``: the card of static predictors (util.data.static.card); the input then has their channels
+    after the values, normalised by the card's statistics and given to the network beside the values.
+    """
     inner = model_info(network)
-    if inner["channels"] != 1:
-        raise ValueError(f"raster_model needs a one-channel network, got {inner['channels']} channels")
+    extra = 0 if not aux else len(aux["fields"]) * aux["scale"] ** 2
+    if inner["channels"] != 1 + extra:
+        raise ValueError(f"raster_model needs a network of {1 + extra} channels, got {inner['channels']}")
     if not value_scale > 0:
         raise UserError(f"value scale {value_scale}: the training rasters are flat (no height variation to learn)")
-    inputs = keras.Input(shape=(None, None, 1))
+    inputs = keras.Input(shape=(None, None, 1 + extra))
     info = SuiteInfo(
-        **{**inner, "data_kind": kinds.RASTER, "value_scale": value_scale, "units": units},
+        **{**inner, "data_kind": kinds.RASTER, "value_scale": value_scale, "units": units, "aux": aux},
         name="suite_info_raster",
         dtype="float32",  # heights of 2000 m in bfloat16 would be rounded to 8 m steps before normalisation
     )
-    x, mean = RasterNormalize(value_scale)(info(inputs))
+    given = info(inputs)
+    values = given[..., :1] if aux else given
+    x, mean = RasterNormalize(value_scale)(values)
+    if aux:
+        x = keras.layers.Concatenate(dtype="float32")([x, StaticNormalize(*_static_stats(aux))(given[..., 1:])])
     outputs = RasterDenormalize(value_scale)([network(x), mean])
     return keras.Model(inputs, outputs, name=network.name)
+
+
+def _static_stats(aux: dict) -> tuple[list[float], list[float]]:
+    """Per input channel (space-to-depth order: channel k of every phase) the card's mean and std."""
+    phases = aux["scale"] ** 2
+    return [f["mean"] for f in aux["fields"]] * phases, [f["std"] for f in aux["fields"]] * phases
