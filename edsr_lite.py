@@ -50,7 +50,7 @@ EMA = 0.99  # validate and keep the weights' moving average (Keras' Adam use_ema
 LEVELS = 3  # denoising, deblurring: U-Net levels (DRUNet's shape, filters x2 per level; 1 = no U-Net, BLOCKS blocks)
 LEVEL_BLOCKS = 2  # U-Net (LEVELS > 1): residual blocks per level, on the way down, at the bottom and on the way up
 UNSHUFFLE = 2  # denoising, deblurring: layers on the image unshuffled by this factor (space to depth; 1 = off)
-AUX = ""  # stacks: static predictors as extra inputs, comma-separated: latitude, raster files (elevation, land mask)
+AUX = ""  # stacks: static predictors as extra inputs, a comma list of latitude and raster files (elevation, land mask)
 INIT_FROM = ""  # fine-tune this saved model.keras (same script, task and kind of data); "" = from scratch
 # ----------------------------------------------------------------------------------------
 
