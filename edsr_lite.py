@@ -50,6 +50,7 @@ EMA = 0.99  # validate and keep the weights' moving average (Keras' Adam use_ema
 LEVELS = 3  # denoising, deblurring: U-Net levels (DRUNet's shape, filters x2 per level; 1 = no U-Net, BLOCKS blocks)
 LEVEL_BLOCKS = 2  # U-Net (LEVELS > 1): residual blocks per level, on the way down, at the bottom and on the way up
 UNSHUFFLE = 2  # denoising, deblurring: layers on the image unshuffled by this factor (space to depth; 1 = off)
+AUX = ""  # stacks: static predictors as extra inputs, a comma list of latitude and raster files (elevation, land mask)
 INIT_FROM = ""  # fine-tune this saved model.keras (same script, task and kind of data); "" = from scratch
 CONSERVE = False  # rasters, stacks: correct each s x s block of the output to average exactly to its LR cell
 # ----------------------------------------------------------------------------------------
@@ -79,6 +80,7 @@ def build_model(
     blocks=BLOCKS,
     *,
     channels=3,
+    extra_channels=0,
     output_init="zeros",
     bicubic_skip=True,
     lr_space=True,
@@ -89,6 +91,9 @@ def build_model(
     level_blocks=LEVEL_BLOCKS,
 ):
     """EDSR-lite for ``task`` on ``channels`` channels (3: RGB photos, 1: rasters, set by the data).
+
+    ``extra_channels``: inputs after the image's channels that the network sees but does not output
+    (a stack's static predictors, util.data.static; set by the data too).
 
     The other keyword-only arguments are the ablation's (util/training/studies.py):
 
@@ -110,10 +115,13 @@ def build_model(
     notes = [f"sub-pixel x{scale}" if lr_space else "HR-space input"] if scale > 1 else []
     notes += [f"pixel-unshuffled /{unshuffle}"] * (unshuffle > 1)
     notes += (["bicubic skip"] if scale > 1 else ["residual"]) * bool(bicubic_skip)
+    notes += [f"{extra_channels} predictor channels"] * bool(extra_channels)
     notes += ["batch norm"] * (norm == "batch") + [f"dropout {dropout:g}"] * bool(dropout)
     architecture = f"EDSR-lite ({blocks} blocks x {filters} filters, {', '.join(notes)})"
-    inputs, image = suite_input(task, "lr" if lr_space else "upsampled", unshuffle, architecture, channels)
-    x = layers.Rescaling(1.0, offset=-0.5)(image)
+    kind = "lr" if lr_space else "upsampled"
+    inputs, given = suite_input(task, kind, unshuffle, architecture, channels + extra_channels)
+    image = given[..., :channels] if extra_channels else given
+    x = layers.Rescaling(1.0, offset=-0.5)(given)
     x = SpaceToDepth(unshuffle)(x) if unshuffle > 1 else x
     head = layers.Conv2D(filters, 3, padding="same")(x)
     x = head

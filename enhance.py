@@ -101,6 +101,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--level", help="stacks: the level of a 4-D variable, a value of its level coordinate (85000 for 850 hPa in Pa)"
     )
     parser.add_argument(
+        "--aux",
+        help="rasters, stacks: the static predictors of a model trained with AUX, in its order (latitude,elev.tif); "
+        "built-ins are made from the file's coordinates, files default to the paths the model records",
+    )
+    parser.add_argument(
         "--runtime",
         default=RUNTIME,
         choices=(AUTO, *RUNTIMES),
@@ -173,16 +178,16 @@ def enhance_rasters(args, rasters: list[tuple[Path, Path | None]]) -> None:
 
 def enhance_one(args, path: Path, target: Path, model, info: dict, provenance, stack: bool) -> None:
     """One raster, or one stack step by step, into ``target`` (util/inference/raster_enhance.py)."""
+    from util.data.static import parse_aux
     from util.inference.raster_enhance import enhance_raster_file, enhance_stack_file
 
     tiling = {"tile": args.tile, "overlap": args.overlap, "ensemble": args.ensemble, "progress": not args.quiet}
+    tiling |= {"provenance": provenance, "aux": parse_aux(args.aux or "") or None}
     if stack:
         options = {"variable": args.variable, "level": args.level, "steps": args.steps, "nodata": args.nodata}
-        enhance_stack_file(path, model, info, target, options, provenance=provenance, **tiling)
+        enhance_stack_file(path, model, info, target, options, **tiling)
     else:
-        enhance_raster_file(
-            path, model, info, target, args.nodata, args.band, args.variable, provenance=provenance, **tiling
-        )
+        enhance_raster_file(path, model, info, target, args.nodata, args.band, args.variable, **tiling)
 
 
 def stack_inputs(args, rasters: list[tuple[Path, Path | None]]) -> frozenset[Path]:
@@ -266,6 +271,7 @@ def main(argv=None) -> None:
             ("--variable", args.variable),
             ("--steps", args.steps),
             ("--level", args.level),
+            ("--aux", args.aux),
         )
         if v is not None
     ]

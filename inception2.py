@@ -33,6 +33,7 @@ LOSS = "mse"  # mse | mae (L1); prototype: mse
 AUGMENT = "none"  # none | auto | a comma list of flips, channels, shifts (see edsr_lite.py); prototype: none
 SCHEDULE = "constant"  # constant | cosine (Adam's rate decayed to 0 over the run); prototype: constant
 EMA = 0.0  # momentum of the weights' moving average, validated and saved; 0 = the raw weights (prototype)
+AUX = ""  # stacks: static predictors as extra inputs, a comma list of latitude and raster files (elevation, land mask)
 INIT_FROM = ""  # fine-tune this saved model.keras (same script, task and kind of data); "" = from scratch
 CONSERVE = False  # rasters, stacks: keep the LR block means (needs the LR grid as input: edsr_lite.py, not this)
 # ----------------------------------------------------------------------------------------

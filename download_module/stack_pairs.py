@@ -9,9 +9,11 @@ sizes in metres) and ``manifest.json``:
 - ``"kind": "stack"``, units (and the variable's ``standard_name``), ``value_scale`` (the std
   of HR minus its patch mean over the valid training cells), the settings and the split rule;
 - ``stacks``: per file its name, shape [T, H, W], cell size, role, ``latitudes`` for geographic
-  grids, ``calendar`` and ``time_units``, ``times`` (every step's time, ISO 8601 in the file's
-  calendar; None when the file has none) and ``train_steps`` / ``test_steps``: [first, end) step
-  indices with ``train_times`` / ``test_times`` [first, last];
+  grids, its grid (``transform``: the affine a, b, c, d, e, f of the cell corners; ``crs``: EPSG
+  code or WKT; both None without georeferencing: util.data.static regrids predictors onto it),
+  ``calendar`` and ``time_units``, ``times`` (every step's time, ISO 8601 in the file's calendar;
+  None when the file has none) and ``train_steps`` / ``test_steps``: [first, end) step indices
+  with ``train_times`` / ``test_times`` [first, last];
 - ``split``: ``{"by": "time", "test_fraction", "test_files"}``;
 - ``splits``: per split the stacks and each patch's [stack, step, row, col] (top-left cell).
 
@@ -46,7 +48,7 @@ from download_module.writer import SPLITS
 from util.evaluation.raster_eval import row_latitudes
 from util.io import kinds
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: each stack's grid (transform, crs) in the manifest, for the static predictors
 KIND = kinds.STACK
 PATCH = 16  # a climate model's grid is small: 37 x 49 cells hold 21 x 33 crops of 16, 6 x 18 of 32
 TEST_FRACTION = 0.2  # of each stack's steps: the last ones
@@ -110,6 +112,8 @@ class UsableStack:
     usable: np.ndarray = field(repr=False)  # bool (training steps, rows, cols): the usable training crops
     tiles: list[tuple[int, int, int]] = field(repr=False)  # (step, row, col) of the usable test tiles
     values: np.ndarray | None = field(default=None, repr=False)  # kept when the cache had room
+    transform: list[float] | None = None  # the grid's affine (a, b, c, d, e, f): cell corners in the CRS
+    crs: str | None = None  # the grid's CRS (EPSG code or WKT)
 
 
 def positions(values: np.ndarray, steps: range, patch: int, max_invalid: int) -> tuple[np.ndarray, list]:
@@ -163,6 +167,8 @@ def _usable_stack(file: RasterFile, stack, settings: dict) -> UsableStack | str:
         use,
         usable,
         tiles,
+        transform=None if first.transform is None else [float(v) for v in tuple(first.transform)[:6]],
+        crs=None if first.crs is None else first.crs.to_string(),
     )
 
 
@@ -306,7 +312,7 @@ def _stack_entries(usable: list[UsableStack]) -> list[dict]:
     for u in usable:
         entry = {"name": u.file.name, "shape": list(u.shape), "cell_m": [round(v, 4) for v in u.cell]}
         entry |= {"role": roles[u.use], **({"latitudes": u.latitudes} if u.latitudes else {})}
-        entry |= {"calendar": u.calendar, "time_units": u.time_units}
+        entry |= {"calendar": u.calendar, "time_units": u.time_units, "transform": u.transform, "crs": u.crs}
         steps = {
             "train": [0, u.cut] if u.use != "test" else None,
             "test": [u.cut, u.shape[0]] if u.use != "train" else None,

@@ -17,12 +17,13 @@ geophysical field allows. A new kind of data is one new subclass of ``Pairs`` an
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from util.data import pipelines
+from util.data import pipelines, static
 from util.data.pipelines import AUGMENTATIONS, RASTER_AUGMENTATIONS, STACK_AUGMENTATIONS
 from util.data.tasks import parse_task, stored_task
 from util.io import kinds
@@ -93,7 +94,13 @@ class Pairs:
         return self.manifest.get("units", "m")
 
     def with_available(self, settings: Settings) -> Settings:
-        """``settings`` with TRAIN_PATCHES no larger than the training pairs (the run's real count)."""
+        """``settings`` with TRAIN_PATCHES no larger than the training pairs (the run's real count); AUX is
+        refused but for stacks."""
+        if settings.aux and self.kind != kinds.STACK:
+            raise UserError(
+                f"AUX={settings.aux}: static predictors are placed by a stack's grid and time steps, and "
+                f"{self.folder} holds {self.kind}s; give a stack data set (download.py climate) or AUX=''"
+            )
         if settings.train_patches <= self.n_train:
             return settings
         print(
@@ -371,6 +378,95 @@ class StackPairs(RasterPairs):
                 f"use auto or a list of {', '.join(n for n in cls.augmentations if n != 'flips')}"
             )
         return names
+
+    def __init__(self, folder: Path, manifest: dict):
+        super().__init__(folder, manifest)
+        self.aux_card = self.train_aux = self.val_aux = None
+
+    @classmethod
+    def model_for(
+        cls, build_model, settings: Settings, value_scale: float = 1.0, units: str = "m", patch: int = 0, aux=None
+    ):
+        """The raster model; with AUX its network also takes the static predictors (util.data.static).
+
+        ``aux``: their card (the training patches' statistics); None with AUX: a placeholder card of
+        the same channels (0 and 1), for timing the model (util.training.speed).
+        """
+        sources = static.parse_aux(settings.aux)
+        if not sources:
+            return super().model_for(build_model, settings, value_scale, units, patch)
+        from util.models.layers import model_info, raster_model
+
+        if "extra_channels" not in inspect.signature(build_model).parameters:
+            raise UserError(
+                f"AUX={settings.aux}: this script's model takes no extra input channels; train static predictors "
+                "with edsr_lite.py"
+            )
+        aux = aux or static.card(sources, [], None, parse_task(settings.task).scale)
+        extra = static.channels_of(aux)
+        network = build_model(settings.task, channels=1, extra_channels=extra, **settings.model_kwargs)
+        if model_info(network)["input_kind"] != "lr":
+            raise UserError(f"AUX={settings.aux}: static predictors need a model at LR resolution, not hr-space")
+        return raster_model(network, value_scale, units, patch, conserve=settings.conserve, aux=aux)
+
+    def build(self, build_model, settings: Settings):
+        return self.model_for(build_model, settings, self.value_scale, self.units, self.patch, self.aux_card)
+
+    def load(self, settings: Settings) -> None:
+        """The raster pairs, and with AUX the static predictors at each training and validation patch."""
+        super().load(settings)
+        sources = static.parse_aux(settings.aux)
+        if not sources:
+            return
+        fields, how = static.stack_fields(self.manifest, sources, self.folder)
+        patch, val_stop = self.train_hr.shape[1], self.val_start + len(self.val_hr)
+        self.train_aux = static.patch_fields(self.manifest, "train", fields, patch, 0, self.n_loaded)
+        self.val_aux = static.patch_fields(self.manifest, "train", fields, patch, self.val_start, val_stop)
+        self.aux_card = static.card(sources, how, self.train_aux, parse_task(settings.task).scale)
+
+    def prepare_inputs(self, prepare) -> None:
+        super().prepare_inputs(prepare)
+        if self.val_aux is not None:
+            self.val_x = np.concatenate([self.val_x, static.lr_channels(self.val_aux, self.aux_card["scale"])], -1)
+
+    def training(self, settings: Settings, info: dict, seed: int, share=None):
+        if self.train_aux is None:
+            return super().training(settings, info, seed, share)
+        arrays = self.train_x, self.train_hr, self.train_mask, self.train_aux
+        x, hr, mask, aux = arrays if share is None else (a[share] for a in arrays)
+        return pipelines.make_raster_dataset(x, hr, mask, settings.batch, seed, settings.augment, aux, info["scale"])
+
+    @classmethod
+    def random_pairs(cls, settings: Settings, info: dict, rng: np.random.Generator, count: int) -> dict:
+        """The rasters' random pairs; with static predictors, random fields beside them (speed)."""
+        pairs = super().random_pairs(settings, info, rng, count)
+        if not info.get("aux"):
+            return pairs
+        side, scale = pairs["hr"].shape[1], info["scale"]
+        aux = rng.normal(0.0, 1.0, (count, side, side, len(info["aux"]["fields"]))).astype(np.float32)
+        train = pipelines.make_raster_dataset(
+            pairs["lr"], pairs["hr"], pairs["mask"], settings.batch, 0, settings.augment, aux, scale
+        )
+        return {**pairs, "lr": np.concatenate([pairs["lr"], static.lr_channels(aux, scale)], -1), "train": train}
+
+    def score(self, model, settings: Settings, folder_out: Path, meta: dict, ensemble=False) -> dict:
+        """The rasters' scores; a model with static predictors gets them at each test patch (its card's sources)."""
+        from util.evaluation.pair_scores import score_raster_test_pairs
+        from util.models.layers import model_info
+
+        card = model_info(model).get("aux")
+        if not card:
+            return super().score(model, settings, folder_out, meta, ensemble)
+        if ensemble:
+            raise UserError("--ensemble: flips and rotations would scramble a model's static predictors; drop it")
+        sources = static.card_sources(card, None, str(self.folder))
+        fields, _ = static.stack_fields(self.manifest, sources, self.folder)
+        patch = int(self.manifest["settings"]["patch_size"])
+        aux = static.patch_fields(self.manifest, "test", fields, patch, 0, settings.test_patches or None)
+        inputs = static.lr_channels(aux, card["scale"])
+        return score_raster_test_pairs(
+            model, settings, self.folder, folder_out, meta, ensemble, self.test_split, aux_inputs=inputs
+        )
 
 
 def _not_rotatable(manifest: dict) -> str:

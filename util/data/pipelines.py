@@ -313,17 +313,20 @@ def make_synthetic_dataset(hr: np.ndarray, batch: int, seed: int, task, augment=
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def make_raster_dataset(inputs, targets, masks, batch: int, seed: int, augment=()):
+def make_raster_dataset(inputs, targets, masks, batch: int, seed: int, augment=(), aux=None, scale: int = 1):
     """Endless shuffled ``tf.data`` of (input, target, weight) float32 raster batches in data units.
 
     ``weight`` is the valid-cell mask (B, H, W): Keras weighs each cell's loss by it, so
     nodata cells never count. ``augment``: ``mirror`` (east-west), ``flips``, ``invert`` (heights
     negated) and ``amplitude`` (heights scaled): block means and bicubic commute with each
-    (RASTER_AUGMENTATIONS, STACK_AUGMENTATIONS).
+    (RASTER_AUGMENTATIONS, STACK_AUGMENTATIONS). ``aux``: static predictors on the HR grid
+    (N, H, W, K; util.data.static), mirrored and turned with the pair but never negated or
+    scaled, then put onto the LR grid by space-to-depth by ``scale`` after the input's channel.
     """
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((inputs, targets, masks))
+    arrays = (inputs, targets, masks) if aux is None else (inputs, targets, masks, aux)
+    ds = tf.data.Dataset.from_tensor_slices(arrays)
     ds = ds.shuffle(min(len(inputs), 10_000), seed=seed, reshuffle_each_iteration=True).repeat()
     if "mirror" in augment:
         ds = ds.map(_mirror3, num_parallel_calls=tf.data.AUTOTUNE)
@@ -333,6 +336,11 @@ def make_raster_dataset(inputs, targets, masks, batch: int, seed: int, augment=(
         ds = ds.map(_negate3, num_parallel_calls=tf.data.AUTOTUNE)
     if "amplitude" in augment:
         ds = ds.map(_amplitude3, num_parallel_calls=tf.data.AUTOTUNE)
+    if aux is not None:
+        ds = ds.map(
+            lambda x, y, w, a: (tf.concat([x, tf.nn.space_to_depth(a[None], scale)[0]], -1), y, w),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     ds = ds.batch(batch, drop_remainder=True).map(_raster_weights, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -350,8 +358,8 @@ def _raster_weights(x, y, w):
     return x, y, tf.cast(w[..., 0], tf.float32)
 
 
-def _dihedral3(x, y, w):
-    """One random flip/rotation of the dihedral group, the same for the input, the target and the mask."""
+def _dihedral3(*arrays):
+    """One random flip/rotation of the dihedral group, the same for the input, the target, the mask (and aux)."""
     import tensorflow as tf
 
     k = tf.random.uniform([], 0, 4, dtype=tf.int32)
@@ -361,30 +369,30 @@ def _dihedral3(x, y, w):
         a = tf.image.rot90(a, k)
         return tf.cond(flip, lambda: tf.image.flip_left_right(a), lambda: a)
 
-    return turn(x), turn(y), turn(w)
+    return tuple(turn(a) for a in arrays)
 
 
-def _mirror3(x, y, w):
-    """The east-west mirror half of the time, the same for the input, the target and the mask (rows stay)."""
+def _mirror3(*arrays):
+    """The east-west mirror half of the time, the same for the input, the target, the mask (and aux; rows stay)."""
     import tensorflow as tf
 
     flip = tf.random.uniform([]) < 0.5
-    return tuple(tf.cond(flip, lambda a=a: tf.image.flip_left_right(a), lambda a=a: a) for a in (x, y, w))
+    return tuple(tf.cond(flip, lambda a=a: tf.image.flip_left_right(a), lambda a=a: a) for a in arrays)
 
 
-def _negate3(x, y, w):
-    """Input and target negated half of the time (a raster's z -> -z), the mask unchanged."""
+def _negate3(x, y, w, *rest):
+    """Input and target negated half of the time (a raster's z -> -z), the mask (and aux) unchanged."""
     import tensorflow as tf
 
-    return tf.cond(tf.random.uniform([]) < 0.5, lambda: (-x, -y, w), lambda: (x, y, w))
+    return tf.cond(tf.random.uniform([]) < 0.5, lambda: (-x, -y, w, *rest), lambda: (x, y, w, *rest))
 
 
-def _amplitude3(x, y, w):
+def _amplitude3(x, y, w, *rest):
     """Input and target times one random factor, log-uniform in [1/2, 2] (other reliefs, the same terrain)."""
     import tensorflow as tf
 
     factor = tf.exp(tf.random.uniform([], -0.6931472, 0.6931472))
-    return x * factor, y * factor, w
+    return (x * factor, y * factor, w, *rest)
 
 
 def validation_dataset(inputs: np.ndarray, targets: np.ndarray, batch: int = 32):

@@ -62,10 +62,13 @@ def score_raster_test_pairs(
     meta: dict,
     ensemble=False,
     test_split: str = "spatially disjoint from training",
+    aux_inputs: np.ndarray | None = None,
 ):
     """Score a raster model and the baselines on the raster test pairs in data units; write comparison.png.
 
     ``test_split``: how the test patches stand apart from training (the handle says it), for the protocol line.
+    ``aux_inputs``: the static predictors' channels of each test patch on the LR grid (util.data.static), given
+    to the model after the LR values.
 
     Over the valid cells only: RMSE, MAE, bias, slope RMSE (degrees, Horn, each patch's
     cell size) and PSNR on range-normalised heights (util.evaluation.raster_metrics.raster_scores).
@@ -80,7 +83,8 @@ def score_raster_test_pairs(
     scale = info["scale"]
     lr, hr, mask, cells = pipelines.load_raster_split(folder, settings.task, "test", settings.test_patches or None)
     started = time.time()
-    outputs = predict_raster_patches(model, info, lr)
+    x = lr if aux_inputs is None else np.concatenate([lr, aux_inputs[: len(lr)]], -1)
+    outputs = predict_raster_patches(model, info, x)
     infer_seconds = time.time() - started
     valid = mask[..., 0].astype(bool)
     targets = hr[..., 0]

@@ -93,15 +93,17 @@ def raster_tiling(info: dict, tile=None, overlap=None) -> tuple[int, int, int]:
 def enhanced_rows(model, info: dict, lr: np.ndarray, tile=None, overlap=None, ensemble=False, progress=False):
     """Yield ``(first output row, rows)`` of the enhanced 2-D raster ``lr`` (finite float), top to bottom.
 
-    ``rows`` is float32 (n, W * scale); together the bands cover the output once. The tiles of
-    one band go through the model as one batch. ``tile`` and ``overlap`` in LR cells (default:
-    ``raster_tiling``).
+    ``rows`` is float32 (n, W * scale); together the bands cover the output once. ``lr`` may be
+    (H, W, C): the values and a model's static predictors on the LR grid (util.data.static). The
+    tiles of one band go through the model as one batch. ``tile`` and ``overlap`` in LR cells
+    (default: ``raster_tiling``).
     """
     scale = info["scale"]
     tile, overlap, step = raster_tiling(info, tile, overlap)
-    height, width = lr.shape
+    height, width = lr.shape[:2]
     padded_h, padded_w = _round_up(height, step), _round_up(width, step)
-    pixels = np.pad(lr, ((0, padded_h - height), (0, padded_w - width)), mode="symmetric")
+    pad = ((0, padded_h - height), (0, padded_w - width)) + ((0, 0),) * (lr.ndim - 2)
+    pixels = np.pad(lr, pad, mode="symmetric")
     tile_h, tile_w = min(tile, padded_h), min(tile, padded_w)
     rows = tile_starts(padded_h, tile_h, tile - overlap, step)
     cols = tile_starts(padded_w, tile_w, tile - overlap, step)
@@ -138,7 +140,8 @@ def _band_outputs(model, info: dict, pixels: np.ndarray, top: int, cols: list[in
     inputs = []
     for left in cols:
         y0, x0 = max(0, top - context), max(0, left - context)
-        source = pixels[y0 : top + tile_h + context, x0 : left + tile_w + context, None]
+        source = pixels[y0 : top + tile_h + context, x0 : left + tile_w + context]
+        source = source[..., None] if source.ndim == 2 else source
         if upsampled:
             up = bicubic_upscale(source, scale).astype(np.float32)
             oy, ox = (top - y0) * scale, (left - x0) * scale
@@ -267,12 +270,14 @@ def enhance_raster_file(
     ensemble=False,
     progress=True,
     provenance=None,
+    aux=None,
 ) -> Path:
     """Enhance one raster file into ``out_path`` (float32, same CRS, cell size / scale, nodata kept).
 
     ``provenance``: the model's ``util.io.provenance.Provenance``, written into the output with this
-    file's name where its format has room (None: nothing). A file that declares no nodata but holds a
-    sentinel such as -9999 gets a warning line on stderr.
+    file's name where its format has room (None: nothing). ``aux``: the ``--aux`` sources of a model
+    with static predictors (None: rebuilt from the model's card, ``static_inputs``). A file that
+    declares no nodata but holds a sentinel such as -9999 gets a warning line on stderr.
     """
     from util.io.rasters import RasterWriter, read_raster, warn_suspected_nodata
 
@@ -283,24 +288,57 @@ def enhance_raster_file(
         raise UserError(f"{path}: every cell is nodata; nothing to enhance (check --nodata)")
     scale = info["scale"]
     height, width = raster.values.shape[0] * scale, raster.values.shape[1] * scale
+    crs = raster.crs if raster.crs is not None or not raster.degrees else "EPSG:4326"
+    statics = static_inputs(info, raster.values.shape, raster.transform, _crs(crs), aux, str(path))
     stamped = provenance.for_input(path) if provenance is not None else None
     with RasterWriter(out_path, raster, height, width, scale, stamped) as writer:
-        write_enhanced(writer.write, raster.values, model, info, tile, overlap, ensemble, progress)
+        write_enhanced(writer.write, raster.values, model, info, tile, overlap, ensemble, progress, statics)
     return out_path
 
 
-def write_enhanced(write, values: np.ndarray, model, info: dict, tile, overlap, ensemble, progress) -> None:
+def static_inputs(info: dict, shape, transform, crs, given: tuple[str, ...] | None, where: str):
+    """A model's static predictors for a grid of ``shape`` (H, W), ``transform`` and ``crs``: float32
+    (H, W, K * scale**2) on that LR grid, made on the output grid (util.data.static); None for a model
+    without. ``given``: ``--aux``, refused for a model that takes none."""
+    from util.data import static
+
+    card = info.get("aux")
+    if not card:
+        if given:
+            raise UserError(f"--aux {','.join(given)}: the model takes no static predictors; drop --aux")
+        return None
+    grid = static.Grid.output_of(shape, transform, crs, info["scale"], where)
+    return static.lr_channels(static.model_fields(card, given, grid, where), info["scale"])
+
+
+def write_enhanced(
+    write, values: np.ndarray, model, info: dict, tile, overlap, ensemble, progress, statics=None
+) -> None:
     """Enhance the 2-D ``values`` (NaN = nodata, some valid) and hand each band of output rows to
-    ``write(rows, first_row=...)``; an output cell is nodata where the LR cell it lies in is."""
+    ``write(rows, first_row=...)``; an output cell is nodata where the LR cell it lies in is.
+    ``statics``: the model's static predictors on the LR grid (``static_inputs``), or None."""
     from util.io.rasters import fill_nodata
 
     valid = np.isfinite(values)
     lr = fill_nodata(values) if not valid.all() else values
+    if statics is not None:
+        if ensemble:
+            raise UserError("--ensemble: flips and rotations would scramble the model's static predictors; drop it")
+        lr = np.concatenate([lr[..., None], statics], axis=-1)
     scale = info["scale"]
     for row, rows in enhanced_rows(model, info, lr, tile, overlap, ensemble, progress):
         parent = valid[row // scale : (row + len(rows) - 1) // scale + 1]
         mask = np.repeat(np.repeat(parent, scale, axis=0), scale, axis=1)[row % scale : row % scale + len(rows)]
         write(np.where(mask, rows, np.nan).astype(np.float32), first_row=row)
+
+
+def _crs(crs):
+    """A rasterio CRS of ``crs`` (None stays None)."""
+    if crs is None or not isinstance(crs, str):
+        return crs
+    from rasterio.crs import CRS
+
+    return CRS.from_user_input(crs)
 
 
 STRIP_ROWS = 512  # rows of an all-nodata step written at a time
@@ -317,6 +355,7 @@ def enhance_stack_file(
     ensemble=False,
     progress=True,
     provenance=None,
+    aux=None,
 ) -> Path:
     """Enhance every step of a stack file (util.io.stacks) into the CF NetCDF ``out_path``.
 
@@ -324,7 +363,8 @@ def enhance_stack_file(
     takes them. Each step is read, enhanced in strips and written before the next is read, so memory
     does not grow with the number of steps; a step whose cells are all nodata is written as nodata
     without the model. One progress bar counts the steps. The time coordinate, its calendar and the
-    variable's attributes are kept (util.io.stacks.StackWriter).
+    variable's attributes are kept (util.io.stacks.StackWriter). ``aux``: as ``enhance_raster_file``'s;
+    the static predictors are made once for the stack's grid.
     """
     from util.io.stacks import StackWriter, iter_steps, open_stack
 
@@ -332,6 +372,7 @@ def enhance_stack_file(
     stack = open_stack(path, **(stack_options or {}))
     scale = info["scale"]
     _, height, width = stack.shape
+    statics = static_inputs(info, (height, width), stack.transform, stack.crs, aux, str(path))
     stamped = provenance.for_input(path) if provenance is not None else None
     valid_steps = 0
     with StackWriter(out_path, stack, height * scale, width * scale, scale, stamped) as writer:
@@ -344,7 +385,7 @@ def enhance_stack_file(
                 continue
             valid_steps += 1
             write = functools.partial(writer.write, step=k)
-            write_enhanced(write, raster.values, model, info, tile, overlap, ensemble, False)
+            write_enhanced(write, raster.values, model, info, tile, overlap, ensemble, False, statics)
         if not valid_steps:
             raise UserError(f"{path}: every cell of every selected step is nodata; nothing to enhance (check --steps)")
     return out_path

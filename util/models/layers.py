@@ -19,6 +19,9 @@ the data set's ``value_scale``, add 0.5: the range the networks are built for) a
 so the normalisation travels inside the saved model. With ``conserve`` (CONSERVE, a super-resolution
 model that takes the LR grid) ``ConserveBlockMean`` follows in data units: every s x s block of the
 output then averages to its LR cell, and the SuiteInfo says ``conserve=True``.
+A stack model with static predictors
+(util.data.static) takes them after the values, normalised by ``StaticNormalize`` with the
+statistics its SuiteInfo ``aux`` card records.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class SuiteInfo(keras.layers.Layer):
         units="",
         patch=0,
         conserve=False,
+        aux=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -64,6 +68,7 @@ class SuiteInfo(keras.layers.Layer):
         self.units = units
         self.patch = int(patch)
         self.conserve = bool(conserve)  # a saved config without the key: False
+        self.aux = aux or None  # the static predictors' card (util.data.static.card), None without
 
     def call(self, inputs):
         return inputs
@@ -85,6 +90,7 @@ class SuiteInfo(keras.layers.Layer):
             units=self.units,
             patch=self.patch,
             conserve=self.conserve,
+            aux=self.aux,
         )
         return config
 
@@ -101,6 +107,7 @@ class SuiteInfo(keras.layers.Layer):
             "units": self.units,
             "patch": self.patch,
             "conserve": self.conserve,
+            "aux": self.aux,
         }
 
 
@@ -226,6 +233,23 @@ class RasterNormalize(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="suite")
+class StaticNormalize(keras.layers.Layer):
+    """Static predictors' channels -> ``(x - mean) / std`` per channel (util.data.static: the card's statistics)."""
+
+    def __init__(self, mean=(0.0,), std=(1.0,), **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.mean, self.std = [float(v) for v in mean], [float(v) for v in std]
+
+    def call(self, inputs):
+        mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
+        return (keras.ops.cast(inputs, "float32") - mean) / std
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "std": self.std}
+
+
+@keras.saving.register_keras_serializable(package="suite")
 class RasterDenormalize(keras.layers.Layer):
     """``[y, mean]`` -> ``(y - 0.5) * value_scale + mean``: back to data units."""
 
@@ -314,7 +338,12 @@ def model_info(model: keras.Model) -> dict:
 
 
 def raster_model(
-    network: keras.Model, value_scale: float, units: str = "m", patch: int = 0, conserve: bool = False
+    network: keras.Model,
+    value_scale: float,
+    units: str = "m",
+    patch: int = 0,
+    conserve: bool = False,
+    aux: dict | None = None,
 ) -> keras.Model:
     """A one-channel ``network`` (built by a model script with ``channels=1``) as a raster model in data units.
 
@@ -322,15 +351,18 @@ def raster_model(
     model tiles of that size (util.inference.raster_enhance.raster_tiling); 0: not recorded.
     ``conserve`` (CONSERVE): end with ``ConserveBlockMean``, so that the output's block means
     equal the LR input; a UserError for a network without an LR grid to conserve (``conservable``).
+    ``aux``: the card of static predictors (util.data.static.card); the input then has their channels
+    after the values, normalised by the card's statistics and given to the network beside the values.
     """
     inner = model_info(network)
-    if inner["channels"] != 1:
-        raise ValueError(f"raster_model needs a one-channel network, got {inner['channels']} channels")
+    extra = 0 if not aux else len(aux["fields"]) * aux["scale"] ** 2
+    if inner["channels"] != 1 + extra:
+        raise ValueError(f"raster_model needs a network of {1 + extra} channels, got {inner['channels']}")
     if not value_scale > 0:
         raise UserError(f"value scale {value_scale}: the training rasters are flat (no height variation to learn)")
     if conserve:
         conservable(inner)
-    inputs = keras.Input(shape=(None, None, 1))
+    inputs = keras.Input(shape=(None, None, 1 + extra))
     info = SuiteInfo(
         **{
             **inner,
@@ -339,12 +371,16 @@ def raster_model(
             "units": units,
             "patch": patch,
             "conserve": conserve,
+            "aux": aux,
         },
         name="suite_info_raster",
         dtype="float32",  # heights of 2000 m in bfloat16 would be rounded to 8 m steps before normalisation
     )
-    lr = info(inputs)
+    given = info(inputs)
+    lr = given[..., :1] if aux else given
     x, mean = RasterNormalize(value_scale)(lr)
+    if aux:
+        x = keras.layers.Concatenate(dtype="float32")([x, StaticNormalize(*_static_stats(aux))(given[..., 1:])])
     outputs = RasterDenormalize(value_scale)([network(x), mean])
     if conserve:
         outputs = ConserveBlockMean(inner["scale"])([outputs, lr])
@@ -368,3 +404,9 @@ def conservable(info: dict) -> None:
             f"CONSERVE=True: {info['architecture'] or 'this model'} takes the grid bicubic-upsampled, not the LR "
             "cells whose means it would keep; use a model on the LR grid (edsr_lite.py) or drop --conserve"
         )
+
+
+def _static_stats(aux: dict) -> tuple[list[float], list[float]]:
+    """Per input channel (space-to-depth order: channel k of every phase) the card's mean and std."""
+    phases = aux["scale"] ** 2
+    return [f["mean"] for f in aux["fields"]] * phases, [f["std"] for f in aux["fields"]] * phases

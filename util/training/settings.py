@@ -71,6 +71,7 @@ class Settings:
     distribute: str
     noisy: str = "8bit"  # synthetic noise in training: clipped and rounded as 8 bits, or left in float
     conserve: bool = False  # rasters and stacks: the output's block means equal the LR (ConserveBlockMean)
+    aux: str = ""  # a stack's static predictors, comma-separated (util.data.static): latitude, raster files
     model_args: tuple[tuple[str, Any], ...] = ()
     variants: tuple[str, ...] = ()  # named study variants applied (util.training.studies.VARIANTS)
 
@@ -108,6 +109,10 @@ class Settings:
             raise UserError(f"INIT_FROM={self.init_from!r}: no such model file; give a saved model.keras or ''")
         if "shifts" in self.augment and not task.is_bicubic_sr:
             raise UserError("AUGMENT=shifts applies to the bicubic SR tasks (sr2, sr4, sr8) only; drop shifts")
+        if self.aux:
+            from util.data.static import check_aux, parse_aux
+
+            check_aux(parse_aux(self.aux))
         for name, value in self.model_args:
             if isinstance(value, int) and not isinstance(value, bool) and value < 1:
                 raise UserError(f"{name.upper()}={value} must be at least 1 ({flag(name)})")
@@ -120,6 +125,8 @@ class Settings:
         """JSON-ready: every field, ``model_args`` as a dict."""
         data = dataclasses.asdict(self)
         data.update(augment=list(self.augment), model_args=self.model_kwargs, variants=list(self.variants))
+        if not self.aux:  # runs without static predictors keep the settings.json of runs from before AUX
+            del data["aux"]
         return data
 
 
@@ -174,11 +181,12 @@ def constants_block(path: Path) -> dict[str, str]:
 def parse_settings(module, build_model, argv, description: str) -> tuple[Settings, Options]:
     """Flags for the constants block of ``module`` (defaults: the constants), parsed into Settings and Options."""
     described = constants_block(module.__file__)
-    # ``channels`` is not a setting: the data decide it (3 for photos, 1 for rasters).
+    # ``channels`` and ``extra_channels`` are not settings: the data decide them (3 for photos, 1 for rasters,
+    # a stack's static predictors).
     model_params = {
         name: p.default
         for name, p in inspect.signature(build_model).parameters.items()
-        if name not in ("task", "channels")
+        if name not in ("task", "channels", "extra_channels")
     }
     for name in described:
         if name.lower() not in SETTING_FIELDS and name.lower() not in model_params:
