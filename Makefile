@@ -11,7 +11,7 @@ EXPORT ?= 0
 REQS := requirements.txt requirements-gpu.txt $(if $(filter 1,$(EXPORT)),requirements-export.txt)
 STAMP := $(VENV)/.installed-$(GPU)$(if $(filter 1,$(EXPORT)),-export)-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test lint dem-models
+.PHONY: setup demo test lint dem-models climate-model
 
 setup: $(STAMP)
 
@@ -57,3 +57,10 @@ dem-models: setup
 	$(BIN)/python edsr_lite.py $(DEM) --task sr2 --backprops 324000 --out runs/dem_x2
 	cp runs/dem_x2/edsr_lite-sr2-2000-dem/model.keras assets/models/.dem_x2.part.keras
 	mv assets/models/.dem_x2.part.keras assets/models/dem_x2.keras
+
+# assets/models/climate_x4.keras: EDSR-lite x4 on A1B air temperature, 1860-2051 (docs/results.md).
+climate-model: setup
+	$(BIN)/python download.py climate
+	$(BIN)/python edsr_lite.py --dataset climate --task sr4 --train-patches 2000 --backprops 64400 --out runs/climate_x4
+	cp runs/climate_x4/edsr_lite-sr4-2000-climate/model.keras assets/models/.climate_x4.part.keras
+	mv assets/models/.climate_x4.part.keras assets/models/climate_x4.keras

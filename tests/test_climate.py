@@ -9,6 +9,8 @@ import pytest
 import download
 import util
 
+REPO = Path(__file__).resolve().parents[1]
+
 TINY = ["--train-patches", "48", "--backprops", "192", "--batch", "8", "--epochs", "2", "--val-patches", "8"]
 
 
@@ -198,3 +200,20 @@ def test_time_cut_keeps_a_step_on_each_side():
     from download_module import stack_pairs
 
     assert [stack_pairs.time_cut(n) for n in (2, 5, 10, 240)] == [1, 4, 8, 192]
+
+
+def test_the_shipped_climate_model_beats_cubic_spline_on_a_scenario_it_never_saw():
+    """assets/models/climate_x4.keras (A1B, 1860-2051) on E1's last 12 years, whole grids: the issue's rule to ship."""
+    iris_sample_data = pytest.importorskip("iris_sample_data")
+    from util.evaluation.raster_eval import evaluate_raster_files
+    from util.inference.raster_enhance import enhance_raster_array
+    from util.models.loading import load_model
+
+    model, info = load_model(REPO / "assets" / "models" / "climate_x4.keras")
+    e1 = Path(iris_sample_data.path) / "E1_north_america.nc"
+    result = evaluate_raster_files(
+        [e1], 4, lambda lr: enhance_raster_array(model, info, lr), {"steps": "228:", "variable": "air_temperature"}
+    )
+    scores = {name: score["rmse"] for name, score in result["pooled"].items()}
+    assert result["rasters"][0]["steps"] == [228, 240]
+    assert scores["model"] < 0.6 * scores["cubic spline"], scores  # 0.377 K against 0.863 over 2052-2099
