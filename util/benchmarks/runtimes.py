@@ -123,26 +123,43 @@ def quality(model, info: dict, folders, raster_files) -> dict:
     return {"psnr": scores[first]["psnr"] if first in scores else None, "dataset": first}
 
 
-def model_rows(path: Path, names: list[str], args, folders, raster_files, work_dir: Path) -> list[dict]:
-    """One row per runtime of the model at ``path``."""
+def variants(names: list[str], info: dict) -> list[tuple[str, str]]:
+    """``(runtime, precision)`` to measure: each runtime in float32, and OpenVINO in bfloat16 too for a photo
+    model on a CPU with bfloat16 units (``enhance.py --precision bfloat16``)."""
+    from util.models.export import bfloat16_units
+
+    pairs = [(name, "float32") for name in names]
+    if "openvino" in names and info["data_kind"] == kinds.PHOTO and bfloat16_units():
+        pairs.append(("openvino", "bfloat16"))
+    return pairs
+
+
+def model_rows(path: Path, names: list[str], args, folders, raster_files, work_dir: Path, peers=None) -> list[dict]:
+    """One row per runtime (and precision) of the model at ``path``. ``peers``: ``{key: function}`` (OpenCV's
+    networks of the model's scale) timed in the same rounds; their ms per output MP are put back in it."""
+    from util.benchmarks.models import synthetic_photo
     from util.inference.runtimes import open_model
 
-    opened = {name: open_model(path, name) for name in names}
-    info = next(iter(opened.values()))[1]
+    keras_model, info = open_model(path, "keras")
+    opened = {(n, p): open_model(path, n, precision=p)[0] for n, p in variants(names, info)}
     x, megapixels = speed_input(info)
-    keras_model = opened["keras"][0] if "keras" in opened else open_model(path, "keras")[0]
     expected = np.asarray(keras_model.predict_on_batch(x))
-    ms = interleaved_ms(
-        {n: functools.partial(m.predict_on_batch, x) for n, (m, _) in opened.items()}, WARMUP, args.repeats
-    )
+    timed = {k: functools.partial(m.predict_on_batch, x) for k, m in opened.items()}
+    if peers:
+        lr = synthetic_photo(x.shape[1], x.shape[2])
+        timed |= {key: functools.partial(function, lr) for key, function in peers.items()}
+    ms = interleaved_ms(timed, WARMUP, args.repeats)
+    for key in peers or {}:
+        peers[key] = ms[key] / megapixels
     sample = None if args.skip_memory else memory_sample(info, work_dir)
     rows = []
-    for name, (model, _) in opened.items():
-        print(f"benchmarking {path} in {name} ...", file=sys.stderr)
-        row = {"model": shown(path), "task": info["task"], "runtime": name, "ms_per_mp": ms[name] / megapixels}
+    for (name, precision), model in opened.items():
+        print(f"benchmarking {path} in {name} ({precision}) ...", file=sys.stderr)
+        row = {"model": shown(path), "task": info["task"], "runtime": name, "precision": precision}
+        row["ms_per_mp"] = ms[name, precision] / megapixels
         row["max_diff_vs_keras"] = float(np.abs(np.asarray(model.predict_on_batch(x)) - expected).max())
         row.update(quality(model, info, folders, raster_files))
-        command = ["--runtime", name]
+        command = ["--runtime", name, "--precision", precision]
         row["peak_rss_mb"] = None if sample is None else measure.enhance_peak_rss_mb(path, sample, work_dir, command)
         rows.append(row)
     return rows
@@ -181,29 +198,33 @@ OPENCV_RUN = (
 )
 
 
-def opencv_rows(folder: Path | None, scales: list[int], args, folders, work_dir: Path) -> tuple[list[dict], list[str]]:
-    """OpenCV's rows at ``scales`` and the notes on the rows left out (no OpenCV, no folder, a missing file)."""
+def opencv_networks(folder: Path | None, scales: list[int]) -> tuple[dict, list[str]]:
+    """``{(algorithm, scale): (path, upsample)}`` of OpenCV's networks found at ``scales``, and the notes on
+    those left out (no OpenCV, no folder, a missing file)."""
     scales = [s for s in scales if s in OPENCV_SCALES]
     if not scales:
-        return [], []
+        return {}, []
     wanted = [f"{stem}_x{s}.pb" for stem in OPENCV_MODELS.values() for s in scales]
-    fetch = "ESPCN from github.com/fannymonori/TF-ESPCN, FSRCNN from github.com/Saafke/FSRCNN_Tensorflow"
+    fetch = (
+        "ESPCN from github.com/fannymonori/TF-ESPCN or python3 -m studies.opencv_espcn, "
+        "FSRCNN from github.com/Saafke/FSRCNN_Tensorflow"
+    )
     if not opencv_reads_tensorflow():
-        return [], [
+        return {}, [
             "OpenCV rows left out: pip install 'opencv-contrib-python-headless<5' (its dnn_superres runs them; "
             "OpenCV 5 reads no TensorFlow .pb)"
         ]
     if folder is None:
-        return [], [f"OpenCV rows left out: put {', '.join(wanted)} ({fetch}) in a folder and give --opencv-models"]
-    rows, notes = [], []
+        return {}, [f"OpenCV rows left out: put {', '.join(wanted)} ({fetch}) in a folder and give --opencv-models"]
+    networks, notes = {}, []
     for algorithm, stem in OPENCV_MODELS.items():
         for scale in scales:
             path = folder / f"{stem}_x{scale}.pb"
-            if not path.is_file():
+            if path.is_file():
+                networks[algorithm, scale] = (path, opencv_upsample(path, algorithm, scale))
+            else:
                 notes.append(f"{stem} x{scale} left out: no {path} ({fetch})")
-                continue
-            rows.append(opencv_row(path, algorithm, scale, args, folders, work_dir))
-    return rows, notes
+    return networks, notes
 
 
 def opencv_reads_tensorflow() -> bool:
@@ -215,12 +236,9 @@ def opencv_reads_tensorflow() -> bool:
     return hasattr(cv2, "dnn_superres") and hasattr(cv2.dnn, "readNetFromTensorflow")
 
 
-def opencv_row(path: Path, algorithm: str, scale: int, args, folders, work_dir: Path) -> dict:
+def opencv_upsample(path: Path, algorithm: str, scale: int):
+    """OpenCV's network at ``path`` as a function of an RGB (or grey) uint8 image."""
     import cv2
-
-    from util.benchmarks.models import quality as photo_quality
-    from util.benchmarks.models import synthetic_photo
-    from util.evaluation.protocols import benchmark_task
 
     network = cv2.dnn_superres.DnnSuperResImpl_create()
     network.readModel(str(path))
@@ -231,12 +249,18 @@ def opencv_row(path: Path, algorithm: str, scale: int, args, folders, work_dir: 
         out = network.upsample(np.ascontiguousarray(colour[..., ::-1]))[..., ::-1]
         return out[..., 0] if rgb.ndim == 2 else np.ascontiguousarray(out)
 
-    side = SPEED_OUTPUT // scale
-    lr = synthetic_photo(side, side)
-    ms = interleaved_ms({"opencv": lambda: upsample(lr)}, WARMUP, args.repeats)["opencv"]
+    return upsample
+
+
+def opencv_row(key: tuple[str, int], network, ms_per_mp: float, args, folders, work_dir: Path) -> dict:
+    """The row of OpenCV's network ``(path, upsample)``, timed with the models of its scale (``ms_per_mp``)."""
+    from util.benchmarks.models import quality as photo_quality
+    from util.evaluation.protocols import benchmark_task
+
+    (algorithm, scale), (path, upsample) = key, network
     scores = photo_quality(benchmark_task(f"sr{scale}"), folders, upsample)
     row = {"model": f"OpenCV {OPENCV_MODELS[algorithm]} x{scale} ({path.name})", "task": f"sr{scale}"}
-    row.update(runtime="opencv", ms_per_mp=ms / (SPEED_OUTPUT**2 / 1e6), max_diff_vs_keras=None)
+    row.update(runtime="opencv", precision="float32", ms_per_mp=ms_per_mp, max_diff_vs_keras=None)
     row.update(psnr=scores[folders[0].name]["psnr"], dataset=folders[0].name)
     row["peak_rss_mb"] = None
     if not args.skip_memory:
@@ -254,11 +278,12 @@ def markdown(rows: list[dict], photo_set: str) -> str:
         return "—" if value is None else format(value, fmt)
 
     height, width = MEMORY_PHOTO
-    header = f"| model | task | runtime | ms / output MP | max abs diff vs Keras | {photo_set} PSNR (dB) | "
+    header = f"| model | task | runtime | precision | ms / output MP | max abs diff vs Keras | {photo_set} PSNR (dB) | "
     header += f"DEM RMSE (m) | peak RSS (MB), {width}x{height} photo or {MEMORY_DEM}² DEM |"
-    lines = [header, "|---|---|---|---:|---:|---:|---:|---:|"]
+    lines = [header, "|---|---|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
-        cells = [r["model"], r["task"], r["runtime"], cell(r["ms_per_mp"], ".0f"), cell(r["max_diff_vs_keras"], ".1e")]
+        cells = [r["model"], r["task"], r["runtime"], r.get("precision", "float32"), cell(r["ms_per_mp"], ".0f")]
+        cells.append(cell(r["max_diff_vs_keras"], ".1e"))
         cells += [cell(r["psnr"], ".2f"), cell(r.get("rmse_m"), ".3f"), cell(r["peak_rss_mb"], ".0f")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -294,14 +319,21 @@ def main(args) -> None:
     models, folders, rasters = checked_inputs(args)
     if args.opencv_models is not None and not args.opencv_models.is_dir():
         raise util.UserError(f"--opencv-models {args.opencv_models}: no such folder")
-    rows, notes = [], [] if rasters else ["DEM RMSE left out: no rasters (python3 download.py dem, or --raster-data)"]
+    from util.models.loading import load_model
+
+    infos = {path: load_model(path)[1] for path in models}
+    photo_sr = {p for p, info in infos.items() if info["data_kind"] == kinds.PHOTO and info["task"].startswith("sr")}
+    networks, notes = opencv_networks(args.opencv_models, sorted({infos[p]["scale"] for p in photo_sr}))
+    notes += [] if rasters else ["DEM RMSE left out: no rasters (python3 download.py dem, or --raster-data)"]
+    rows, peer_ms = [], {}
     with tempfile.TemporaryDirectory(prefix="benchmark-") as work:
         for path in models:
-            rows += model_rows(path, names, args, folders, rasters, Path(work))
-        scales = sorted({int(r["task"][2:]) for r in rows if r["task"].startswith("sr") and r["task"][2:].isdigit()})
-        found, left_out = opencv_rows(args.opencv_models, scales, args, folders, Path(work))
-    rows += found
-    notes += left_out
+            # OpenCV's networks of the model's scale are timed in its rounds (with the first model of that scale).
+            peers = {k: n[1] for k, n in networks.items() if path in photo_sr and k[1] == infos[path]["scale"]}
+            peers = {k: f for k, f in peers.items() if k not in peer_ms}
+            rows += model_rows(path, names, args, folders, rasters, Path(work), peers)
+            peer_ms |= peers
+        rows += [opencv_row(k, networks[k], peer_ms[k], args, folders, Path(work)) for k in sorted(networks)]
     table = markdown(rows, folders[0].name) + "".join(f"\n\n{note}" for note in notes)
     machine = measure.machine_name()
     print(table)

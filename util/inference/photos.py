@@ -195,6 +195,7 @@ def enhance_photos(
     rasters_elsewhere: bool = False,
     runtime: str = "keras",
     runtime_cache: Path | None = None,
+    precision: str = "float32",
 ) -> list[Path]:
     """Enhance every image of ``inputs`` (files or folders) with the model at ``model_path``; return the outputs.
 
@@ -203,8 +204,8 @@ def enhance_photos(
     be read is reported in one line on stderr and the others go on; the batch then ends with a
     UserError that counts the failures (one image alone fails with its own error). Rasters among
     the inputs (util.io.kinds) are refused, as the photo model cannot take them, or left out with
-    ``rasters_elsewhere`` (the caller enhances them with a raster model). ``runtime`` and
-    ``runtime_cache``: what runs the model (util.inference.runtimes.open_model).
+    ``rasters_elsewhere`` (the caller enhances them with a raster model). ``runtime``,
+    ``runtime_cache`` and ``precision``: what runs the model (util.inference.runtimes.open_model).
     """
     check_tiling(tile, overlap)
     found = find_inputs(inputs, out)
@@ -222,7 +223,7 @@ def enhance_photos(
     from util.inference.tiles import default_tile, enhance_array
 
     model, info = open_model(
-        model_path, runtime, runtime_cache, check=lambda info: check_photo_model(info, model_path, found[0][0])
+        model_path, runtime, runtime_cache, lambda info: check_photo_model(info, model_path, found[0][0]), precision
     )
     provenance = model_provenance(model_path, info)
     if overlap is not None and overlap >= (tile or default_tile(info)):

@@ -47,6 +47,8 @@ FORMATS = {
     )
 }
 INSTALL = "pip install -r requirements-export.txt (or make setup EXPORT=1)"
+FLOAT32, BFLOAT16 = "float32", "bfloat16"  # what an exported model computes in (load_exported's precision)
+OPENVINO_PRECISION = {FLOAT32: "f32", BFLOAT16: "bf16"}
 
 
 def exported_format(path) -> str | None:
@@ -184,11 +186,12 @@ def restore_output_squeeze(path, rank: int = 4) -> bool:
 class ExportedModel:
     """An exported model in its runtime, called like a Keras model on float32 NHWC arrays."""
 
-    def __init__(self, path, fmt: str):
+    def __init__(self, path, fmt: str, precision: str = FLOAT32):
         self.path = Path(path)
         self.format = fmt
         self.name = self.path.name
-        self._run = _OPENERS[fmt](self.path)
+        self.precision = precision
+        self._run = _open_openvino(self.path, precision) if fmt == "openvino" else _OPENERS[fmt](self.path)
 
     def predict_on_batch(self, x) -> np.ndarray:
         return np.asarray(self._run(np.ascontiguousarray(x, dtype=np.float32)), dtype=np.float32)
@@ -201,15 +204,29 @@ class ExportedModel:
         return self.predict_on_batch(np.asarray(x))
 
 
-def load_exported(path) -> ExportedModel:
-    """Open an exported file (``.onnx``, OpenVINO ``.xml``, ``.tflite``, a SavedModel folder) in its runtime."""
+def load_exported(path, precision: str = FLOAT32) -> ExportedModel:
+    """Open an exported file (``.onnx``, OpenVINO ``.xml``, ``.tflite``, a SavedModel folder) in its runtime.
+
+    ``precision``: ``"float32"``, or ``"bfloat16"`` (OpenVINO only: its weights and activations in
+    bfloat16 on a CPU with bfloat16 units, about twice as fast; docs/runtimes.md measures the loss).
+    """
     path = Path(path)
     fmt = exported_format(path)
     if fmt is None or not path.exists():
         kinds = ", ".join(f.suffix or "a SavedModel folder" for f in FORMATS.values())
         raise UserError(f"{path}: not an exported model ({kinds}); export one with export.py MODEL.keras")
+    if precision != FLOAT32 and fmt != "openvino":
+        raise UserError(f"{path}: {precision} runs in OpenVINO only; give a .xml or float32")
     require_runtime(FORMATS[fmt])
-    return ExportedModel(path, fmt)
+    return ExportedModel(path, fmt, precision)
+
+
+def bfloat16_units() -> bool:
+    """Whether OpenVINO finds bfloat16 units on this CPU (AVX-512 BF16 or AMX); without them it emulates
+    bfloat16, slower than float32."""
+    import openvino
+
+    return "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def _open_onnx(path):
@@ -248,13 +265,13 @@ def cpu_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _open_openvino(path):
+def _open_openvino(path, precision: str = FLOAT32):
     import openvino
 
     core = openvino.Core()
     model = core.read_model(str(path))
-    # On CPUs with bfloat16 units OpenVINO computes in bfloat16 unless told otherwise (1e-2 off).
-    config = {"INFERENCE_PRECISION_HINT": "f32"}
+    # On CPUs with bfloat16 units OpenVINO computes in bfloat16 unless told otherwise (1e-2 off): always told.
+    config = {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision]}
 
     def build(shape):
         model.reshape({model.inputs[0]: list(shape)})
