@@ -9,7 +9,7 @@
     python3 enhance.py noisy.png --model runs/<denoise run>/model.keras
     python3 enhance.py dem.tif                                # a DEM -> dem_x4.tif (the shipped raster model)
     python3 enhance.py grid.asc --scale 2 --nodata -9999      # .asc -> .asc, .npy -> .npy, .nc -> .nc
-    python3 enhance.py tas.nc --steps 0:12 --scale 2          # a time stack, step by step -> tas_x2.nc
+    python3 enhance.py tas.nc --steps 0:12 --scale 2          # a time stack, step by step -> tas_x2.nc (climate_x2)
     python3 enhance.py forecast.grib2 --variable TMP          # GRIB (a stack) -> forecast_x4.nc
     python3 enhance.py photo.jpg --runtime onnx               # ONNX Runtime runs the model (make setup EXPORT=1)
     python3 enhance.py photo.jpg --runtime openvino --precision bfloat16  # twice as fast, 0.005 dB less
@@ -33,12 +33,14 @@ rasters in <folder>_x4/ (photos: --scale's sr<scale>.keras, rasters: dem_x<scale
 
 Stacks (a NetCDF variable with a time axis, GRIB, a GeoTIFF whose bands carry times;
 util/io/stacks.py) are enhanced one time step at a time, memory independent of the number
-of steps, and written as CF NetCDF (<stem>_x4.nc) with the same time coordinate and calendar.
+of steps, and written as CF NetCDF (<stem>_x4.nc) with the same time coordinate and calendar;
+without --model they take the shipped air-temperature model climate_x<scale>.keras.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import signal
 import sys
 from pathlib import Path
@@ -52,6 +54,7 @@ from util.inference.runtimes import AUTO, PRECISIONS, PREFERENCE, RUNTIMES, cach
 MODELS = Path(__file__).resolve().parent / "assets" / "models"  # the shipped models: sr2, sr4, sr8.keras
 MODEL = MODELS / "sr4.keras"  # --model default for photos
 RASTER_MODEL = MODELS / "dem_x4.keras"  # --model default for rasters (DEMs); --scale 2: dem_x2.keras
+STACK_MODEL = MODELS / "climate_x4.keras"  # --model default for stacks (air temperature); --scale 2: climate_x2.keras
 TILE = None  # tile side in input pixels; None: a ~512-pixel output tile (util.inference.tiles.default_tile)
 OVERLAP = None  # overlap of neighbouring tiles in input pixels; None: a quarter of the tile
 RUNTIME = AUTO  # auto | keras | onnx | openvino | litert: what runs the model (util/inference/runtimes.py)
@@ -146,30 +149,15 @@ def enhance_rasters(args, rasters: list[tuple[Path, Path | None]]) -> None:
     if args.purpose:
         raise util.UserError(f"--task {args.purpose} applies to photos; rasters take the super-resolution models")
     check_tiling(args.tile, args.overlap)
-    # TensorFlow takes seconds to import (and logs to stderr): only once the flags are checked.
-    from util.inference.raster_enhance import check_raster_model, plan_raster_outputs, raster_tiling
-    from util.inference.runtimes import open_model
-    from util.io.provenance import model_provenance
-
-    model_path = args.model or (MODELS / f"dem_x{args.scale}.keras" if args.scale else RASTER_MODEL)
-    model, info = open_model(
-        model_path,
-        args.runtime,
-        args.runtime_cache,
-        check=lambda info: check_raster_model(info, str(model_path)),
-        precision=args.precision,
-    )
-    provenance = model_provenance(model_path, info)  # each output says it is this model's
-    raster_tiling(info, args.tile, args.overlap)  # an overlap not below the (rounded) tile: once, not per file
     stacks = stack_inputs(args, rasters)
-    pairs = plan_raster_outputs(rasters, info["scale"], args.out, args.overwrite, args.skip_existing, stacks)
-    check_writable(pairs)
+    planned = plan_rasters(args, rasters, stacks)
+    check_writable([(path, target) for path, target, _ in planned])
     written, failed = [], []
-    for path, target in pairs:
+    for path, target, (model, info, provenance) in planned:
         try:
             enhance_one(args, path, target, model, info, provenance, path in stacks)
         except util.UserError as err:
-            if len(pairs) == 1:
+            if len(planned) == 1:
                 raise
             print(f"error: {err}", file=sys.stderr)
             failed.append(path)
@@ -184,9 +172,51 @@ def enhance_rasters(args, rasters: list[tuple[Path, Path | None]]) -> None:
         written.append(target)
     if failed:
         raise util.UserError(
-            f"{len(failed)} of {len(pairs)} rasters could not be enhanced (each named above); the other "
+            f"{len(failed)} of {len(planned)} rasters could not be enhanced (each named above); the other "
             f"{len(written)} are written: fix or remove those files and run again with --skip-existing"
         )
+
+
+def plan_rasters(args, rasters: list[tuple[Path, Path | None]], stacks: frozenset[Path]) -> list[tuple]:
+    """``(file, output, (model, info, provenance))`` of each raster: stacks and single grids each with the
+    model of their kind (raster_model_path), each model opened once and its tiling checked before any work."""
+    # TensorFlow takes seconds to import (and logs to stderr): only once the flags are checked.
+    from util.inference.raster_enhance import check_raster_model, plan_raster_outputs, raster_tiling
+    from util.inference.runtimes import open_model
+    from util.io.provenance import model_provenance
+
+    out_file = args.out is not None and args.out.suffix and not args.out.is_dir()
+    if out_file and len(rasters) > 1:
+        raise util.UserError(f"--out {args.out} names one file but there are {len(rasters)} rasters; give a folder")
+    opened, planned = {}, []
+    for stack in sorted({path in stacks for path, _ in rasters}):
+        model_path = raster_model_path(args, stack)
+        if model_path not in opened:
+            check = functools.partial(check_raster_model, where=str(model_path))
+            model, info = open_model(model_path, args.runtime, args.runtime_cache, check, args.precision)
+            raster_tiling(info, args.tile, args.overlap)  # an overlap not below the (rounded) tile: once
+            opened[model_path] = (model, info, model_provenance(model_path, info))  # each output names its model
+        group = [(path, given) for path, given in rasters if (path in stacks) == stack]
+        scale = opened[model_path][1]["scale"]
+        outputs = plan_raster_outputs(group, scale, args.out, args.overwrite, args.skip_existing, stacks)
+        planned += [(path, target, opened[model_path]) for path, target in outputs]
+    targets = [target.resolve() for _, target, _ in planned]
+    for target in {t for t in targets if targets.count(t) > 1}:  # a stack and a single grid of one name
+        raise util.UserError(f"{target}: two inputs would give this same output; rename one or give --out")
+    return planned
+
+
+def raster_model_path(args, stack: bool) -> Path:
+    """--model, or the shipped model of the kind and --scale: climate_x<s> for stacks, dem_x<s> for single grids."""
+    if args.model:
+        return args.model
+    if not args.scale:
+        return STACK_MODEL if stack else RASTER_MODEL
+    path = MODELS / f"{'climate' if stack else 'dem'}_x{args.scale}.keras"
+    if not path.is_file():
+        kind = "time stacks" if stack else "rasters"
+        raise util.UserError(f"--scale {args.scale}: no shipped model of that scale for {kind} ({path}); give --model")
+    return path
 
 
 def enhance_one(args, path: Path, target: Path, model, info: dict, provenance, stack: bool) -> None:

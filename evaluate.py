@@ -98,6 +98,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--overlap", type=int, help="rasters: the overlap of tiles in LR cells (default: enhance.py's)")
     parser.add_argument(
+        "--aux",
+        help="rasters, stacks: the static predictors of a model trained with AUX, in its order (latitude,elev.tif), "
+        "made for each scored grid as enhance.py makes them; files default to the paths the model records",
+    )
+    parser.add_argument(
         "--cell-size",
         type=float,
         metavar="METRES",
@@ -178,12 +183,13 @@ def evaluate_rasters(args, model=None, info: dict | None = None) -> None:
         def enhance(lr):
             return enhance_raster_array(model, info, lr, args.tile, args.overlap, ensemble=args.ensemble)
 
+        statics = model_statics(args, info)
     else:
-        if args.ensemble or args.tile is not None or args.overlap is not None:
+        if args.ensemble or args.tile is not None or args.overlap is not None or args.aux:
             raise util.UserError(
-                "--ensemble / --tile / --overlap apply to a model, not to bicubic; give --model PATH.keras"
+                "--ensemble / --tile / --overlap / --aux apply to a model, not to bicubic; give --model PATH.keras"
             )
-        scale, enhance = args.scale or BICUBIC_SCALE, None
+        scale, enhance, statics = args.scale or BICUBIC_SCALE, None, None
     if args.task and args.task != f"sr{scale}":
         raise util.UserError(f"--task {args.task}: rasters are scored for super-resolution, here sr{scale}")
     out_dir = args.out or (Path(args.model).parent if info else BICUBIC_OUT)
@@ -193,8 +199,9 @@ def evaluate_rasters(args, model=None, info: dict | None = None) -> None:
     for path in args.data:
         name = path.stem if path.is_file() else path.name
         stem = out_dir / f"eval_{name}_sr{scale}{'_ensemble' if args.ensemble else ''}"
+        figure = stem.with_suffix(".png")
         result = evaluate_raster_files(
-            raster_files([path]), scale, enhance, read, figure=stem.with_suffix(".png"), cell_size=args.cell_size
+            raster_files([path]), scale, enhance, read, figure=figure, cell_size=args.cell_size, statics=statics
         )
         result.update(dataset=name, task=f"sr{scale}", model=str(args.model), info=info, ensemble=args.ensemble)
         units = result["rasters"][0]["units"]
@@ -207,6 +214,29 @@ def evaluate_rasters(args, model=None, info: dict | None = None) -> None:
         print("\n".join(lines) + "\n")
         util.write_json_atomic(stem.with_suffix(".json"), result)
         print(f"written: {stem.with_suffix('.json')} and {stem.with_suffix('.png').name}\n")
+
+
+def model_statics(args, info: dict):
+    """For a model with static predictors (its card's ``aux``): ``statics(raster, lr_shape)``, its inputs for
+    the block mean of ``raster`` (util.inference.raster_enhance.static_inputs, as enhance.py); else None
+    (and --aux refused)."""
+    from affine import Affine
+
+    from util.data.static import parse_aux
+    from util.inference.raster_enhance import static_inputs
+
+    given = parse_aux(args.aux or "") or None
+    if not info.get("aux"):
+        static_inputs(info, (1, 1), None, None, given, str(args.model))  # --aux for a model without: one line
+        return None
+    if args.ensemble:
+        raise util.UserError("--ensemble: flips and rotations would scramble the model's static predictors; drop it")
+
+    def statics(raster, lr_shape):
+        transform = None if raster.transform is None else raster.transform * Affine.scale(info["scale"])
+        return static_inputs(info, lr_shape, transform, raster.crs, given, str(raster.path or args.model))
+
+    return statics
 
 
 def file_line(row: dict) -> str:

@@ -217,3 +217,32 @@ def test_the_shipped_climate_model_beats_cubic_spline_on_a_scenario_it_never_saw
     scores = {name: score["rmse"] for name, score in result["pooled"].items()}
     assert result["rasters"][0]["steps"] == [228, 240]
     assert scores["model"] < 0.6 * scores["cubic spline"], scores  # 0.377 K against 0.863 over 2052-2099
+
+
+def test_enhance_gives_stacks_the_shipped_climate_model_and_single_grids_the_dem_model(tmp_path, monkeypatch):
+    """A folder of a DEM GeoTIFF and a temperature stack: each with the shipped model of its kind, in one run."""
+    import json as json_module
+
+    import rasterio
+    import xarray as xr
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    import enhance
+
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    write_stack(folder / "tas.nc", steps=3)
+    heights = (1500 + 30 * np.sin(np.arange(32 * 32).reshape(32, 32) / 40)).astype(np.float32)
+    profile = dict(driver="GTiff", count=1, height=32, width=32, dtype="float32", crs=CRS.from_epsg(32613))
+    with rasterio.open(folder / "dem.tif", "w", transform=Affine(30, 0, 480000, 0, -30, 4430000), **profile) as dst:
+        dst.write(heights[None])
+    enhance.main([str(folder), "--quiet", "--runtime", "keras"])
+    with xr.open_dataset(tmp_path / "inputs_x4" / "tas_x4.nc") as stack:
+        assert json_module.loads(stack.attrs["provenance"])["model"] == "climate_x4.keras"
+        assert stack["tas"].shape == (3, 96, 160)
+    with rasterio.open(tmp_path / "inputs_x4" / "dem_x4.tif") as dem:
+        assert dem.tags(ns="PROVENANCE")["model"] == "dem_x4.keras" and dem.shape == (128, 128)
+    monkeypatch.setattr(enhance, "MODELS", tmp_path / "no_models")
+    with pytest.raises(util.UserError, match=r"--scale 2: no shipped model of that scale for time stacks .*--model"):
+        enhance.main([str(folder / "tas.nc"), "--scale", "2", "--quiet"])

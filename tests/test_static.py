@@ -78,7 +78,7 @@ def test_latitude_and_space_to_depth_match_the_grid_and_tensorflow():
         static.check_aux(("latitude", "nowhere.tif"))
 
 
-def write_stack(path: Path, steps: int = 10) -> None:
+def write_stack(path: Path, steps: int = 10) -> np.ndarray:
     """A small CF NetCDF stack (time, lat, lon) of temperatures that fall with latitude, 50..40 N, 0..15 E."""
     import xarray as xr
 
@@ -90,6 +90,7 @@ def write_stack(path: Path, steps: int = 10) -> None:
     coords["lon"] = ("lon", lon, {"units": "degrees_east"})
     attrs = {"units": "K", "standard_name": "air_temperature"}
     xr.Dataset({"tas": (("time", "lat", "lon"), values, attrs)}, coords=coords).to_netcdf(path)
+    return values
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +171,38 @@ def test_enhance_rebuilds_latitude_reads_the_file_again_and_names_a_missing_one(
         (trained["root"] / "gone.tif").rename(trained["elevation"])
     assert code == 1 and len(err) == 1 and "needs the static predictor elev" in err[0]
     assert "give --aux latitude,elev-FILE" in err[0]
+
+
+def test_evaluate_scores_a_model_with_static_predictors_on_whole_grids_as_enhance_makes_them(trained, tmp_path):
+    """evaluate.py on a stack's steps: the model gets latitude and the elevation for each block-mean LR, the
+    same inputs enhance.py gives it for that LR written as a file."""
+    import xarray as xr
+
+    import enhance as enhance_script
+    import evaluate
+    from util.evaluation.raster_eval import degrade
+
+    model = trained["run"] / "model.keras"
+    source = tmp_path / "tas.nc"
+    values = write_stack(source, steps=2)
+    evaluate.main(["--model", str(model), "--data", str(source), "--steps", "1:", "--out", str(tmp_path / "eval")])
+    result = json.loads((tmp_path / "eval" / "eval_tas_sr4.json").read_text())
+    pooled = result["pooled"]
+    assert result["rasters"][0]["steps"] == [1, 2] and np.isfinite(pooled["model"]["rmse"])
+    # The same LR through enhance.py: the block mean of step 1 as a file of the LR grid.
+    hr = xr.open_dataset(source)
+    lr = degrade(values[1], 4)[1]
+    coarse = hr.isel(time=[1]).coarsen(lat=4, lon=4).mean()
+    coarse["tas"].values[:] = lr[None]
+    coarse.to_netcdf(tmp_path / "lr.nc")
+    enhance_script.main([str(tmp_path / "lr.nc"), "--model", str(model), "--quiet", "--runtime", "keras"])
+    with xr.open_dataset(tmp_path / "lr_x4.nc") as out:
+        output = out["tas"].values[0]
+    truth, scored = values[1][: output.shape[0], : output.shape[1]], degrade(values[1], 4)[2]
+    rmse = float(np.sqrt(np.mean((output - truth)[scored] ** 2)))
+    assert abs(rmse - pooled["model"]["rmse"]) < 1e-3 * max(1.0, rmse)
+    with pytest.raises(util.UserError, match="--aux apply to a model, not to bicubic"):
+        evaluate.main(["--model", "bicubic", "--scale", "4", "--data", str(source), "--aux", "latitude"])
 
 
 def test_aux_for_a_model_without_static_predictors_is_one_line(tmp_path, capfd):

@@ -78,6 +78,13 @@ def evaluate_raster(values: np.ndarray, cell, scale: int, enhance: Callable | No
     return {"scores": scores, "hr": hr, "lr": lr, "scored": scored, "outputs": outputs}
 
 
+def with_statics(enhance, statics, raster):
+    """``enhance`` given the LR with the static predictors of ``raster`` as channels after it (``statics``)."""
+    if enhance is None or statics is None:
+        return enhance
+    return lambda lr: enhance(np.concatenate([lr[..., None], statics(raster, lr.shape)], axis=-1))
+
+
 def row_latitudes(raster) -> np.ndarray | None:
     """(H,) float64: each row's centre latitude in degrees of a geographic raster (north-up); None for others.
 
@@ -132,7 +139,7 @@ def raster_cell(raster, cell_size: float | None = None) -> tuple[tuple[float, fl
 
 
 def evaluate_raster_files(
-    files, scale: int, enhance=None, read: dict | None = None, figure: Path | None = None, cell_size=None
+    files, scale: int, enhance=None, read: dict | None = None, figure: Path | None = None, cell_size=None, statics=None
 ):
     """Score every raster of ``files``; returns {"rasters": [...], "pooled": {method: scores}}.
 
@@ -143,7 +150,8 @@ def evaluate_raster_files(
     (``<figure stem>_cells.png``). ``figure``: the comparison of the first raster (of a stack:
     its first selected step), a centred crop of at most 128 x 128 HR cells. ``cell_size``: see
     ``raster_cell``. The rasters are all elevations or all of other quantities
-    (``raster_quantity``): one pooled score means one set of scores.
+    (``raster_quantity``): one pooled score means one set of scores. ``statics(raster, lr_shape)``:
+    a model's static predictors (H, W, C) for the LR of each grid, given to ``enhance`` beside it.
     """
     pooled, rows, first_note = {}, [], ""
     for i, path in enumerate(files):
@@ -161,7 +169,9 @@ def evaluate_raster_files(
                 )
             lats = row_latitudes(raster) if quantity_note else None
             try:
-                result = evaluate_raster(raster.values, cell, scale, enhance, not quantity_note, lats)
+                result = evaluate_raster(
+                    raster.values, cell, scale, with_statics(enhance, statics, raster), not quantity_note, lats
+                )
             except UserError as err:
                 raise UserError(f"{path}{about.get('at', '')}: {err}") from None
             for name, score in result["scores"].items():

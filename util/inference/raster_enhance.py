@@ -307,7 +307,7 @@ def static_inputs(info: dict, shape, transform, crs, given: tuple[str, ...] | No
         if given:
             raise UserError(f"--aux {','.join(given)}: the model takes no static predictors; drop --aux")
         return None
-    grid = static.Grid.output_of(shape, transform, crs, info["scale"], where)
+    grid = static.Grid.output_of(shape, transform, _crs(crs), info["scale"], where)
     return static.lr_channels(static.model_fields(card, given, grid, where), info["scale"])
 
 
