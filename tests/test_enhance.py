@@ -190,14 +190,14 @@ def test_scale_picks_the_shipped_model_of_that_scale(tmp_path, models, monkeypat
 
 def test_shipped_models_say_what_they_do():
     """assets/models/sr<N>.keras are photo models of task srN, dem_x<N>.keras raster models in metres,
-    climate_x4.keras a raster model in K of 16-cell patches, denoise.keras and deblur.keras the blind noise
+    climate_x<N>.keras raster models in K of 16-cell patches, denoise.keras and deblur.keras the blind noise
     and defocus models; each < 5 MB."""
     from util.data.tasks import PURPOSES
     from util.models.loading import load_model
 
     shipped = sorted((REPO / "assets" / "models").glob("*.keras"))
     names = {path.stem for path in shipped}
-    assert {"sr2", "sr4", "sr8", "dem_x2", "dem_x4", "climate_x4", *PURPOSES} <= names, names
+    assert {"sr2", "sr4", "sr8", "dem_x2", "dem_x4", "climate_x2", "climate_x4", *PURPOSES} <= names, names
     for path in shipped:
         assert path.stat().st_size < 5 * 2**20, path
         _, info = load_model(path)
@@ -205,8 +205,9 @@ def test_shipped_models_say_what_they_do():
             scale = int(path.stem[5:])
             assert info["task"] == f"sr{scale}" and info["data_kind"] == "raster" and info["units"] == "m", info
             assert info["channels"] == 1 and info["value_scale"] > 0
-        elif path.stem == "climate_x4":
-            assert (info["task"], info["data_kind"], info["units"], info["patch"]) == ("sr4", "raster", "K", 16), info
+        elif path.stem.startswith("climate_x"):
+            task = f"sr{path.stem[9:]}"
+            assert (info["task"], info["data_kind"], info["units"], info["patch"]) == (task, "raster", "K", 16), info
         elif path.stem in PURPOSES:
             assert info["task"] == PURPOSES[path.stem] and info["scale"] == 1, (path, info)
         elif path.stem.startswith("sr"):
