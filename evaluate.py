@@ -285,11 +285,11 @@ def main(argv=None) -> None:
             model, info = load_model(Path(args.model))
         evaluate_rasters(args, model, info)
         return
-    raster_only = ("nodata", "band", "variable", "cell_size", "steps", "level", "tile", "overlap")
+    raster_only = ("nodata", "band", "variable", "cell_size", "steps", "level", "tile", "overlap", "aux")
     if any(getattr(args, name) is not None for name in raster_only):
         raise util.UserError(
-            "--nodata / --band / --variable / --cell-size / --steps / --level / --tile / --overlap apply to rasters; "
-            "give --data raster files or folders"
+            "--nodata / --band / --variable / --cell-size / --steps / --level / --tile / --overlap / --aux apply to "
+            "rasters; give --data raster files or folders"
         )
     folders = args.data or standard_sets()
     for folder in folders:

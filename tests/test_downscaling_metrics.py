@@ -275,7 +275,7 @@ def test_stack_flags_are_refused_in_one_line_where_they_do_not_apply(tmp_path, c
         (source, ["--band", "2"], "tas.nc: a stack (a grid at several times); choose its steps with --steps"),
         (source, ["--steps", "7:"], "tas.nc: --steps 7: is outside its 5 steps"),
         (tmp_path / "dem.npy", ["--steps", "0:1"], "dem.npy: not a stack file"),
-        (source, ["--tile", "4"], "--ensemble / --tile / --overlap apply to a model, not to bicubic"),
+        (source, ["--tile", "4"], "--ensemble / --tile / --overlap / --aux apply to a model, not to bicubic"),
     ):
         capfd.readouterr()
         argv = ["--model", "bicubic", "--scale", "2", "--data", str(data), "--out", str(tmp_path), *extra]
