@@ -100,7 +100,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--band", type=int, help="rasters: the band to enhance in a multi-band file (1 = first)")
     parser.add_argument("--variable", help="rasters: the variable of a NetCDF file (a GRIB element: TMP, UGRD ...)")
     parser.add_argument(
-        "--steps", help="stacks: the time steps to enhance, A:B (0-based indices, B excluded; 0:12, 100:, -1:)"
+        "--steps",
+        help="stacks: the time steps to enhance, A:B (0-based indices, B excluded; 0:12, 100:, -1:) or dates "
+        "(YYYY-MM[-DD[Thh:mm]], B excluded; 2052-01:2100-01)",
     )
     parser.add_argument(
         "--level", help="stacks: the level of a 4-D variable, a value of its level coordinate (85000 for 850 hPa in Pa)"

@@ -87,7 +87,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--steps",
         help="stacks (NetCDF/GRIB with a time axis): the steps to score, A:B (0-based, B excluded; e.g. 192: for "
-        "the last 48 of 240), each as one whole grid; default: all",
+        "the last 48 of 240) or dates (YYYY-MM[-DD[Thh:mm]]; 2052-01:), each as one whole grid; default: all",
     )
     parser.add_argument("--level", help="stacks: the level of a (time, level, y, x) variable (e.g. 850)")
     parser.add_argument(

@@ -129,6 +129,21 @@ def test_packed_360_day_stack_in_lon_lat_order_is_read_north_up_west_first_with_
     assert raster.transform == stack.transform and raster.meta["time"] == cftime.Datetime360Day(2000, 2, 16)
 
 
+def test_steps_are_chosen_by_dates_in_the_files_calendar_or_by_indices(tmp_path):
+    path = packed_360_day(tmp_path / "tas.nc")  # 2000-01-16, 02-16, 03-16 in a 360-day calendar
+    for steps, months in (
+        ("2000-02:", [2, 3]),
+        ("2000-01-16:2000-03-16", [1, 2]),  # B excluded
+        (":2000-02-16T00:00", [1]),
+        ("2000-02-30:2000-03-17", [3]),  # 30 February exists in a 360-day year
+        ("1:", [2, 3]),  # indices as before
+    ):
+        stack = read_stack(path, steps=steps)
+        assert [t.month for t in stack.times] == months, steps
+    one_line_error(lambda: read_stack(path, steps="2001-01:"), "tas.nc", "selects none of its 3 steps", "2000-01-16")
+    one_line_error(lambda: read_stack(path, steps="2000-1:2000-03"), "give dates A:B as YYYY-MM")
+
+
 def test_written_stack_keeps_times_calendar_bounds_attributes_and_row_order(tmp_path):
     stack = read_stack(packed_360_day(tmp_path / "tas.nc"))
     out = write_stack(tmp_path / "out.nc", stack)

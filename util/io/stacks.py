@@ -34,9 +34,10 @@ every GRIB file (its output is NetCDF, which keeps the valid times); a GeoTIFF o
 bands that each carry a time as above. A multi-band GeoTIFF without times is a stack only when
 asked (``read_stack`` on it, ``enhance.py --steps``); otherwise ``--band`` picks one band.
 
-``steps`` selects step indices as a Python slice or ``"A:B"`` (0-based, B excluded, either end
-may be left out, negative counts from the end; ``"A"`` is one step). Dates are not taken: find
-their indices in ``stack.times``.
+``steps`` selects steps by dates ``"A:B"`` (``YYYY-MM[-DD[Thh:mm]]`` in the file's calendar, B
+excluded, either end left out; ``steps_by_date``) or by indices: a Python slice or ``"A:B"``
+(0-based, B excluded, either end may be left out, negative counts from the end; ``"A"`` is one
+step).
 
 ``StackWriter`` writes a CF NetCDF step by step, atomically: the time coordinate with its units,
 calendar and bounds, 1-D y/x (latitude/longitude) coordinates at the new spacing with their
@@ -52,6 +53,7 @@ import logging
 import math
 import re
 import sys
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,6 +289,37 @@ def parse_steps(steps, count: int, path) -> np.ndarray:
     return chosen
 
 
+DATE = r"\d{4}-\d{2}(?:-\d{2}(?:[T ]\d{2}(?::\d{2})?)?)?"  # YYYY-MM[-DD[Thh[:mm]]]
+
+
+def steps_by_date(steps, all_times, path):
+    """``steps`` as given, or for dates ``"A:B"`` (``DATE``, either end left out) the slice of the steps whose
+    times lie in [A, B), in the file's own calendar; ``all_times()``: the times of every step, or None when
+    the file has no CF time axis."""
+    if not isinstance(steps, str) or not re.search(r"\d{4}-\d{2}", steps):
+        return steps
+    match = re.fullmatch(rf"\s*({DATE})?\s*:\s*({DATE})?\s*", steps)
+    if not match:
+        raise UserError(
+            f"--steps {steps}: give dates A:B as YYYY-MM[-DD[Thh:mm]] (B excluded; e.g. 2052-01:2100-01) "
+            "or step indices A:B"
+        )
+    times = all_times()
+    if times is None or not len(times):
+        raise UserError(f"{path}: --steps {steps}: its time axis has no CF units to match dates; give step indices")
+    keys = [(t.year, t.month, t.day, t.hour, t.minute) for t in times]
+
+    def key(text: str) -> tuple:
+        parts = [int(part) for part in re.split(r"[-T: ]", text)]
+        return tuple(parts + [1, 0, 0][len(parts) - 2 :])
+
+    start, stop = (bisect_left(keys, key(end)) if end else None for end in match.groups())
+    if len(range(len(keys))[slice(start, stop)]) == 0:
+        first, last = (str(t)[:16] for t in (times[0], times[-1]))
+        raise UserError(f"{path}: --steps {steps} selects none of its {_count(len(keys))} ({first} to {last})")
+    return slice(start, stop)
+
+
 def _count(count: int) -> str:
     return f"{count} step{'' if count == 1 else 's'}"
 
@@ -314,6 +347,7 @@ def _open_netcdf_stack(path: Path, variable: str | None, level, steps) -> Stack:
                 f"{path}: {variable} has 2-D latitude/longitude (a curvilinear grid); the suite enhances regular "
                 "grids: regrid it first (e.g. cdo remapbil or xESMF)"
             )
+        steps = steps_by_date(steps, lambda: _all_netcdf_times(dataset, time_dim), path)
         chosen = parse_steps(steps, dataset.sizes[time_dim], path)
         stack = Stack(None, name=variable, crs=grid.crs, transform=grid.transform)
         _netcdf_times(path, dataset, time_dim, chosen, stack)
@@ -381,6 +415,21 @@ def _netcdf_level(path: Path, dataset, variable: str, level_dim: str | None, lev
         raise UserError(f"{path}: --level {level} is not a level of {level_dim}; give one of {listed}") from None
     attrs = plain_attrs(dict(dataset[level_dim].attrs)) if has_coordinate else {}
     return index, {"name": level_dim, "value": float(values[index]), "attrs": attrs} if has_coordinate else None
+
+
+def _all_netcdf_times(dataset, time_dim: str):
+    """The times of every step of a CF time coordinate (cftime), or None without one that decodes."""
+    import cftime
+
+    attrs = dataset[time_dim].attrs if time_dim in dataset.variables else {}
+    if " since " not in str(attrs.get("units", "")):
+        return None
+    numbers = np.asarray(dataset[time_dim].values)
+    calendar = str(attrs.get("calendar", "standard"))
+    try:
+        return cftime.num2date(numbers, attrs["units"], calendar, only_use_cftime_datetimes=True)
+    except (ValueError, TypeError):
+        return None  # said when the chosen steps' times are decoded (_netcdf_times)
 
 
 def _netcdf_times(path: Path, dataset, time_dim: str, chosen: np.ndarray, stack: Stack) -> None:
@@ -475,7 +524,7 @@ def _open_gdal_stack(path: Path, variable: str | None, level, steps) -> Stack:
         raise UserError(
             f"{path}: not a readable stack ({gdal_detail(err)}); check the file or download it again"
         ) from None
-    chosen = parse_steps(steps, len(bands), path)
+    chosen = parse_steps(steps_by_date(steps, lambda: None if times is None else times[0], path), len(bands), path)
     stack.meta |= {"format": "gdal", "steps": chosen, "bands": [bands[i] for i in chosen]}
     if times is not None:
         stack.times, stack.time_units, stack.calendar = times[0][chosen], times[1], times[2]
