@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from util.io.files import run_cli, write_json_atomic, write_text_atomic
+from util.benchmarks import measure
+from util.io.files import run_cli
 from util.training.folders import REPO
 
 MODELS = REPO / "assets" / "models"
@@ -31,22 +32,18 @@ CROP = 48
 
 
 def calibration(info: dict) -> list[np.ndarray]:
-    """LR crops of the built-in training photos (download_module/builtin.py), as the model takes them."""
+    """LR crops of the built-in training photos (download_module/builtin.py), degraded by the benchmark
+    protocol of the model's task (util.evaluation.protocols.degrade), as the model takes them."""
     from download_module.builtin import TRAIN_IMAGES, _pixels
-    from util.data.degrade import degrade_image
-    from util.data.resize import bicubic_downscale, modcrop
-    from util.data.tasks import parse_task
+    from util.benchmarks.models import benchmark_task_of
+    from util.evaluation.protocols import degrade
     from util.models.loading import prepare_input
 
-    task, tiles, rng = parse_task(info["task"]), [], np.random.default_rng(0)
+    task, tiles = benchmark_task_of(info), []
     for name in TRAIN_IMAGES:
         pixels = _pixels(name)
         rgb = (pixels if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=-1))[..., :3]
-        if task.scale > 1:
-            hr = modcrop(rgb, task.scale).astype(np.float64)
-            lr = np.clip(np.round(bicubic_downscale(hr, task.scale)), 0, 255).astype(np.uint8)
-        else:
-            lr = degrade_image(rgb, task, rng)[0]
+        lr = degrade(rgb, task, key=name)[1]
         for y in range(0, lr.shape[0] - CROP, 5 * CROP):
             for x in range(0, lr.shape[1] - CROP, 5 * CROP):
                 tiles.append(prepare_input(lr[y : y + CROP, x : x + CROP], info)[None])
@@ -80,42 +77,22 @@ def quantised(onnx_path: Path, tiles: list[np.ndarray]) -> Path:
     return out
 
 
-class Compiled:
-    """An OpenVINO model compiled for one precision, called as the tiling code calls a Keras model."""
-
-    def __init__(self, path: Path, precision: str):
-        import openvino
-
-        from util.models.export import _per_shape
-
-        core, model = openvino.Core(), openvino.Core().read_model(str(path))
-
-        def build(shape):
-            model.reshape({model.inputs[0]: list(shape)})
-            return core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": precision})
-
-        self.run = _per_shape(lambda shape: (lambda c: lambda x: c(x)[0])(build(shape)))
-
-    def predict_on_batch(self, x):
-        return np.asarray(self.run(np.ascontiguousarray(x, dtype=np.float32)), dtype=np.float32)
-
-
 def measure_model(name: str, rounds: int, work: Path, folder: Path) -> list[dict]:
     from util.benchmarks.models import benchmark_task_of, quality
     from util.benchmarks.runtimes import interleaved_ms, speed_input
     from util.inference.runtimes import open_model
     from util.inference.tiles import enhance_array
-    from util.models.export import FORMATS, ExportedModel, export_model
+    from util.models.export import BFLOAT16, FORMATS, ExportedModel, export_model
 
     model, info = open_model(MODELS / f"{name}.keras", "keras")
     onnx_path = export_model(model, info, work / f"{name}.onnx", FORMATS["onnx"])
     int8 = quantised(onnx_path, calibration(info))
-    variants = {
+    variants = {  # OpenVINO reads the .onnx files itself
         "keras float32": model,
-        "openvino float32": Compiled(onnx_path, "f32"),
-        "openvino bfloat16": Compiled(onnx_path, "bf16"),
+        "openvino float32": ExportedModel(onnx_path, "openvino"),
+        "openvino bfloat16": ExportedModel(onnx_path, "openvino", BFLOAT16),
         "onnx int8": ExportedModel(int8, "onnx"),
-        "openvino int8": Compiled(int8, "f32"),
+        "openvino int8": ExportedModel(int8, "openvino"),
     }
     x, megapixels = speed_input(info)
     ms = interleaved_ms({k: functools.partial(m.predict_on_batch, x) for k, m in variants.items()}, 2, rounds)
@@ -152,8 +129,8 @@ def main(argv=None) -> None:
         )
     table = "\n".join(lines)
     print(table)
-    write_text_atomic(args.out / "reduced_precision.md", table + "\n")
-    write_json_atomic(args.out / "reduced_precision.json", {"rounds": args.rounds, "rows": rows})
+    result = {"machine": measure.machine_name(), "rounds": args.rounds, "rows": rows}
+    measure.write_tables(args.out, "reduced_precision", f"bfloat16 and int8 on {result['machine']}", table, result)
 
 
 if __name__ == "__main__":
