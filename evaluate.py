@@ -223,11 +223,11 @@ def model_statics(args, info: dict):
     from affine import Affine
 
     from util.data.static import parse_aux
-    from util.inference.raster_enhance import static_inputs
+    from util.inference.raster_enhance import refuse_aux, static_inputs
 
     given = parse_aux(args.aux or "") or None
     if not info.get("aux"):
-        static_inputs(info, (1, 1), None, None, given, str(args.model))  # --aux for a model without: one line
+        refuse_aux(given)
         return None
     if args.ensemble:
         raise util.UserError("--ensemble: flips and rotations would scramble the model's static predictors; drop it")

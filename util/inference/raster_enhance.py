@@ -304,11 +304,16 @@ def static_inputs(info: dict, shape, transform, crs, given: tuple[str, ...] | No
 
     card = info.get("aux")
     if not card:
-        if given:
-            raise UserError(f"--aux {','.join(given)}: the model takes no static predictors; drop --aux")
+        refuse_aux(given)
         return None
     grid = static.Grid.output_of(shape, transform, _crs(crs), info["scale"], where)
     return static.lr_channels(static.model_fields(card, given, grid, where), info["scale"])
+
+
+def refuse_aux(given: tuple[str, ...] | None) -> None:
+    """The one-line UserError for ``--aux`` given to a model that takes no static predictors."""
+    if given:
+        raise UserError(f"--aux {','.join(given)}: the model takes no static predictors; drop --aux")
 
 
 def write_enhanced(
