@@ -187,10 +187,7 @@ def plan_rasters(args, rasters: list[tuple[Path, Path | None]], stacks: frozense
     from util.inference.runtimes import open_model
     from util.io.provenance import model_provenance
 
-    out_file = args.out is not None and args.out.suffix and not args.out.is_dir()
-    if out_file and len(rasters) > 1:
-        raise util.UserError(f"--out {args.out} names one file but there are {len(rasters)} rasters; give a folder")
-    opened, planned = {}, []
+    opened, of_kind = {}, {}  # model path -> (model, info, provenance); stack or not -> the same
     for stack in sorted({path in stacks for path, _ in rasters}):
         model_path = raster_model_path(args, stack)
         if model_path not in opened:
@@ -198,14 +195,13 @@ def plan_rasters(args, rasters: list[tuple[Path, Path | None]], stacks: frozense
             model, info = open_model(model_path, args.runtime, args.runtime_cache, check, args.precision)
             raster_tiling(info, args.tile, args.overlap)  # an overlap not below the (rounded) tile: once
             opened[model_path] = (model, info, model_provenance(model_path, info))  # each output names its model
-        group = [(path, given) for path, given in rasters if (path in stacks) == stack]
-        scale = opened[model_path][1]["scale"]
-        outputs = plan_raster_outputs(group, scale, args.out, args.overwrite, args.skip_existing, stacks)
-        planned += [(path, target, opened[model_path]) for path, target in outputs]
-    targets = [target.resolve() for _, target, _ in planned]
-    for target in {t for t in targets if targets.count(t) > 1}:  # a stack and a single grid of one name
-        raise util.UserError(f"{target}: two inputs would give this same output; rename one or give --out")
-    return planned
+        of_kind[stack] = opened[model_path]
+    scales = {info["scale"]: path for path, (_, info, _) in opened.items()}
+    if len(scales) > 1:  # possible only with STACK_MODEL or RASTER_MODEL edited to another scale
+        named = ", ".join(f"{path.name} x{scale}" for scale, path in scales.items())
+        raise util.UserError(f"the stacks' and the grids' models differ in scale ({named}); enhance them apart")
+    outputs = plan_raster_outputs(rasters, *scales, args.out, args.overwrite, args.skip_existing, stacks)
+    return [(path, target, of_kind[path in stacks]) for path, target in outputs]
 
 
 def raster_model_path(args, stack: bool) -> Path:
