@@ -134,14 +134,17 @@ def variants(names: list[str], info: dict) -> list[tuple[str, str]]:
     return pairs
 
 
-def model_rows(path: Path, names: list[str], args, folders, raster_files, work_dir: Path, peers=None) -> list[dict]:
-    """One row per runtime (and precision) of the model at ``path``. ``peers``: ``{key: function}`` (OpenCV's
-    networks of the model's scale) timed in the same rounds; their ms per output MP are put back in it."""
+def model_rows(path: Path, loaded, names: list[str], args, folders, raster_files, work_dir: Path, peers=None):
+    """One row per runtime (and precision) of the model at ``path``, ``loaded`` its ``(Keras model, info)``.
+    ``peers``: ``{key: function}`` (OpenCV's networks of the model's scale) timed in the same rounds; their ms
+    per output MP are put back in it."""
     from util.benchmarks.models import synthetic_photo
     from util.inference.runtimes import open_model
 
-    keras_model, info = open_model(path, "keras")
-    opened = {(n, p): open_model(path, n, precision=p)[0] for n, p in variants(names, info)}
+    keras_model, info = loaded
+    opened = {
+        (n, p): keras_model if n == "keras" else open_model(path, n, precision=p)[0] for n, p in variants(names, info)
+    }
     x, megapixels = speed_input(info)
     expected = np.asarray(keras_model.predict_on_batch(x))
     timed = {k: functools.partial(m.predict_on_batch, x) for k, m in opened.items()}
@@ -321,7 +324,8 @@ def main(args) -> None:
         raise util.UserError(f"--opencv-models {args.opencv_models}: no such folder")
     from util.models.loading import load_model
 
-    infos = {path: load_model(path)[1] for path in models}
+    loaded = {path: load_model(path) for path in models}
+    infos = {path: info for path, (_, info) in loaded.items()}
     photo_sr = {p for p, info in infos.items() if info["data_kind"] == kinds.PHOTO and info["task"].startswith("sr")}
     networks, notes = opencv_networks(args.opencv_models, sorted({infos[p]["scale"] for p in photo_sr}))
     notes += [] if rasters else ["DEM RMSE left out: no rasters (python3 download.py dem, or --raster-data)"]
@@ -329,9 +333,9 @@ def main(args) -> None:
     with tempfile.TemporaryDirectory(prefix="benchmark-") as work:
         for path in models:
             # OpenCV's networks of the model's scale are timed in its rounds (with the first model of that scale).
-            peers = {k: n[1] for k, n in networks.items() if path in photo_sr and k[1] == infos[path]["scale"]}
-            peers = {k: f for k, f in peers.items() if k not in peer_ms}
-            rows += model_rows(path, names, args, folders, rasters, Path(work), peers)
+            scale = infos[path]["scale"]
+            peers = {k: n[1] for k, n in networks.items() if path in photo_sr and k[1] == scale and k not in peer_ms}
+            rows += model_rows(path, loaded[path], names, args, folders, rasters, Path(work), peers)
             peer_ms |= peers
         rows += [opencv_row(k, networks[k], peer_ms[k], args, folders, Path(work)) for k in sorted(networks)]
     table = markdown(rows, folders[0].name) + "".join(f"\n\n{note}" for note in notes)
