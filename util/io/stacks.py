@@ -417,17 +417,23 @@ def _netcdf_level(path: Path, dataset, variable: str, level_dim: str | None, lev
     return index, {"name": level_dim, "value": float(values[index]), "attrs": attrs} if has_coordinate else None
 
 
+def _cf_time_coding(coordinate) -> tuple[str, str] | None:
+    """``(units, calendar)`` of a CF time coordinate (``<unit> since <date>``), or None when it has none."""
+    units = coordinate.attrs.get("units")
+    if not units or " since " not in str(units):
+        return None
+    return str(units), str(coordinate.attrs.get("calendar", "standard"))
+
+
 def _all_netcdf_times(dataset, time_dim: str):
     """The times of every step of a CF time coordinate (cftime), or None without one that decodes."""
     import cftime
 
-    attrs = dataset[time_dim].attrs if time_dim in dataset.variables else {}
-    if " since " not in str(attrs.get("units", "")):
+    coding = _cf_time_coding(dataset[time_dim]) if time_dim in dataset.variables else None
+    if coding is None:
         return None
-    numbers = np.asarray(dataset[time_dim].values)
-    calendar = str(attrs.get("calendar", "standard"))
     try:
-        return cftime.num2date(numbers, attrs["units"], calendar, only_use_cftime_datetimes=True)
+        return cftime.num2date(np.asarray(dataset[time_dim].values), *coding, only_use_cftime_datetimes=True)
     except (ValueError, TypeError):
         return None  # said when the chosen steps' times are decoded (_netcdf_times)
 
@@ -446,10 +452,11 @@ def _netcdf_times(path: Path, dataset, time_dim: str, chosen: np.ndarray, stack:
             f"{path}: {time_dim} is not increasing ({time_dim}[{bad}] = {numbers[bad]} after {numbers[bad - 1]}); "
             f"sort it first (xarray .sortby('{time_dim}'), cdo sorttimestamp)"
         )
-    units, calendar = coordinate.attrs.get("units"), str(coordinate.attrs.get("calendar", "standard"))
     stack.meta["time_attrs"] = plain_attrs({k: v for k, v in coordinate.attrs.items() if k != "bounds"})
-    if not units or " since " not in str(units):
+    coding = _cf_time_coding(coordinate)
+    if coding is None:
         return
+    units, calendar = coding
     try:
         times = cftime.num2date(numbers[chosen], units, calendar, only_use_cftime_datetimes=True)
     except (ValueError, TypeError) as err:
