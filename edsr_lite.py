@@ -52,12 +52,14 @@ LEVEL_BLOCKS = 2  # U-Net (LEVELS > 1): residual blocks per level, on the way do
 UNSHUFFLE = 2  # denoising, deblurring: layers on the image unshuffled by this factor (space to depth; 1 = off)
 AUX = ""  # stacks: static predictors as extra inputs, a comma list of latitude and raster files (elevation, land mask)
 INIT_FROM = ""  # fine-tune this saved model.keras (same script, task and kind of data); "" = from scratch
+SR_LEVELS = 1  # super-resolution: U-Net levels at LR resolution, LEVEL_BLOCKS blocks each (1 = BLOCKS plain blocks)
+LUMA = False  # photo SR: the network adds one detail channel to R, G and B alike (ESPCN's luma-only output)
 CONSERVE = False  # rasters, stacks: correct each s x s block of the output to average exactly to its LR cell
 # ----------------------------------------------------------------------------------------
 
 from util.data.tasks import parse_task
 from util.io.files import run_cli
-from util.models.layers import BicubicUpsample, DepthToSpace, SpaceToDepth, keras, suite_input
+from util.models.layers import BicubicPlusLuma, BicubicUpsample, DepthToSpace, SpaceToDepth, keras, suite_input
 from util.training.roles import model_script
 
 layers = keras.layers
@@ -89,6 +91,8 @@ def build_model(
     unshuffle=UNSHUFFLE,
     levels=LEVELS,
     level_blocks=LEVEL_BLOCKS,
+    luma=LUMA,
+    sr_levels=SR_LEVELS,
 ):
     """EDSR-lite for ``task`` on ``channels`` channels (3: RGB photos, 1: rasters, set by the data).
 
@@ -107,6 +111,12 @@ def build_model(
     input (residual learning: the network predicts minus the noise). ``levels`` > 1: instead of
     ``blocks`` blocks, a U-Net of that many levels on the unshuffled image (``_unet``; the
     ablation's other arguments apply to the plain network only).
+    ``luma``: super-resolution of photos only; the last convolution makes one channel of detail per
+    output pixel, added to the bicubic R, G and B alike. That changes the luma (Y = 0.299 R + 0.587 G
+    + 0.114 B) by the detail and leaves the chroma bicubic, as ESPCN and FSRCNN do, for a third of
+    the last layer's cost; the network still sees all three channels.
+    ``sr_levels`` > 1 (super-resolution): the blocks are a U-Net of that many levels at LR resolution,
+    ``level_blocks`` blocks per level (``unet_body``): more weights and field of view for the same cost.
     """
     scale = parse_task(task).scale
     unshuffle = unshuffle if scale == 1 else 1
@@ -116,20 +126,31 @@ def build_model(
     notes += [f"pixel-unshuffled /{unshuffle}"] * (unshuffle > 1)
     notes += (["bicubic skip"] if scale > 1 else ["residual"]) * bool(bicubic_skip)
     notes += [f"{extra_channels} predictor channels"] * bool(extra_channels)
+    luma = bool(luma) and channels == 3 and scale > 1 and lr_space and bicubic_skip
+    notes += ["luma detail"] * luma
     notes += ["batch norm"] * (norm == "batch") + [f"dropout {dropout:g}"] * bool(dropout)
-    architecture = f"EDSR-lite ({blocks} blocks x {filters} filters, {', '.join(notes)})"
+    sr_levels = sr_levels if scale > 1 and lr_space else 1
+    body = f"{blocks} blocks x {filters} filters"
+    if sr_levels > 1:
+        widest = filters * 2 ** (sr_levels - 1)
+        body = f"{sr_levels}-level U-Net, {level_blocks} blocks per level x {filters}-{widest} filters"
+    architecture = f"EDSR-lite ({body}, {', '.join(notes)})"
     kind = "lr" if lr_space else "upsampled"
-    inputs, given = suite_input(task, kind, unshuffle, architecture, channels + extra_channels)
+    inputs, given = suite_input(task, kind, unshuffle * 2 ** (sr_levels - 1), architecture, channels + extra_channels)
     image = given[..., :channels] if extra_channels else given
     x = layers.Rescaling(1.0, offset=-0.5)(given)
     x = SpaceToDepth(unshuffle)(x) if unshuffle > 1 else x
     head = layers.Conv2D(filters, 3, padding="same")(x)
     x = head
-    for _ in range(blocks):
+    if sr_levels > 1:
+        x = unet_body(x, filters, level_blocks, sr_levels)
+    for _ in range(blocks * (sr_levels == 1)):
         x = res_block(x, filters, norm, dropout)
     x = layers.Add()([head, layers.Conv2D(filters, 3, padding="same")(x)])
     up = (scale if lr_space else 1) * unshuffle
-    x = layers.Conv2D(channels * up * up, 3, padding="same", kernel_initializer=output_init)(x)
+    x = layers.Conv2D((1 if luma else channels) * up * up, 3, padding="same", kernel_initializer=output_init)(x)
+    if luma:
+        return keras.Model(inputs, BicubicPlusLuma(up)([image, x]), name="edsr_lite")
     if up > 1:
         x = DepthToSpace(up)(x)
     if not bicubic_skip:  # the output layer alone makes the image (centred like the input)
@@ -155,7 +176,15 @@ def _unet(task, filters, blocks, channels, output_init, unshuffle, levels, extra
     image = given[..., :channels] if extra_channels else given
     x = layers.Rescaling(1.0, offset=-0.5)(given)
     x = SpaceToDepth(unshuffle)(x) if unshuffle > 1 else x
-    x = layers.Conv2D(filters, 3, padding="same")(x)
+    x = unet_body(layers.Conv2D(filters, 3, padding="same")(x), filters, blocks, levels)
+    x = layers.Conv2D(channels * unshuffle**2, 3, padding="same", kernel_initializer=output_init)(x)
+    x = DepthToSpace(unshuffle)(x) if unshuffle > 1 else x
+    return keras.Model(inputs, layers.Add(dtype="float32")([image, x]), name="edsr_lite")
+
+
+def unet_body(x, filters, blocks, levels):
+    """The U-Net between the first and the last convolution: ``blocks`` residual blocks per level down, at the
+    bottom and up, strided 2x2 convolutions down (filters doubled), transposed ones up, skips added."""
     skips = []
     for level in range(levels - 1):
         for _ in range(blocks):
@@ -169,9 +198,7 @@ def _unet(task, filters, blocks, channels, output_init, unshuffle, levels, extra
         x = layers.Add()([x, skips[level]])
         for _ in range(blocks):
             x = res_block(x, filters * 2**level)
-    x = layers.Conv2D(channels * unshuffle**2, 3, padding="same", kernel_initializer=output_init)(x)
-    x = DepthToSpace(unshuffle)(x) if unshuffle > 1 else x
-    return keras.Model(inputs, layers.Add(dtype="float32")([image, x]), name="edsr_lite")
+    return x
 
 
 main = model_script(__name__, build_model)

@@ -135,9 +135,31 @@ def test_edsr_lite_starts_as_exactly_bicubic():
     x = np.random.default_rng(0).random((2, 16, 24, 3)).astype(np.float32)
     for task, scale in (("sr2", 2), ("sr4", 4), ("sr8", 8)):
         for init, exact in (("zeros", True), ("glorot_uniform", False)):
-            model = edsr_lite.build_model(task, output_init=init)
-            bicubic = np.asarray(BicubicUpsample(scale)(x))
-            assert np.array_equal(np.asarray(model(x)), bicubic) == exact, (task, init)
+            for luma in (False, True):
+                model = edsr_lite.build_model(task, output_init=init, luma=luma)
+                bicubic = np.asarray(BicubicUpsample(scale)(x))
+                assert np.array_equal(np.asarray(model(x)), bicubic) == exact, (task, init, luma)
+
+
+def test_luma_detail_changes_the_luma_and_leaves_the_chroma_bicubic():
+    """--luma: one detail channel added to R, G and B alike, in phase space before the one depth_to_space."""
+    import edsr_lite
+    from util.models.layers import BicubicUpsample, keras, model_info
+
+    x = np.random.default_rng(1).random((2, 12, 20, 3)).astype(np.float32)
+    model = edsr_lite.build_model("sr4", filters=8, blocks=1, output_init="glorot_uniform", luma=True)
+    assert "luma detail" in model_info(model)["architecture"]
+    assert model.layers[-2].output.shape[-1] == 16  # the last convolution: one channel per sub-pixel phase
+    detail = np.asarray(model(x)) - np.asarray(BicubicUpsample(4)(x))
+    assert np.abs(detail).max() > 1e-3
+    np.testing.assert_allclose(detail[..., 1], detail[..., 0], atol=1e-6)
+    np.testing.assert_allclose(detail[..., 2], detail[..., 0], atol=1e-6)
+    # The detail is the last convolution's phases rearranged, as depth_to_space places them.
+    tail = keras.Model(model.input, model.layers[-2].output)
+    expected = np.asarray(keras.ops.depth_to_space(tail(x), 4))[..., 0]
+    np.testing.assert_allclose(detail[..., 0], expected, atol=1e-6)
+    # Rasters and denoising have no chroma: the option does not apply there.
+    assert "luma" not in model_info(edsr_lite.build_model("sr4", channels=1, luma=True))["architecture"]
 
 
 def test_ema_weights_are_the_ones_validated_and_saved(tiny_pairs, tmp_path):
@@ -381,6 +403,25 @@ def test_variant_trains_the_recipe_with_a_model_argument_changed(tiny_pairs, tmp
         "no-ema",
         "no-shifts",
     ]
+
+
+def test_an_sr_unet_with_luma_detail_trains_with_the_sub_pixel_shifts(tiny_pairs, tmp_path):
+    """A 3-level U-Net takes inputs whose sides are multiples of 4: the shifted pairs are cropped to that."""
+    import edsr_lite
+    from util.data.pipelines import _shift
+
+    hr = np.zeros((128, 128, 3), np.uint8)
+    for multiple, side in ((1, 124), (4, 112)):
+        lr, crop = _shift(hr, 4, size_multiple=multiple)
+        assert crop.shape[:2] == (side, side) and lr.shape[:2] == (side // 4, side // 4)
+    args = ["--dataset", str(tiny_pairs), "--out", str(tmp_path), *TINY, "--filters", "4", "--luma"]
+    edsr_lite.main([*args, "--sr-levels", "3", "--level-blocks", "1"])
+    results = json.loads((tmp_path / "edsr_lite-sr4-16-tiny" / "results.json").read_text())
+    assert results["settings"]["augment"] == ["flips", "channels", "shifts"] and results["backprops"] == 32
+    assert np.isfinite(results["model_scores"]["psnr"])
+    model, info = load_model(tmp_path / "edsr_lite-sr4-16-tiny" / "model.keras")
+    assert info["size_multiple"] == 4 and "3-level U-Net" in info["architecture"] and "luma" in info["architecture"]
+    assert np.asarray(model(np.zeros((1, 8, 12, 3), np.float32))).shape == (1, 32, 48, 3)
 
 
 def test_runs_with_other_settings_get_their_own_folder_and_the_same_are_reused(tiny_pairs, tmp_path, capsys):

@@ -253,6 +253,7 @@ def photo_training(inputs, targets, settings: Settings, info: dict, seed: int):
         augment=settings.augment,
         shift_scale=info["scale"] if task.is_bicubic_sr else 0,
         upsampled=info["input_kind"] == "upsampled",
+        size_multiple=info["size_multiple"],
     )
 
 

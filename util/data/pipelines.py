@@ -251,7 +251,14 @@ def _source(inputs, targets, seed: int):
 
 
 def make_dataset(
-    inputs: np.ndarray, targets: np.ndarray, batch: int, seed: int, augment=(), shift_scale=0, upsampled=False
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    batch: int,
+    seed: int,
+    augment=(),
+    shift_scale=0,
+    upsampled=False,
+    size_multiple=1,
 ):
     """Endless shuffled ``tf.data`` of (input, target) float32 batches in [0, 1].
 
@@ -260,14 +267,15 @@ def make_dataset(
     AUGMENTATIONS; shifts first, then the others.
     ``shift_scale``: the bicubic scale that made ``inputs`` from ``targets`` (needed by
     ``shifts``; 0 where the inputs are not a plain bicubic downscale); ``upsampled``: the
-    inputs are that LR upsampled again by bicubic (the prototypes' input kind).
+    inputs are that LR upsampled again by bicubic (the prototypes' input kind); ``size_multiple``: the
+    model's (its input's sides must be multiples of it: a shifted pair is cropped to one).
     """
     import tensorflow as tf
 
     ds = _source(inputs, targets, seed)
     if "shifts" in augment and shift_scale < 2:
         raise ValueError("shifts needs the bicubic scale that made the inputs (shift_scale >= 2)")
-    steps = [lambda x, y: _shift(y, shift_scale, upsampled)] if "shifts" in augment else []
+    steps = [lambda x, y: _shift(y, shift_scale, upsampled, size_multiple)] if "shifts" in augment else []
     steps += _pair_steps(augment)
 
     def augment_pair(x, y):
@@ -408,15 +416,18 @@ def _to_float(x, y):
     return tf.cast(x, tf.float32) / 255.0, tf.cast(y, tf.float32) / 255.0
 
 
-def _shift(hr, scale: int, upsampled: bool = False):
+def _shift(hr, scale: int, upsampled: bool = False, size_multiple: int = 1):
     """(LR, HR) from one uint8 HR patch: crop a random 0..scale-1 pixels off the top and left
-    (and the rest of a scale-sized margin off the bottom and right), then downscale the crop
+    (and the rest of a margin off the bottom and right), then downscale the crop
     with the MATLAB bicubic of download.py. The pair is as exact as the stored one, but its
     LR pixels sample the scene at another of the scale**2 sub-pixel phases. ``upsampled``:
-    return the LR upsampled again by the same bicubic (as ``util.data.resize.bicubic_upscale``)."""
+    return the LR upsampled again by the same bicubic (as ``util.data.resize.bicubic_upscale``).
+    The crop's side is a multiple of ``scale * size_multiple`` (the model's input then a multiple
+    of its size multiple): 124 of a 128 patch at x4 for a plain network, 112 for a 3-level U-Net."""
     import tensorflow as tf
 
-    size = hr.shape[0] - scale  # a multiple of the scale, as the stored patches
+    step = scale * size_multiple
+    size = (hr.shape[0] - scale) // step * step
     dy, dx = tf.unstack(tf.random.uniform([2], 0, scale, dtype=tf.int32))
     crop = hr[dy : dy + size, dx : dx + size]
 
