@@ -660,11 +660,15 @@ def _gdal_warnings():
             found.append(record.getMessage())
 
     logger, handler = logging.getLogger("rasterio._err"), Collect(level=logging.WARNING)
+    # Its own level, so that a library raising the root logger's (OpenVINO's converter sets ERROR) hides nothing.
+    level = logger.level
+    logger.setLevel(logging.WARNING)
     logger.addHandler(handler)
     try:
         yield found
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 # ---- 2c. Reading one step at a time ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ Nothing here imports TensorFlow or a runtime at import time: ``util.models`` imp
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import shutil
 import tempfile
@@ -124,6 +125,7 @@ def export_model(model, info: dict, path, fmt: Format) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:
         target = Path(tmp) / path.name
+        root_level = logging.getLogger().level  # OpenVINO's converter leaves the root logger at ERROR
         try:
             model.export(str(target), format=fmt.keras_format, input_signature=signature, verbose=False)
         except Exception as err:  # converters raise many types; the first line names the op
@@ -132,6 +134,8 @@ def export_model(model, info: dict, path, fmt: Format) -> Path:
                 f"{model.name}: cannot be exported to {fmt.name} ({type(err).__name__}: {detail}); "
                 "a custom layer must be built from ops the runtime has (see BicubicUpsample in util/models/)"
             ) from None
+        finally:
+            logging.getLogger().setLevel(root_level)
         if fmt.name == "onnx":
             restore_output_squeeze(target)
         # OpenVINO's weights (.bin) go in before the .xml that names them.
