@@ -144,8 +144,9 @@ def build_model(
     x = head
     if sr_levels > 1:
         x = unet_body(x, filters, level_blocks, sr_levels)
-    for _ in range(blocks * (sr_levels == 1)):
-        x = res_block(x, filters, norm, dropout)
+    else:
+        for _ in range(blocks):
+            x = res_block(x, filters, norm, dropout)
     x = layers.Add()([head, layers.Conv2D(filters, 3, padding="same")(x)])
     up = (scale if lr_space else 1) * unshuffle
     x = layers.Conv2D((1 if luma else channels) * up * up, 3, padding="same", kernel_initializer=output_init)(x)

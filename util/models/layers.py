@@ -199,7 +199,7 @@ class BicubicPlusLuma(BicubicUpsample):
     and FSRCNN's luma-only output). The detail is spread over the colour channels in phase space by a
     fixed 0/1 matrix and added before the one ``depth_to_space``: the same numbers as upsampling both
     and adding at the output resolution, without a second rearrangement or a broadcast there (which
-    OpenVINO runs in a reference kernel: 10 % of a small model's time).
+    OpenVINO runs in a reference kernel).
     """
 
     def __init__(self, scale=2, **kwargs):
