@@ -61,7 +61,7 @@ def main(argv=None) -> None:
     fmt = FORMATS[args.format]
     out = args.out or default_output(args.model, fmt)
     if fmt.suffix and out.suffix.lower() != fmt.suffix:
-        raise UserError(f"--out {out}: a {fmt.name} file ends in {fmt.suffix}; give --out NAME{fmt.suffix}")
+        raise UserError(f"--out {out}: {fmt.name} files end in {fmt.suffix}; give --out NAME{fmt.suffix}")
     require_runtime(fmt)  # before TensorFlow loads: a missing package is said at once
     if exported_format(args.model) is None and out.resolve() == args.model.resolve():
         raise UserError(f"--out {out}: that is the model itself; give another path")

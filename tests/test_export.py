@@ -22,7 +22,7 @@ from util.models.export import (
     probe_input,
     tolerance,
 )
-from util.models.layers import BicubicUpsample, keras
+from util.models.layers import BicubicPlusLuma, BicubicUpsample, keras
 from util.models.loading import load_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,6 +44,12 @@ def space_to_depth(x, scale):
     return tf.nn.space_to_depth(x, scale)
 
 
+def colour_major(phases, channels):
+    """``space_to_depth``'s channel order (phase * channels + colour) -> colour * phases + phase."""
+    n, h, w, _ = phases.shape
+    return np.asarray(phases).reshape(n, h, w, -1, channels).transpose(0, 1, 2, 4, 3).reshape(n, h, w, -1)
+
+
 @pytest.mark.parametrize("scale", [2, 4, 8])
 def test_bicubic_upsample_is_resize_bicubic(scale):
     rng = np.random.default_rng(scale)
@@ -55,6 +61,22 @@ def test_bicubic_upsample_is_resize_bicubic(scale):
             np.testing.assert_allclose(new, resize_bicubic(x, scale).numpy(), rtol=0, atol=2e-6)
 
 
+@pytest.mark.parametrize("scale", [2, 4])
+def test_bicubic_plus_luma_without_detail_is_resize_bicubic(scale):
+    """The luma layer's own colour-major path (depthwise phases, one rearrangement) is bicubic too."""
+    rng = np.random.default_rng(10 + scale)
+    for h, w in [(1, 1), (2, 3), (7, 9), (33, 20)]:
+        x = rng.random((2, h, w, 3), dtype=np.float32)
+        detail = np.zeros((2, h, w, scale * scale), np.float32)
+        new = np.asarray(BicubicPlusLuma(scale)([x, detail]))
+        np.testing.assert_allclose(new, resize_bicubic(x, scale).numpy(), rtol=0, atol=2e-6)
+        ramp = rng.random(detail.shape, dtype=np.float32)
+        added = np.asarray(BicubicPlusLuma(scale)([x, ramp])) - new
+        expected = np.asarray(keras.ops.depth_to_space(ramp, scale))
+        for c in range(3):
+            np.testing.assert_allclose(added[..., c], expected[..., 0], atol=2e-6)
+
+
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_models_give_what_they_gave_with_resize_bicubic(name, monkeypatch):
     model, info = load_model(MODELS / f"{name}.keras")
@@ -63,6 +85,11 @@ def test_shipped_models_give_what_they_gave_with_resize_bicubic(name, monkeypatc
     # BicubicUpsample and BicubicPlusLuma take the phases of ResizeBicubic's output instead of their own.
     monkeypatch.setattr(
         BicubicUpsample, "phases", lambda self, x: space_to_depth(resize_bicubic(x, self.scale), self.scale)
+    )
+    monkeypatch.setattr(
+        BicubicPlusLuma,
+        "colour_phases",
+        lambda self, x: colour_major(space_to_depth(resize_bicubic(x, self.scale), self.scale), x.shape[-1]),
     )
     old = np.asarray(model(x, training=False))
     if info["data_kind"] == "raster":

@@ -196,10 +196,13 @@ class BicubicPlusLuma(BicubicUpsample):
     ``depth_to_space`` reads them).
 
     Adding the same value to R, G and B changes the luma by it and leaves the chroma bicubic (ESPCN's
-    and FSRCNN's luma-only output). The detail is spread over the colour channels in phase space by a
-    fixed 0/1 matrix and added before the one ``depth_to_space``: the same numbers as upsampling both
-    and adding at the output resolution, without a second rearrangement or a broadcast there (which
-    OpenVINO runs in a reference kernel).
+    and FSRCNN's luma-only output). Everything happens at the input's resolution, colour by colour:
+    a depthwise convolution gives each colour's ``scale**2`` phases, the detail is repeated once per
+    colour (a concatenation) and added, and one rearrangement (``depth_to_space`` with the colour
+    before the phase, ONNX's "CRD" order, as reshape and transpose) makes the output. The same numbers
+    as upsampling both and adding at the output resolution, without a broadcast there (which OpenVINO
+    runs in a reference kernel), a matrix product to spread the detail, or a dense convolution
+    across colours.
     """
 
     def __init__(self, scale=2, **kwargs):
@@ -209,15 +212,27 @@ class BicubicPlusLuma(BicubicUpsample):
     def build(self, input_shape):
         image_shape, detail_shape = input_shape
         super().build(image_shape)
-        phases = self.scale * self.scale
+        phases, channels = self.scale * self.scale, image_shape[-1]
         if detail_shape[-1] != phases:
             raise ValueError(f"BicubicPlusLuma x{self.scale} needs {phases} detail channels, got {detail_shape[-1]}")
-        # Phase p of the detail goes to channels p * channels + c, the order of the bicubic phases.
-        self._spread = np.repeat(np.eye(phases, dtype=np.float32), image_shape[-1], axis=1)
+        per_channel = self._kernel.reshape(5, 5, channels, phases, channels)
+        # (5, 5, channels, phases): output channel c * phases + p of the depthwise convolution.
+        self._depthwise = np.stack([per_channel[:, :, c, :, c] for c in range(channels)], axis=2)
+        self._ones_by_colour = np.tile(self._depthwise[:, :, :1, :], (1, 1, 1, channels)).reshape(5, 5, 1, -1)
+
+    def colour_phases(self, x):
+        """The phases of the float32 image ``x`` upsampled, colour-major: channel ``c * scale**2 + p``."""
+        weighted = keras.ops.depthwise_conv(x, self._depthwise, padding="same")
+        return weighted / keras.ops.conv(keras.ops.ones_like(x[:1, :, :, :1]), self._ones_by_colour, padding="same")
 
     def call(self, inputs):
         image, detail = (keras.ops.cast(x, "float32") for x in inputs)
-        return keras.ops.depth_to_space(self.phases(image) + keras.ops.matmul(detail, self._spread), self.scale)
+        channels, s = image.shape[-1], self.scale
+        x = self.colour_phases(image) + keras.ops.concatenate([detail] * channels, axis=-1)
+        _, height, width, _ = keras.ops.shape(x)
+        x = keras.ops.reshape(x, (-1, height, width, channels, s, s))
+        x = keras.ops.transpose(x, (0, 1, 4, 2, 5, 3))  # (n, row, row phase, column, column phase, colour)
+        return keras.ops.reshape(x, (-1, height * s, width * s, channels))
 
     def compute_output_shape(self, input_shape):
         return super().compute_output_shape(input_shape[0])
