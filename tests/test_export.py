@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from collections import OrderedDict
@@ -112,15 +113,54 @@ def needs(fmt):
 
 CASES = [(name, fmt) for name in SHIPPED for fmt in FORMATS]
 
+# export.py's main for one model and several formats in one child process: the outputs of each format
+# between "== <format>" and "== rc <exit code>" lines (a child per format would import TensorFlow 32 times).
+EXPORT_ALL = """
+import sys
+import export
+from util.io.files import run_cli
+model = sys.argv[1]
+for fmt, out in zip(sys.argv[2::2], sys.argv[3::2]):
+    print("== " + fmt, flush=True)
+    code = run_cli(export.main, [model, "--format", fmt, "--out", out])
+    print("== rc %d" % code, flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """``exported(name)`` -> {format: (output path, exit code, what export.py printed)}, each shipped model
+    exported to every installed format once, by export.py's own main in a child process."""
+    done = {}
+
+    def export_all(name):
+        if name not in done:
+            folder = tmp_path_factory.mktemp(f"export_{name}")
+            formats = [fmt for fmt in FORMATS if not missing_modules(FORMATS[fmt])]
+            outs = {fmt: folder / (name + (FORMATS[fmt].suffix or "_saved_model")) for fmt in formats}
+            argv = [x for fmt in formats for x in (fmt, str(outs[fmt]))]
+            run = subprocess.run(
+                [sys.executable, "-c", EXPORT_ALL, str(MODELS / f"{name}.keras"), *argv],
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+            )
+            found = re.findall(r"^== (\w+)\n(.*?)^== rc (\d+)$", run.stdout, re.S | re.M)
+            done[name] = ({fmt: (outs[fmt], int(code), printed) for fmt, printed, code in found}, run.stderr)
+        return done[name]
+
+    return export_all
+
 
 @pytest.mark.parametrize("name,fmt", CASES, ids=[f"{n}-{f}" for n, f in CASES])
-def test_each_shipped_model_exports_and_matches_keras(name, fmt, tmp_path):
+def test_each_shipped_model_exports_and_matches_keras(name, fmt, exported):
     if missing_modules(FORMATS[fmt]):
         pytest.skip(f"{', '.join(missing_modules(FORMATS[fmt]))} not installed (requirements-export.txt)")
-    out = tmp_path / (name + (FORMATS[fmt].suffix or "_saved_model"))
-    run = export([MODELS / f"{name}.keras", "--format", fmt, "--out", out])
-    assert run.returncode == 0, run.stderr
-    assert "differs from Keras by at most" in run.stdout
+    results, stderr = exported(name)
+    assert fmt in results, stderr[-3000:]
+    out, code, printed = results[fmt]
+    assert code == 0, stderr[-3000:]
+    assert "differs from Keras by at most" in printed
     card = json.loads(card_path(out).read_text())
     model, info = load_model(MODELS / f"{name}.keras")
     assert {k: card[k] for k in info} == info and card["format"] == fmt
