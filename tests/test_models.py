@@ -162,6 +162,28 @@ def test_luma_detail_changes_the_luma_and_leaves_the_chroma_bicubic():
     assert "luma" not in model_info(edsr_lite.build_model("sr4", channels=1, luma=True))["architecture"]
 
 
+def test_an_rgb_model_becomes_a_luma_model_with_the_same_luma(tmp_path):
+    """studies/luma_detail.py: the RGB model's luma, to float rounding, with bicubic chroma; non-RGB refused."""
+    import edsr_lite
+    from studies import luma_detail
+    from util.models.layers import BicubicUpsample, model_info
+
+    rgb = edsr_lite.build_model("sr4", filters=8, blocks=2, output_init="glorot_uniform")
+    rgb.save(tmp_path / "rgb.keras")
+    luma_detail.main([str(tmp_path / "rgb.keras"), "--out", str(tmp_path / "luma.keras")])
+    luma, info = load_model(tmp_path / "luma.keras")
+    assert "luma detail" in info["architecture"] and info["task"] == "sr4"
+    x = np.random.default_rng(2).random((1, 16, 12, 3)).astype(np.float32)
+    ours, theirs, bicubic = (np.asarray(m(x)) for m in (luma, rgb, BicubicUpsample(4)))
+    assert np.abs((theirs - bicubic) @ luma_detail.LUMA).max() > 1e-2  # the RGB model's detail is not nothing
+    np.testing.assert_allclose(ours @ luma_detail.LUMA, theirs @ luma_detail.LUMA, atol=1e-5)
+    chroma = ours - (ours @ luma_detail.LUMA)[..., None]
+    np.testing.assert_allclose(chroma, bicubic - (bicubic @ luma_detail.LUMA)[..., None], atol=1e-5)
+    grey = edsr_lite.build_model("sr4", filters=8, blocks=2, channels=1)
+    with pytest.raises(util.UserError, match="not an RGB super-resolution model"):
+        luma_detail.luma_model(grey, model_info(grey))
+
+
 def test_ema_weights_are_the_ones_validated_and_saved(tiny_pairs, tmp_path):
     """The saved model (best checkpoint) scores on the validation pairs the val_loss logged for it."""
     import keras
