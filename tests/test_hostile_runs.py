@@ -154,7 +154,6 @@ def watchdogs(pid: int) -> list[int]:
 
 
 def wait_or_kill(proc: subprocess.Popen, timeout: float) -> int | None:
-    import signal
 
     try:
         return proc.wait(timeout=timeout)
@@ -165,7 +164,6 @@ def wait_or_kill(proc: subprocess.Popen, timeout: float) -> int | None:
 
 
 def test_ctrl_c_while_waiting_for_a_worker_stops_the_trainer(tiny_pairs, tmp_path):
-    import signal
     import time
 
     proc, log = start_lonely_worker(tiny_pairs, tmp_path, seconds=300)
