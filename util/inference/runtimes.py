@@ -52,8 +52,8 @@ from util.models.export import (
 
 RUNTIMES = ("keras", "onnx", "openvino", "litert")
 AUTO = "auto"
-# auto's order on a 2-core CPU (docs/runtimes.md): OpenVINO is the fastest on the shipped models; ONNX
-# Runtime and LiteRT are as fast as Keras within the spread of the measurements, so not worth converting for.
+# auto's order on a 2-core CPU (docs/runtimes.md): OpenVINO is the fastest or within 20 % of the fastest on
+# every shipped model; ONNX Runtime's and LiteRT's rank against Keras changes from run to run.
 PREFERENCE = ("openvino", "keras")
 PACKAGES = {  # the pip packages whose versions key a converted file (TensorFlow and Keras key every one)
     "onnx": ("tf2onnx", "onnx", "onnxruntime"),
