@@ -145,13 +145,11 @@ def exported(tmp_path_factory):
             argv = [str(x) for (n, fmt), out in outs.items() for x in (MODELS / f"{n}.keras", fmt, out)]
             run = subprocess.run([sys.executable, "-c", EXPORT_ALL, *argv], capture_output=True, text=True, cwd=REPO)
             found = re.findall(r"^== ([^\n]+) (\w+)\n(.*?)^== rc (\d+)$", run.stdout, re.S | re.M)
-            for n in SHIPPED:
-                results = {
-                    fmt: (outs[n, fmt], int(code), printed)
-                    for model, fmt, printed, code in found
-                    if Path(model).stem == n
-                }
-                done[n] = (results, run.stderr)
+            results = {n: {} for n in SHIPPED}
+            for model, fmt, printed, code in found:
+                n = Path(model).stem
+                results[n][fmt] = (outs[n, fmt], int(code), printed)
+            done.update({n: (results[n], run.stderr) for n in SHIPPED})
         return done[name]
 
     return export_all
