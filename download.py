@@ -182,6 +182,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--file", help=f"climate: the sample file(s), comma-separated: {', '.join(climate.FILES)} (default the first)"
     )
     stacks.add_argument(
+        "--level",
+        help="the level of a (time, level, y, x) variable: a value of its level coordinate (850 where it is in hPa; "
+        "GRIB: 85000 for 850 hPa)",
+    )
+    stacks.add_argument(
         "--test-file",
         help="hold these stacks out (comma-separated names): their last 20%% of steps are the test patches, the "
         "other stacks' first 80%% the training patches",
@@ -206,7 +211,7 @@ def _joined_bbox(argv: list[str]) -> list[str]:
 
 RASTER_FLAGS = ("patch", "lr", "nodata", "band", "variable")
 COPERNICUS_FLAGS = ("tiles", "bbox", "resolution", "max_tiles")
-STACK_FLAGS = ("test_file",)
+STACK_FLAGS = ("test_file", "level")
 CLIMATE_FLAGS = ("file",)
 SOURCE_FLAGS = {copernicus.NAME: COPERNICUS_FLAGS, climate.NAME: CLIMATE_FLAGS}  # flags of one source only
 COUNTS = {  # default (--train, --test) of each kind of data set
@@ -423,7 +428,7 @@ def write_stacks(args: argparse.Namespace, name: str, files=None) -> None:
         args.seed,
         patch=patch,
         lr=args.lr or raster_pairs.LR_METHODS[0],
-        read={"variable": args.variable, "nodata": args.nodata},
+        read={"variable": args.variable, "nodata": args.nodata, "level": args.level},
         test_files=tuple(held_out),
     )
     write = functools.partial(stack_pairs.write_dataset, dest, stacks, settings)

@@ -132,7 +132,7 @@ def positions(values: np.ndarray, steps: range, patch: int, max_invalid: int) ->
 def _read(file: RasterFile, read: dict):
     from util.io.stacks import read_stack
 
-    return read_stack(file.path, variable=read["variable"], nodata=read["nodata"])
+    return read_stack(file.path, variable=read["variable"], level=read["level"], nodata=read["nodata"])
 
 
 def _usable_stack(file: RasterFile, stack, settings: dict) -> UsableStack | str:
@@ -263,7 +263,7 @@ def dataset_settings(
 ) -> dict:
     """What decides the content of a stack data set folder: equal settings, equal files.
 
-    ``read``: ``{"variable", "nodata"}`` of every stack; ``test_files``: the stacks held out.
+    ``read``: ``{"variable", "nodata", "level"}`` of every stack; ``test_files``: the stacks held out.
     """
     raster_pairs.check_patch(patch)
     if lr not in raster_pairs.LR_METHODS:
@@ -281,7 +281,7 @@ def dataset_settings(
         "max_nodata": max_nodata,
         "test_fraction": TEST_FRACTION,
         "test_files": held_out(names, tuple(test_files), source),
-        "read": {"variable": None, "nodata": None, **(read or {})},
+        "read": {"variable": None, "nodata": None, "level": None, **(read or {})},
         "inputs_sha256": raster_pairs.rasters_fingerprint(rasters),
     }
 

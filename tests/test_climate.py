@@ -127,6 +127,30 @@ def test_a_folder_of_stacks_is_split_in_time_and_a_folder_with_single_grids_need
     assert "1 raster(s) (grid.npy) are left out" in capsys.readouterr().err
 
 
+def test_a_folder_of_4d_stacks_takes_level(tmp_path):
+    import xarray as xr
+
+    folder = tmp_path / "pl"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    values = (250 + rng.normal(size=(5, 3, 24, 40))).astype(np.float32)
+    values[:, 1] += 30  # 850 hPa, warmer than the levels beside it
+    coords = {"time": ("time", np.arange(5.0), {"units": "hours since 2019-01-01", "calendar": "standard"})}
+    coords["level"] = ("level", [500, 850, 1000], {"units": "millibars", "long_name": "pressure_level"})
+    coords |= {"latitude": ("latitude", np.linspace(60, 54.25, 24)), "longitude": ("longitude", np.arange(40) / 4)}
+    variable = (("time", "level", "latitude", "longitude"), values, {"units": "K"})
+    xr.Dataset({"t": variable}, coords=coords).to_netcdf(folder / "era5.nc")
+    out = tmp_path / "out"
+    with pytest.raises(util.UserError, match=r"era5.nc: t has 3 levels along level \(500, 850, 1000\); give --level"):
+        download.main(["--folder", str(folder), "--out", str(out), "--variable", "t"])
+    download.main(["--folder", str(folder), "--out", str(out), "--level", "850", "--train", "30", "--test", "50"])
+    manifest = check_files(out / "folder-pl")
+    assert manifest["settings"]["read"]["level"] == "850" and manifest["stacks"][0]["test_steps"] == [4, 5]
+    hr = np.load(out / "folder-pl" / "test_hr.npy")
+    for tile, (_, step, row, col) in zip(hr, manifest["splits"]["test"]["patches"], strict=True):
+        np.testing.assert_allclose(tile[..., 0], values[step, 1, row : row + 16, col : col + 16], atol=1e-4)
+
+
 @pytest.fixture(scope="module")
 def tiny_climate(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("datasets")
@@ -178,6 +202,7 @@ def test_rotations_of_a_latitude_longitude_grid_are_refused(tiny_climate, tmp_pa
         (["climate", "--file", "ostia", "--patch", "32"], "18x432 cells, smaller than a 32x32 patch); give other"),
         (["climate", "--band", "2"], "--band 2: climate is stacks, whose bands are time steps; drop it"),
         (["dem", "--test-file", "x.nc"], "--test-file: only for stacks, and dem is rasters; drop it"),
+        (["dem", "--level", "850"], "--level: only for stacks, and dem is rasters; drop it"),
         (["dem", "--file", "E1"], "--file: only for climate, not dem; drop them"),
         (
             ["--folder", "{stacks}", "--test-file", "c.nc"],
