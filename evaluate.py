@@ -241,7 +241,10 @@ def model_statics(args, info: dict):
 
 def file_line(row: dict) -> str:
     """One line of a file's result: its grid (a stack: its steps and times) and each method's RMSE."""
-    rmse = ", ".join(f"{m} {s['rmse']:.3f}" for m, s in row["scores"].items())
+    from util.evaluation.report import in_units
+
+    shown = in_units(s["rmse"] for s in row["scores"].values())
+    rmse = ", ".join(f"{m} {text}" for m, text in zip(row["scores"], shown, strict=True))
     grid = "x".join(map(str, row["shape"][-2:]))
     if "steps" in row:
         steps = row["steps"]

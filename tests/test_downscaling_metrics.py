@@ -236,6 +236,25 @@ def test_test_pairs_of_temperatures_score_without_slope_and_report_it_in_one_not
     )
 
 
+def test_scores_in_small_units_keep_three_significant_digits_and_metres_keep_three_decimals():
+    from util.evaluation import report
+
+    def scores(rmse, bias):
+        return {"rmse": rmse, "mae": rmse / 2, "bias": bias, "correlation": 0.99, "conservation_rmse": 0.0}
+
+    humidity = {"cubic spline": scores(0.000178, 5.05e-7), "model": scores(0.000103, -6.3e-7)}  # kg/kg
+    rows = "\n".join(report.raster_rows(humidity, "kg kg**-1"))
+    assert "| RMSE (kg kg**-1) | 0.000178 | 0.000103 |" in rows
+    assert "| bias (kg kg**-1) | 0.000001 | -0.000001 |" in rows  # the RMSE's decimals, not the bias's own
+    results = {"model": "m", "task": "sr4", "dataset": "q", "n_test": 2, "units": "kg kg**-1"}
+    results["raster_scores"] = humidity
+    assert "cubic spline RMSE 0.000178 kg kg**-1 / r 0.9900, model RMSE 0.000103 kg kg**-1" in report.summary_line(
+        results
+    )
+    metres = "\n".join(report.raster_rows({"bicubic": scores(5.5561, 0.02), "model": scores(0.0123, 0.0)}, "m"))
+    assert "| RMSE (m) | 5.556 | 0.012 |" in metres and "| bias (m) | 0.020 | 0.000 |" in metres
+
+
 def temperature_stack(path, steps=5, height=24, width=32):
     """A CF NetCDF (time, lat, lon) of ``steps`` years of temperatures in a 360-day calendar, warming 0.5 K a step."""
     lats, lons = 60.0 - 1.25 * np.arange(height), -130.0 + 1.875 * np.arange(width)

@@ -27,17 +27,29 @@ def _save(fig, path: Path) -> None:
 
 
 # The rows of a raster table, in order; a table has those whose keys its scores hold (util.evaluation.raster_metrics).
+# None: a value in the data's units, shown by in_units.
 RASTER_ROWS = (
-    ("rmse", "RMSE ({units})", ".3f"),
-    ("lat_weighted_rmse", "RMSE, cos(latitude)-weighted ({units})", ".3f"),
-    ("mae", "MAE ({units})", ".3f"),
-    ("bias", "bias ({units})", ".3f"),
+    ("rmse", "RMSE ({units})", None),
+    ("lat_weighted_rmse", "RMSE, cos(latitude)-weighted ({units})", None),
+    ("mae", "MAE ({units})", None),
+    ("bias", "bias ({units})", None),
     ("slope_rmse", "slope RMSE (degrees)", ".3f"),
     ("correlation", "spatial correlation", ".4f"),
-    ("conservation_rmse", "conservation RMSE: block means vs LR ({units})", ".3f"),
+    ("conservation_rmse", "conservation RMSE: block means vs LR ({units})", None),
     ("small_scale_power_ratio", "small-scale power / truth's (wavelengths of 2-3 cells)", ".3f"),
     ("psnr", "PSNR, range-normalised (dB; secondary)", ".3f"),
 )
+
+
+def in_units(values, scale_of=None) -> list[str]:
+    """Values in the data's units, with one number of decimals for all: 3, or as many as give the largest of
+    ``scale_of`` (default: of ``values``) 3 significant digits when it is under 0.1 (specific humidity in
+    kg/kg: RMSE 0.000178, not 0.000)."""
+    values = [float(v) for v in values]
+    scale = values if scale_of is None else [float(v) for v in scale_of]
+    largest = max((abs(v) for v in scale if np.isfinite(v)), default=0.0)
+    decimals = 3 if largest >= 0.1 or largest == 0 else 2 - int(np.floor(np.log10(largest)))
+    return [f"{v:.{decimals}f}" for v in values]
 
 
 def raster_rows(scores: dict, units: str) -> list[str]:
@@ -46,7 +58,9 @@ def raster_rows(scores: dict, units: str) -> list[str]:
     rows = ["| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for key, label, spec in RASTER_ROWS:
         if key in scores[names[0]]:
-            cells = " | ".join(format(scores[n][key], spec) for n in names)
+            values = [scores[n][key] for n in names]
+            rmse = [scores[n]["rmse"] for n in names]  # the decimals of every row in units: those of the RMSEs
+            cells = " | ".join(in_units(values, rmse) if spec is None else (format(v, spec) for v in values))
             rows.append(f"| {label.format(units=units)} | {cells} |")
     if "bicubic" in scores and "model" in scores and scores["bicubic"]["rmse"]:
         gain = 100 * (1 - scores["model"]["rmse"] / scores["bicubic"]["rmse"])
@@ -103,8 +117,9 @@ def summary_line(results: dict) -> str:
     """One line: baseline and model PSNR / SSIM on the test pairs (RMSE for rasters)."""
     if "raster_scores" in results:
         scores, units = results["raster_scores"], results.get("units", "m")
+        shown = dict(zip(scores, in_units(s["rmse"] for s in scores.values()), strict=True))
         return f"{results['model']} {results['task']} on {results['dataset']}: {results['n_test']} test patches, " + (
-            ", ".join(f"{name} RMSE {s['rmse']:.3f} {units}{_second_score(s)}" for name, s in scores.items())
+            ", ".join(f"{name} RMSE {shown[name]} {units}{_second_score(s)}" for name, s in scores.items())
         )
     base, model = results["baseline"], results["model_scores"]
     return (
