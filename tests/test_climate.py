@@ -127,11 +127,11 @@ def test_a_folder_of_stacks_is_split_in_time_and_a_folder_with_single_grids_need
     assert "1 raster(s) (grid.npy) are left out" in capsys.readouterr().err
 
 
-def test_a_folder_of_4d_stacks_takes_level(tmp_path):
+def _write_level_stack(path: Path) -> np.ndarray:
+    """ERA5 on pressure levels as grib_to_netcdf writes it: t (time, level, latitude, longitude), hourly,
+    levels 500, 850, 1000 in millibars, 0.25 degree cells, latitudes descending; its values."""
     import xarray as xr
 
-    folder = tmp_path / "pl"
-    folder.mkdir()
     rng = np.random.default_rng(0)
     values = (250 + rng.normal(size=(5, 3, 24, 40))).astype(np.float32)
     values[:, 1] += 30  # 850 hPa, warmer than the levels beside it
@@ -139,7 +139,14 @@ def test_a_folder_of_4d_stacks_takes_level(tmp_path):
     coords["level"] = ("level", [500, 850, 1000], {"units": "millibars", "long_name": "pressure_level"})
     coords |= {"latitude": ("latitude", np.linspace(60, 54.25, 24)), "longitude": ("longitude", np.arange(40) / 4)}
     variable = (("time", "level", "latitude", "longitude"), values, {"units": "K"})
-    xr.Dataset({"t": variable}, coords=coords).to_netcdf(folder / "era5.nc")
+    xr.Dataset({"t": variable}, coords=coords).to_netcdf(path)
+    return values
+
+
+def test_a_folder_of_4d_stacks_takes_level(tmp_path):
+    folder = tmp_path / "pl"
+    folder.mkdir()
+    values = _write_level_stack(folder / "era5.nc")
     out = tmp_path / "out"
     with pytest.raises(util.UserError, match=r"era5.nc: t has 3 levels along level \(500, 850, 1000\); give --level"):
         download.main(["--folder", str(folder), "--out", str(out), "--variable", "t"])
@@ -149,6 +156,35 @@ def test_a_folder_of_4d_stacks_takes_level(tmp_path):
     hr = np.load(out / "folder-pl" / "test_hr.npy")
     for tile, (_, step, row, col) in zip(hr, manifest["splits"]["test"]["patches"], strict=True):
         np.testing.assert_allclose(tile[..., 0], values[step, 1, row : row + 16, col : col + 16], atol=1e-4)
+
+
+def test_the_hourly_era5_study_fetches_its_file_from_the_sdist_and_download_takes_its_level(
+    tmp_path, http_server, fast_retries, monkeypatch
+):
+    import hashlib
+    import io
+    import tarfile
+
+    from studies import era5_hourly
+
+    source = tmp_path / "src"
+    source.mkdir()
+    era5 = source / "era5.nc"
+    _write_level_stack(era5)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(era5, arcname=era5_hourly.MEMBERS["met-20190101-eu.nc"])
+    sdist = buffer.getvalue()
+    url = http_server.add("/packages/" + era5_hourly.SDIST, sdist)
+    http_server.cut_once.add("/packages/" + era5_hourly.SDIST)  # the transfer resumes
+    monkeypatch.setattr(era5_hourly, "URL", url)
+    monkeypatch.setattr(era5_hourly, "SHA256", "sha256:" + hashlib.sha256(sdist).hexdigest())
+    out = tmp_path / "era5h"
+    era5_hourly.main(["--out", str(out), "--downloads", str(tmp_path / "downloads")])
+    assert (out / "met-20190101-eu.nc").read_bytes() == era5.read_bytes()
+    assert [status for _, byte_range, status in http_server.requests if byte_range] == [206]  # resumed once
+    download.main(["--folder", str(out), "--out", str(tmp_path / "ds"), "--level", "850", "--train", "30"])
+    assert check_files(tmp_path / "ds" / "folder-era5h")["stacks"][0]["train_steps"] == [0, 4]
 
 
 @pytest.fixture(scope="module")
