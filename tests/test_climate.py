@@ -239,6 +239,8 @@ def test_rotations_of_a_latitude_longitude_grid_are_refused(tiny_climate, tmp_pa
         (["climate", "--band", "2"], "--band 2: climate is stacks, whose bands are time steps; drop it"),
         (["dem", "--test-file", "x.nc"], "--test-file: only for stacks, and dem is rasters; drop it"),
         (["dem", "--level", "850"], "--level: only for stacks, and dem is rasters; drop it"),
+        (["benchmarks", "--level", "850"], "benchmarks takes no --level: it fetches the evaluation sets whole"),
+        (["benchmarks", "--file", "E1"], "benchmarks takes no --file: it fetches the evaluation sets whole"),
         (["dem", "--file", "E1"], "--file: only for climate, not dem; drop them"),
         (
             ["--folder", "{stacks}", "--test-file", "c.nc"],
@@ -255,6 +257,23 @@ def test_bad_stack_inputs_are_one_line(tmp_path, argv, message):
     with pytest.raises(util.UserError) as error:
         download.main([*argv, "--out", str(tmp_path / "out")])
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_level_that_no_stack_has_is_refused_without_the_patch_advice(tmp_path):
+    folder = tmp_path / "tas"
+    folder.mkdir()
+    write_stack(folder / "a.nc")
+    with pytest.raises(util.UserError) as error:
+        download.main(["--folder", str(folder), "--out", str(tmp_path / "out"), "--level", "850"])
+    assert str(error.value).endswith("(a.nc: tas has no level dimension; drop --level 850); give other stacks")
+
+
+def test_a_data_set_of_3d_stacks_has_the_settings_it_had_before_stacks_had_levels():
+    from download_module import stack_pairs
+
+    assert stack_pairs._read_settings(None) == {"variable": None, "nodata": None}
+    assert stack_pairs._read_settings({"variable": "t", "nodata": None, "level": "850"})["level"] == "850"
+    assert "level" not in stack_pairs._read_settings({"variable": "t", "nodata": None, "level": None})
 
 
 def test_time_cut_keeps_a_step_on_each_side():

@@ -251,6 +251,11 @@ def test_scores_in_small_units_keep_three_significant_digits_and_metres_keep_thr
     assert "cubic spline RMSE 0.000178 kg kg**-1 / r 0.9900, model RMSE 0.000103 kg kg**-1" in report.summary_line(
         results
     )
+    import evaluate
+
+    row = {"file": "q.nc", "shape": [101, 129], "cell_m": [27795.1, 18835.9], "scores": humidity}
+    assert evaluate.file_line(row).endswith("RMSE cubic spline 0.000178, model 0.000103")
+    assert report.in_units([1e-30]) == ["0.000000000000"]  # 12 decimals at most
     metres = "\n".join(report.raster_rows({"bicubic": scores(5.5561, 0.02), "model": scores(0.0123, 0.0)}, "m"))
     assert "| RMSE (m) | 5.556 | 0.012 |" in metres and "| bias (m) | 0.020 | 0.000 |" in metres
 

@@ -48,7 +48,7 @@ def in_units(values, scale_of=None) -> list[str]:
     values = [float(v) for v in values]
     scale = values if scale_of is None else [float(v) for v in scale_of]
     largest = max((abs(v) for v in scale if np.isfinite(v)), default=0.0)
-    decimals = 3 if largest >= 0.1 or largest == 0 else 2 - int(np.floor(np.log10(largest)))
+    decimals = 3 if largest >= 0.1 or largest == 0 else min(12, 2 - int(np.floor(np.log10(largest))))
     return [f"{v:.{decimals}f}" for v in values]
 
 
