@@ -263,7 +263,8 @@ def dataset_settings(
 ) -> dict:
     """What decides the content of a stack data set folder: equal settings, equal files.
 
-    ``read``: ``{"variable", "nodata", "level"}`` of every stack; ``test_files``: the stacks held out.
+    ``read``: ``{"variable", "nodata"}`` of every stack, and ``"level"`` when given; ``test_files``: the
+    stacks held out.
     """
     raster_pairs.check_patch(patch)
     if lr not in raster_pairs.LR_METHODS:
@@ -287,8 +288,7 @@ def dataset_settings(
 
 
 def _read_settings(read: dict | None) -> dict:
-    """``{"variable", "nodata"}``, and ``"level"`` only when given: a data set of 3-D stacks keeps the
-    settings (and the manifest) it had before stacks had levels, so it is not rewritten."""
+    """``{"variable", "nodata"}``, and ``"level"`` only when given: the settings of 3-D stacks name no level."""
     merged = {"variable": None, "nodata": None, **(read or {})}
     return {key: value for key, value in merged.items() if key != "level" or value is not None}
 

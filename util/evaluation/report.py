@@ -56,10 +56,10 @@ def raster_rows(scores: dict, units: str) -> list[str]:
     """Markdown rows of raster scores: one column per method, one row per metric the scores hold."""
     names = list(scores)
     rows = ["| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    rmse = [scores[n]["rmse"] for n in names]  # the decimals of every row in units: those of the RMSEs
     for key, label, spec in RASTER_ROWS:
         if key in scores[names[0]]:
             values = [scores[n][key] for n in names]
-            rmse = [scores[n]["rmse"] for n in names]  # the decimals of every row in units: those of the RMSEs
             cells = " | ".join(in_units(values, rmse) if spec is None else (format(v, spec) for v in values))
             rows.append(f"| {label.format(units=units)} | {cells} |")
     if "bicubic" in scores and "model" in scores and scores["bicubic"]["rmse"]:
